@@ -1,0 +1,150 @@
+//! The agent's own config file: where passbolt lives on this host and how to treat it.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use boltfleet_common::config::{human_duration, load_toml, ConfigError};
+use serde::Deserialize;
+
+/// Everything the agent knows about its host; read once at start and passed down.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// Controller URL, `https://host:port`.
+    pub controller: String,
+    /// The agent's key, certificate, CA and journal live here.
+    pub state_dir: PathBuf,
+    /// How often a report is sent even when nothing changed.
+    #[serde(default = "default_report_interval", deserialize_with = "human_duration")]
+    pub report_interval: Duration,
+    pub passbolt: PassboltConfig,
+    #[serde(default)]
+    pub mysql: Option<MysqlConfig>,
+    #[serde(default)]
+    pub backup: Option<BackupConfig>,
+    #[serde(default)]
+    pub maintenance: Option<MaintenanceConfig>,
+}
+
+/// The passbolt install on this host.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassboltConfig {
+    /// Root of the source install (a git work tree).
+    pub root: PathBuf,
+    /// User that owns the files and runs git and cake; the agent's own user when absent.
+    #[serde(default)]
+    pub web_user: Option<String>,
+    /// `/healthcheck/status.json` URL of this install.
+    #[serde(default)]
+    pub healthcheck_url: Option<String>,
+    /// Healthcheck program and arguments, run as the web user in `root`
+    /// (e.g. `["./bin/cake", "passbolt", "healthcheck"]`); never passed through a shell.
+    #[serde(default)]
+    pub healthcheck_command: Option<Vec<String>>,
+    /// PHP interpreter used to report the PHP version.
+    #[serde(default = "default_php")]
+    pub php: String,
+}
+
+/// How to reach the passbolt database; credentials stay in the option file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MysqlConfig {
+    /// MySQL option file (`[client]` user, password, host/socket), readable only by the agent.
+    pub option_file: PathBuf,
+    /// Name of the passbolt database.
+    pub database: String,
+}
+
+/// Where verified database backups go and how many are kept.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupConfig {
+    pub dir: PathBuf,
+    #[serde(default = "default_keep")]
+    pub keep: usize,
+}
+
+/// How the site is put into maintenance.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MaintenanceConfig {
+    /// A file whose presence makes the web server serve a maintenance page.
+    #[serde(default)]
+    pub flag_file: Option<PathBuf>,
+    /// Program and arguments that turn maintenance on (instead of the flag file).
+    #[serde(default)]
+    pub on_command: Option<Vec<String>>,
+    /// Program and arguments that turn maintenance off.
+    #[serde(default)]
+    pub off_command: Option<Vec<String>>,
+}
+
+fn default_report_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_php() -> String {
+    "php".to_string()
+}
+
+fn default_keep() -> usize {
+    5
+}
+
+impl AgentConfig {
+    /// Loads and validates the config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = load_toml(path)?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |msg: String| Err(ConfigError::invalid(path, msg));
+        if !self.controller.starts_with("https://") {
+            return bad(format!(
+                "controller: expected an https:// URL, got {:?}",
+                self.controller
+            ));
+        }
+        if self.report_interval < Duration::from_secs(1) {
+            return bad("report_interval: must be at least 1s".into());
+        }
+        if !self.passbolt.root.is_absolute() {
+            return bad("passbolt.root: must be an absolute path".into());
+        }
+        if let Some(cmd) = &self.passbolt.healthcheck_command {
+            if cmd.is_empty() {
+                return bad("passbolt.healthcheck_command: must name a program".into());
+            }
+        }
+        if let Some(url) = &self.passbolt.healthcheck_url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                return bad(format!(
+                    "passbolt.healthcheck_url: expected an http(s) URL, got {url:?}"
+                ));
+            }
+        }
+        if let Some(backup) = &self.backup {
+            if backup.keep == 0 {
+                return bad("backup.keep: must be at least 1".into());
+            }
+        }
+        if let Some(m) = &self.maintenance {
+            if m.on_command.is_some() != m.off_command.is_some() {
+                return bad("maintenance: on_command and off_command go together".into());
+            }
+            if m.flag_file.is_some() && m.on_command.is_some() {
+                return bad("maintenance: choose flag_file or on/off commands, not both".into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The controller's address with the scheme the transport expects.
+    pub fn controller_url(&self) -> &str {
+        &self.controller
+    }
+}

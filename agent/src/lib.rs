@@ -1,0 +1,3 @@
+//! The Boltfleet agent: reports its passbolt host to the controller and runs update jobs on it.
+
+pub mod config;

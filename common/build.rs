@@ -1,0 +1,18 @@
+//! Compiles the wire contract with protox, so no `protoc` is needed.
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=../proto");
+    let files = [
+        "boltfleet/v1/agent.proto",
+        "boltfleet/v1/job.proto",
+        "boltfleet/v1/enroll.proto",
+        "boltfleet/v1/admin.proto",
+    ];
+    let fds = protox::compile(files, ["../proto"])?;
+    // No generated `Client::connect` constructor: it would clash with the `Connect` RPC, and
+    // every channel is built by `tls::connect` anyway.
+    tonic_prost_build::configure()
+        .build_transport(false)
+        .compile_fds(fds)?;
+    Ok(())
+}

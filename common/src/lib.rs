@@ -1,0 +1,9 @@
+//! Shared by the Boltfleet agent and controller: the wire contract, identities, PKI, TLS and versions.
+
+pub mod proto {
+    //! Generated code of `proto/boltfleet/v1`.
+    #![allow(clippy::all, missing_docs)]
+    tonic::include_proto!("boltfleet.v1");
+}
+
+pub mod config;
