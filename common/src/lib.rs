@@ -7,3 +7,9 @@ pub mod proto {
 }
 
 pub mod config;
+pub mod identity;
+pub mod pki;
+pub mod version;
+pub mod tls;
+pub mod files;
+pub mod telemetry;
