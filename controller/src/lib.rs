@@ -1,1 +1,15 @@
-//! placeholder
+//! The Boltfleet controller: enrollment, agent streams, fleet reports; and the operator CLI.
+
+pub mod app;
+pub mod auth;
+pub mod ca;
+pub mod config;
+pub mod error;
+pub mod registry;
+pub mod report;
+pub mod server;
+pub mod services;
+pub mod store;
+pub mod tokens;
+
+pub use server::run;

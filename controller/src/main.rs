@@ -1,1 +1,134 @@
-fn main() {}
+//! `boltfleet-controller`: create the PKI, issue operator certificates, serve the fleet.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use boltfleet_common::config::EXIT_CONFIG;
+use boltfleet_common::{telemetry, tls};
+use boltfleet_controller::ca::{self, CaError};
+use boltfleet_controller::config::ControllerConfig;
+use clap::{Parser, Subcommand};
+
+/// The Boltfleet controller: keeps the fleet's inventory and hands out update jobs.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "BOLTFLEET_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the CA and the controller's server certificate; prints the CA pin.
+    Init {
+        /// Directory for the CA, certificates and state.
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// DNS name or IP address agents use to reach the controller (repeatable).
+        #[arg(long = "san")]
+        sans: Vec<String>,
+    },
+    /// Serve agents, enrollment and operators over TLS.
+    Serve {
+        /// Directory created by `init`.
+        #[arg(long, required_unless_present = "config", conflicts_with = "config")]
+        data_dir: Option<PathBuf>,
+        /// Listen address [default: 0.0.0.0:7443].
+        #[arg(long, conflicts_with = "config")]
+        listen: Option<SocketAddr>,
+        /// TOML config file (data_dir, listen, agent_cert_validity).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Write an operator certificate and key (run on the controller host).
+    OperatorCert {
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// Operator name, recorded in the audit log.
+        #[arg(long)]
+        name: String,
+        /// Directory for ca.crt, NAME.crt and NAME.key.
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tls::install_crypto_provider();
+    let cli = Cli::parse();
+    telemetry::init(cli.log_json);
+    match cli.command {
+        Command::Init { data_dir, sans } => match ca::init(&data_dir, &sans) {
+            Ok(pin) => {
+                println!("{pin}");
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        },
+        Command::OperatorCert {
+            data_dir,
+            name,
+            out,
+        } => match ca::operator_cert(&data_dir, &name, &out) {
+            Ok(files) => {
+                for file in files {
+                    eprintln!("wrote {}", file.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(err) => fail(&err),
+        },
+        Command::Serve {
+            data_dir,
+            listen,
+            config,
+        } => {
+            let config = match (config, data_dir) {
+                (Some(path), _) => match ControllerConfig::load(&path) {
+                    Ok(c) => c,
+                    Err(err) => return usage(&err),
+                },
+                (None, Some(dir)) => ControllerConfig::new(dir, listen),
+                (None, None) => unreachable!("clap requires --data-dir or --config"),
+            };
+            serve(config)
+        }
+    }
+}
+
+fn serve(config: ControllerConfig) -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&err),
+    };
+    match runtime.block_on(boltfleet_controller::run(config, shutdown_signal())) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(boltfleet_controller::server::ServeError::Ca(err @ CaError::NotInitialized(_))) => {
+            usage(&err)
+        }
+        Err(err) => fail(&err),
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn usage(err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("boltfleet-controller: {err}");
+    ExitCode::from(EXIT_CONFIG as u8)
+}
+
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("boltfleet-controller: {err}");
+    ExitCode::FAILURE
+}

@@ -1,0 +1,245 @@
+//! The controller's domain operations, shared by the gRPC services.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boltfleet_common::identity::{HostId, Identity};
+use boltfleet_common::pki::{self, CertificateAuthority};
+use boltfleet_common::proto::{Inventory, JobEvent};
+use boltfleet_common::version::{parse_release, Version};
+use tonic::Status;
+use tracing::{info, warn};
+
+use crate::error::Error;
+use crate::registry::Registry;
+use crate::report::{self, FleetReport, HostView};
+use crate::store::{AuditEntry, HostRecord, Observed, Store, TokenRecord};
+use crate::tokens;
+
+/// Longest a join token may live.
+const MAX_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Unix seconds now.
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
+
+/// What an operator asks for when creating a join token.
+pub struct NewToken {
+    pub host_id: String,
+    pub tenant: String,
+    pub labels: BTreeMap<String, String>,
+    pub ttl: Duration,
+}
+
+/// State shared by every request handler.
+pub struct App {
+    pub store: Store,
+    pub ca: CertificateAuthority,
+    pub registry: Registry,
+    pub agent_cert_validity: Duration,
+}
+
+impl App {
+    pub fn new(store: Store, ca: CertificateAuthority, agent_cert_validity: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            ca,
+            registry: Registry::default(),
+            agent_cert_validity,
+        })
+    }
+
+    fn audit(&self, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), Error> {
+        Ok(self
+            .store
+            .audit(&AuditEntry::new(now(), actor, action, target, detail))?)
+    }
+
+    /// Creates a single-use join token bound to a host id; returns it with its expiry.
+    pub fn create_token(&self, operator: &str, req: NewToken) -> Result<(String, i64), Error> {
+        let host = HostId::new(&req.host_id)?;
+        if req.ttl.is_zero() || req.ttl > MAX_TOKEN_TTL {
+            return Err(Error::invalid("ttl", "must be between 1s and 7 days"));
+        }
+        for key in req.labels.keys() {
+            if key.is_empty() || key.contains('=') {
+                return Err(Error::invalid("labels", format!("bad label key {key:?}")));
+            }
+        }
+        let token = tokens::generate();
+        let created_at = now();
+        let expires_at = created_at + req.ttl.as_secs() as i64;
+        let record = TokenRecord {
+            host_id: host.to_string(),
+            tenant: req.tenant,
+            labels: req.labels,
+            created_at,
+            expires_at,
+            created_by: operator.to_string(),
+            used_at: None,
+        };
+        self.store.tokens.put(&tokens::hash(&token), &record)?;
+        self.store.tokens.flush()?;
+        self.audit(&format!("operator {operator}"), "token.create", host.as_str(), "")?;
+        info!(host = %host, operator, expires_at, "join token created");
+        Ok((token, expires_at))
+    }
+
+    /// Exchanges a join token and a CSR for a certificate; the token works once.
+    pub fn enroll(&self, token: &str, csr_pem: &str) -> Result<(HostId, String), Error> {
+        let key = tokens::hash(token);
+        let record = self.store.tokens.get(&key)?.ok_or(Error::TokenUnknown)?;
+        if record.used_at.is_some() {
+            return Err(Error::TokenUsed);
+        }
+        if record.expires_at <= now() {
+            return Err(Error::TokenExpired);
+        }
+        let host = HostId::new(&record.host_id)?;
+        let cert_pem = self
+            .ca
+            .sign_csr(csr_pem, &Identity::Agent(host.clone()), self.agent_cert_validity)
+            .map_err(Error::Csr)?;
+        let used = TokenRecord {
+            used_at: Some(now()),
+            ..record.clone()
+        };
+        if !self.store.tokens.compare_and_swap(&key, Some(&record), &used)? {
+            return Err(Error::TokenUsed);
+        }
+        let serial = serial_of(&cert_pem)?;
+        let host_record = HostRecord {
+            host_id: host.to_string(),
+            tenant: record.tenant,
+            labels: record.labels,
+            enrolled_at: now(),
+            cert_serials: vec![serial],
+            revoked: false,
+        };
+        self.store.hosts.put(host.as_str(), &host_record)?;
+        self.store.flush()?;
+        self.audit(&format!("agent {host}"), "host.enroll", host.as_str(), "")?;
+        info!(host = %host, "host enrolled");
+        Ok((host, cert_pem))
+    }
+
+    /// Signs a fresh certificate for an enrolled agent (its key stays on the host).
+    pub fn renew(&self, host: &HostId, csr_pem: &str) -> Result<String, Error> {
+        let cert_pem = self
+            .ca
+            .sign_csr(csr_pem, &Identity::Agent(host.clone()), self.agent_cert_validity)
+            .map_err(Error::Csr)?;
+        let serial = serial_of(&cert_pem)?;
+        loop {
+            let old = self
+                .store
+                .hosts
+                .get(host.as_str())?
+                .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
+            if old.revoked {
+                return Err(Error::Revoked(host.to_string()));
+            }
+            let mut new = old.clone();
+            new.cert_serials.push(serial.clone());
+            let excess = new.cert_serials.len().saturating_sub(2);
+            new.cert_serials.drain(..excess);
+            if self.store.hosts.compare_and_swap(host.as_str(), Some(&old), &new)? {
+                break;
+            }
+        }
+        self.store.flush()?;
+        info!(host = %host, "agent certificate renewed");
+        Ok(cert_pem)
+    }
+
+    /// Revokes a host: its certificates are refused from now on and its stream is cut.
+    pub fn revoke(&self, operator: &str, host_id: &str) -> Result<(), Error> {
+        let host = HostId::new(host_id)?;
+        loop {
+            let old = self
+                .store
+                .hosts
+                .get(host.as_str())?
+                .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
+            let new = HostRecord {
+                revoked: true,
+                cert_serials: Vec::new(),
+                ..old.clone()
+            };
+            if self.store.hosts.compare_and_swap(host.as_str(), Some(&old), &new)? {
+                break;
+            }
+        }
+        self.store.flush()?;
+        self.registry
+            .kick(&host, Status::permission_denied(format!("host {host} is revoked")));
+        self.audit(&format!("operator {operator}"), "host.revoke", host.as_str(), "")?;
+        warn!(host = %host, operator, "host revoked");
+        Ok(())
+    }
+
+    /// Applies `change` to what the host's agent reported; the host is seen now.
+    fn observe(&self, host: &HostId, change: impl FnOnce(&mut Observed)) -> Result<(), Error> {
+        let mut observed = self.store.observed.get(host.as_str())?.unwrap_or_default();
+        change(&mut observed);
+        observed.last_seen = now();
+        self.store.observed.put(host.as_str(), &observed)?;
+        Ok(())
+    }
+
+    pub fn record_hello(&self, host: &HostId, agent_version: &str, last_job: Option<JobEvent>) -> Result<(), Error> {
+        self.observe(host, |o| {
+            o.agent_version = agent_version.to_string();
+            if last_job.is_some() {
+                o.last_job = last_job;
+            }
+        })
+    }
+
+    pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
+        self.observe(host, |o| {
+            o.agent_version = inventory.agent_version.clone();
+            o.inventory = Some(inventory);
+        })
+    }
+
+    pub fn record_job_event(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
+        self.observe(host, |o| o.last_job = Some(event))
+    }
+
+    /// The host was seen (stream opened or closed).
+    pub fn touch(&self, host: &HostId) -> Result<(), Error> {
+        self.observe(host, |_| {})
+    }
+
+    /// Every enrolled host with what it reported and whether it is online now.
+    pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
+        let observed: BTreeMap<String, Observed> = self.store.observed.list()?.into_iter().collect();
+        let mut views = Vec::new();
+        for (id, record) in self.store.hosts.list()? {
+            views.push(HostView {
+                online: self.registry.is_online(&id),
+                observed: observed.get(&id).cloned(),
+                record,
+            });
+        }
+        Ok(views)
+    }
+
+    /// The fleet report, against `latest` (X.Y.Z) or the newest version seen in the fleet.
+    pub fn fleet_report(&self, latest: &str) -> Result<FleetReport, Error> {
+        let latest: Option<Version> = if latest.is_empty() {
+            None
+        } else {
+            Some(parse_release(latest).map_err(|e| Error::invalid("latest", e))?)
+        };
+        Ok(report::build(self.host_views()?, latest))
+    }
+}
+
+fn serial_of(cert_pem: &str) -> Result<String, Error> {
+    let der = pki::pem_certs(cert_pem).map_err(Error::Pki)?.remove(0);
+    Ok(pki::inspect(&der).map_err(Error::Pki)?.serial)
+}

@@ -1,0 +1,53 @@
+//! The controller's settings: where its state lives and where it listens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use boltfleet_common::config::{human_duration, load_toml, ConfigError};
+use serde::Deserialize;
+
+/// Validated controller settings, passed down from `main` (or a test) to [`crate::run`].
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ControllerConfig {
+    /// CA, server certificate and the sled store live here (created by `init`).
+    pub data_dir: PathBuf,
+    /// Address of the gRPC listener (agents, enrollment and operators).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// Lifetime of agent certificates; agents renew them before they expire.
+    #[serde(default = "default_agent_cert_validity", deserialize_with = "human_duration")]
+    pub agent_cert_validity: Duration,
+}
+
+pub fn default_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 7443))
+}
+
+fn default_agent_cert_validity() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+impl ControllerConfig {
+    /// Settings from flags alone.
+    pub fn new(data_dir: PathBuf, listen: Option<SocketAddr>) -> Self {
+        Self {
+            data_dir,
+            listen: listen.unwrap_or_else(default_listen),
+            agent_cert_validity: default_agent_cert_validity(),
+        }
+    }
+
+    /// Loads a TOML config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config: Self = load_toml(path)?;
+        if config.agent_cert_validity < Duration::from_secs(3600) {
+            return Err(ConfigError::invalid(
+                path,
+                "agent_cert_validity: must be at least 1h",
+            ));
+        }
+        Ok(config)
+    }
+}

@@ -1,0 +1,125 @@
+//! Live agent streams: who is online now, and the handle to talk to or cut off each one.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use boltfleet_common::identity::HostId;
+use boltfleet_common::proto::ControllerMessage;
+use tokio::sync::{mpsc, oneshot};
+use tonic::Status;
+
+/// Messages to one agent's stream; an `Err` ends the stream with that status.
+pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
+
+struct Conn {
+    generation: u64,
+    tx: Outbound,
+    stop: Option<oneshot::Sender<Status>>,
+}
+
+/// At most one live stream per host: a new stream replaces the old one.
+#[derive(Default)]
+pub struct Registry {
+    conns: Mutex<HashMap<HostId, Conn>>,
+    next: AtomicU64,
+}
+
+/// What a stream gets when it registers.
+pub struct Registration {
+    pub generation: u64,
+    /// Fires when the stream must end (replaced, revoked); carries the status to end it with.
+    pub stop: oneshot::Receiver<Status>,
+}
+
+impl Registry {
+    /// Registers a new stream for `host`, ending the previous one if any.
+    pub fn register(&self, host: &HostId, tx: Outbound) -> Registration {
+        let generation = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let conn = Conn {
+            generation,
+            tx,
+            stop: Some(stop_tx),
+        };
+        let old = self.lock().insert(host.clone(), conn);
+        if let Some(mut old) = old {
+            if let Some(stop) = old.stop.take() {
+                let _ = stop.send(Status::aborted("replaced by a newer stream from the same host"));
+            }
+        }
+        Registration {
+            generation,
+            stop: stop_rx,
+        }
+    }
+
+    /// Forgets the stream if it is still the current one; true when it was.
+    pub fn unregister(&self, host: &HostId, generation: u64) -> bool {
+        let mut conns = self.lock();
+        if conns.get(host).is_some_and(|c| c.generation == generation) {
+            conns.remove(host);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Ends the host's stream with `status` (revocation).
+    pub fn kick(&self, host: &HostId, status: Status) {
+        if let Some(mut conn) = self.lock().remove(host) {
+            if let Some(stop) = conn.stop.take() {
+                let _ = stop.send(status);
+            }
+        }
+    }
+
+    pub fn is_online(&self, host: &str) -> bool {
+        HostId::new(host).is_ok_and(|h| self.lock().contains_key(&h))
+    }
+
+    /// The sender of the host's current stream, if it is online.
+    pub fn sender(&self, host: &HostId) -> Option<Outbound> {
+        self.lock().get(host).map(|c| c.tx.clone())
+    }
+
+    pub fn online_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<HostId, Conn>> {
+        self.conns.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_second_stream_replaces_the_first() {
+        let reg = Registry::default();
+        let host = HostId::new("web1").unwrap();
+        let (tx1, _rx1) = mpsc::channel(1);
+        let (tx2, _rx2) = mpsc::channel(1);
+        let first = reg.register(&host, tx1);
+        let second = reg.register(&host, tx2);
+        let status = first.stop.await.unwrap();
+        assert_eq!(status.code(), tonic::Code::Aborted);
+        assert!(!reg.unregister(&host, first.generation), "stale stream must not unregister");
+        assert!(reg.is_online("web1"));
+        assert!(reg.unregister(&host, second.generation));
+        assert!(!reg.is_online("web1"));
+    }
+
+    #[tokio::test]
+    async fn kick_ends_the_stream() {
+        let reg = Registry::default();
+        let host = HostId::new("web1").unwrap();
+        let (tx, _rx) = mpsc::channel(1);
+        let conn = reg.register(&host, tx);
+        reg.kick(&host, Status::permission_denied("revoked"));
+        assert_eq!(conn.stop.await.unwrap().code(), tonic::Code::PermissionDenied);
+        assert_eq!(reg.online_count(), 0);
+    }
+}

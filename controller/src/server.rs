@@ -1,0 +1,81 @@
+//! Serving: bind, TLS, the three services, and a graceful stop.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use boltfleet_common::files::write_atomic;
+use boltfleet_common::proto::admin_service_server::AdminServiceServer;
+use boltfleet_common::proto::agent_service_server::AgentServiceServer;
+use boltfleet_common::proto::enroll_service_server::EnrollServiceServer;
+use boltfleet_common::tls;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::Server;
+use tracing::info;
+
+use crate::app::App;
+use crate::ca::{self, CaError, DataDir};
+use crate::config::ControllerConfig;
+use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
+use crate::store::{Store, StoreError};
+
+/// Why the controller could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Ca(#[from] CaError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Runs the controller until `shutdown` completes.
+pub async fn run(config: ControllerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+    let dir = DataDir::new(&config.data_dir);
+    let ca = ca::load_ca(&config.data_dir)?;
+    let (chain, key) = ca::load_server_identity(&config.data_dir)?;
+    let tls = tls::server_config(ca.cert_pem(), &chain, &key);
+    let store = Store::open(&dir.store())?;
+    let app = App::new(store.clone(), ca, config.agent_cert_validity);
+
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen,
+        source,
+    })?;
+    let addr_file = dir.listen_addr_file();
+    write_atomic(&addr_file, addr.to_string().as_bytes(), 0o644).map_err(|source| {
+        ServeError::Io {
+            path: addr_file.clone(),
+            source,
+        }
+    })?;
+    info!(%addr, data_dir = %config.data_dir.display(), "controller listening");
+
+    Server::builder()
+        .tls_config(tls)?
+        .add_service(AgentServiceServer::new(Agent { app: app.clone() }))
+        .add_service(EnrollServiceServer::new(Enroll { app: app.clone() }))
+        .add_service(AdminServiceServer::new(Admin { app }))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+        .await?;
+    store.flush()?;
+    info!("controller stopped");
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! `AgentService`: the agent's long-lived stream and certificate renewal.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use boltfleet_common::identity::HostId;
+use boltfleet_common::proto::agent_message::Msg;
+use boltfleet_common::proto::agent_service_server::AgentService;
+use boltfleet_common::proto::controller_message::Msg as Down;
+use boltfleet_common::proto::{
+    Ack, AgentMessage, ControllerMessage, RenewRequest, RenewResponse,
+};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
+use tracing::{debug, info, warn};
+
+use crate::app::App;
+use crate::auth;
+use crate::error::Error;
+use crate::registry::Outbound;
+
+/// Messages queued to one agent before the stream pushes back.
+const OUTBOUND_BUFFER: usize = 16;
+
+pub struct Agent {
+    pub app: Arc<App>,
+}
+
+type DownStream = Pin<Box<dyn Stream<Item = Result<ControllerMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl AgentService for Agent {
+    type ConnectStream = DownStream;
+
+    async fn connect(
+        &self,
+        request: Request<Streaming<AgentMessage>>,
+    ) -> Result<Response<DownStream>, Status> {
+        let host = auth::agent(&request, &self.app.store)?;
+        let inbound = request.into_inner();
+        let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
+        let registration = self.app.registry.register(&host, tx.clone());
+        self.app.touch(&host)?;
+        info!(host = %host, "agent connected");
+        let app = self.app.clone();
+        tokio::spawn(async move {
+            let ended = serve_stream(&app, &host, inbound, &tx, registration.stop).await;
+            if app.registry.unregister(&host, registration.generation) {
+                let _ = app.touch(&host);
+            }
+            info!(host = %host, reason = %ended, "agent disconnected");
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn renew(
+        &self,
+        request: Request<RenewRequest>,
+    ) -> Result<Response<RenewResponse>, Status> {
+        let host = auth::agent(&request, &self.app.store)?;
+        let csr = request.into_inner().csr_pem;
+        let app = self.app.clone();
+        let cert = tokio::task::spawn_blocking(move || app.renew(&host, &csr))
+            .await
+            .map_err(|e| Status::internal(e.to_string()))??;
+        Ok(Response::new(RenewResponse {
+            certificate_pem: cert,
+        }))
+    }
+}
+
+/// Reads the agent's messages until the stream ends or must stop; returns why it ended.
+async fn serve_stream(
+    app: &App,
+    host: &HostId,
+    mut inbound: Streaming<AgentMessage>,
+    tx: &Outbound,
+    mut stop: tokio::sync::oneshot::Receiver<Status>,
+) -> String {
+    loop {
+        let message = tokio::select! {
+            status = &mut stop => {
+                let status = status.unwrap_or_else(|_| Status::aborted("stream closed"));
+                let reason = status.message().to_string();
+                let _ = tx.send(Err(status)).await;
+                return reason;
+            }
+            message = inbound.message() => message,
+        };
+        match message {
+            Ok(Some(message)) => {
+                if let Err(err) = handle(app, host, message, tx).await {
+                    warn!(host = %host, error = %err, "agent message not recorded");
+                    let _ = tx.send(Err(err.into())).await;
+                    return "error".into();
+                }
+            }
+            Ok(None) => return "closed by agent".into(),
+            Err(status) => {
+                debug!(host = %host, status = %status, "agent stream error");
+                return status.message().to_string();
+            }
+        }
+    }
+}
+
+async fn handle(app: &App, host: &HostId, message: AgentMessage, tx: &Outbound) -> Result<(), Error> {
+    match message.msg {
+        Some(Msg::Hello(hello)) => app.record_hello(host, &hello.agent_version, hello.last_job),
+        Some(Msg::Report(report)) => {
+            let inventory = report
+                .inventory
+                .ok_or_else(|| Error::invalid("report.inventory", "missing"))?;
+            app.record_report(host, inventory)?;
+            let ack = ControllerMessage {
+                msg: Some(Down::Ack(Ack { seq: report.seq })),
+            };
+            // A full buffer means the agent is not reading; it will resend on reconnect.
+            let _ = tx.try_send(Ok(ack));
+            Ok(())
+        }
+        Some(Msg::JobEvent(event)) => app.record_job_event(host, event),
+        None => Err(Error::invalid("agent message", "empty")),
+    }
+}

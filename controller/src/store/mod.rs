@@ -1,0 +1,112 @@
+//! The controller's durable state: typed trees over sled, one encoding (JSON), engine hidden.
+
+mod records;
+mod typed;
+
+use std::path::Path;
+
+pub use records::{AuditEntry, HostRecord, Observed, TokenRecord};
+pub use typed::StoreError;
+use typed::Typed;
+
+const HOSTS: &str = "hosts";
+const OBSERVED: &str = "observed";
+const TOKENS: &str = "tokens";
+const AUDIT: &str = "audit";
+
+/// Everything the controller keeps across restarts. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    /// What operators decided about each host (tenant, labels, certificates, revocation).
+    pub hosts: Typed<HostRecord>,
+    /// What each host's agent last reported, and when it was last seen.
+    pub observed: Typed<Observed>,
+    /// Join tokens by the hex SHA-256 of the token (the token itself is never stored).
+    pub tokens: Typed<TokenRecord>,
+    audit: sled::Tree,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = sled::Config::new()
+            .path(path)
+            .flush_every_ms(Some(200))
+            .open()?;
+        Ok(Self {
+            hosts: Typed::open(&db, HOSTS)?,
+            observed: Typed::open(&db, OBSERVED)?,
+            tokens: Typed::open(&db, TOKENS)?,
+            audit: db.open_tree(AUDIT)?,
+            db,
+        })
+    }
+
+    /// Appends to the audit log (ordered, never rewritten) and makes it durable.
+    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        let id = self.db.generate_id()?;
+        self.audit
+            .insert(id.to_be_bytes(), serde_json::to_vec(entry)?)?;
+        self.audit.flush()?;
+        Ok(())
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.audit
+            .iter()
+            .values()
+            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .collect()
+    }
+
+    /// Waits until everything written so far is on disk.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(id: &str) -> HostRecord {
+        HostRecord {
+            host_id: id.into(),
+            tenant: "acme".into(),
+            ..HostRecord::default()
+        }
+    }
+
+    #[test]
+    fn records_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.hosts.put("web1", &host("web1")).unwrap();
+            store
+                .audit(&AuditEntry::new(1, "operator alice", "token.create", "web1", ""))
+                .unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.hosts.get("web1").unwrap().unwrap().tenant, "acme");
+        assert_eq!(store.hosts.list().unwrap().len(), 1);
+        assert_eq!(store.audit_log().unwrap()[0].action, "token.create");
+    }
+
+    #[test]
+    fn compare_and_swap_refuses_a_stale_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let old = host("web1");
+        store.hosts.put("web1", &old).unwrap();
+        let mut new = old.clone();
+        new.revoked = true;
+        assert!(store.hosts.compare_and_swap("web1", Some(&old), &new).unwrap());
+        assert!(!store.hosts.compare_and_swap("web1", Some(&old), &new).unwrap());
+        assert!(store.hosts.get("web1").unwrap().unwrap().revoked);
+    }
+}

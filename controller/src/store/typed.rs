@@ -1,0 +1,87 @@
+//! A sled tree of one record type, keyed by string, encoded as JSON.
+
+use std::marker::PhantomData;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// The store could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store: {0}")]
+    Engine(#[from] sled::Error),
+    #[error("store: corrupt record: {0}")]
+    Encoding(#[from] serde_json::Error),
+}
+
+/// One tree of records of type `T`.
+pub struct Typed<T> {
+    tree: sled::Tree,
+    _record: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for Typed<T> {
+    fn clone(&self) -> Self {
+        Self {
+            tree: self.tree.clone(),
+            _record: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Typed<T> {
+    pub(super) fn open(db: &sled::Db, name: &str) -> Result<Self, StoreError> {
+        Ok(Self {
+            tree: db.open_tree(name)?,
+            _record: PhantomData,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .get(key)?
+            .map(|v| serde_json::from_slice(&v))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    pub fn put(&self, key: &str, value: &T) -> Result<(), StoreError> {
+        self.tree.insert(key, serde_json::to_vec(value)?)?;
+        Ok(())
+    }
+
+    pub fn remove(&self, key: &str) -> Result<Option<T>, StoreError> {
+        self.tree
+            .remove(key)?
+            .map(|v| serde_json::from_slice(&v))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Replaces `old` (None: absent) by `new` atomically; false when the record changed meanwhile.
+    pub fn compare_and_swap(&self, key: &str, old: Option<&T>, new: &T) -> Result<bool, StoreError> {
+        let old = old.map(serde_json::to_vec).transpose()?;
+        let new = serde_json::to_vec(new)?;
+        Ok(self.tree.compare_and_swap(key, old, Some(new))?.is_ok())
+    }
+
+    /// Every record, ordered by key.
+    pub fn list(&self) -> Result<Vec<(String, T)>, StoreError> {
+        self.tree
+            .iter()
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((
+                    String::from_utf8_lossy(&k).into_owned(),
+                    serde_json::from_slice(&v)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Makes this tree's writes durable now.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.tree.flush()?;
+        Ok(())
+    }
+}
