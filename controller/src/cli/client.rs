@@ -1,0 +1,44 @@
+//! The operator's connection to the controller's AdminService, and calls with a deadline.
+
+use std::future::Future;
+use std::time::Duration;
+
+use boltfleet_common::proto::admin_service_client::AdminServiceClient;
+use boltfleet_common::tls;
+use tonic::transport::Channel;
+use tonic::{Response, Status};
+
+use super::config::Connection;
+use super::error::CliError;
+
+/// How long one call may take before the CLI gives up; every admin call is a short lookup.
+pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A connected AdminService client.
+pub type Admin = AdminServiceClient<Channel>;
+
+/// Reads the TLS files and connects now, so an unreachable or untrusted controller fails here
+/// with its address in the message.
+pub async fn connect(conn: &Connection) -> Result<Admin, CliError> {
+    let tls = conn.client_tls()?;
+    let channel = tls::connect(&conn.controller, &tls).await?;
+    Ok(AdminServiceClient::new(channel))
+}
+
+/// Awaits one call, naming `action` in any error.
+pub async fn call<T>(
+    action: &str,
+    request: impl Future<Output = Result<Response<T>, Status>>,
+) -> Result<T, CliError> {
+    match tokio::time::timeout(RPC_TIMEOUT, request).await {
+        Ok(Ok(response)) => Ok(response.into_inner()),
+        Ok(Err(status)) => Err(CliError::Rpc {
+            action: action.to_string(),
+            status,
+        }),
+        Err(_) => Err(CliError::Timeout {
+            action: action.to_string(),
+            secs: RPC_TIMEOUT.as_secs(),
+        }),
+    }
+}

@@ -1,0 +1,50 @@
+//! The operator CLI `boltfleet`: parse ([`Cli`]), resolve the connection, call the controller's
+//! AdminService, print. `src/bin/boltfleet.rs` only wires this to the process.
+//!
+//! One module per top-level noun (`token`, `host`, `fleet` for the listings); a new subcommand
+//! is a variant in [`args`] plus a function in its noun's module.
+
+pub mod args;
+mod client;
+pub mod config;
+pub mod error;
+mod fleet;
+mod host;
+pub mod render;
+pub mod rows;
+mod token;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+pub use args::{Cli, Command, Format};
+pub use error::CliError;
+
+/// Runs one parsed command line to completion.
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let file = config::load_file(cli.config.as_deref(), cli.default_config.as_deref())?;
+    let conn = config::resolve(&cli.connection, file.as_ref())?;
+    match cli.command {
+        Command::Token(command) => token::run(&conn, command).await,
+        Command::Hosts(args) => fleet::hosts(&conn, args).await,
+        Command::Report(args) => fleet::report(&conn, args).await,
+        Command::Host(command) => host::run(&conn, command).await,
+    }
+}
+
+/// The config file used when `--config` is not given: `~/.config/boltfleet/cli.toml`.
+pub fn default_config_path(home: &Path) -> PathBuf {
+    home.join(config::DEFAULT_CONFIG)
+}
+
+/// Writes command output to stdout; a closed pipe (`boltfleet hosts | head`) is not an error.
+fn write_stdout(text: &str) -> Result<(), CliError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(CliError::Output(err)),
+        _ => Ok(()),
+    }
+}
