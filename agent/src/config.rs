@@ -42,6 +42,11 @@ pub struct PassboltConfig {
     /// (e.g. `["./bin/cake", "passbolt", "healthcheck"]`); never passed through a shell.
     #[serde(default)]
     pub healthcheck_command: Option<Vec<String>>,
+    /// Long-standing failures of passbolt's healthcheck the operator accepts (text contained in
+    /// the check's name, case-insensitive), e.g. the latest-version check of an offline host.
+    /// They are still reported, but do not make the host unhealthy.
+    #[serde(default)]
+    pub known_failures: Vec<String>,
     /// PHP interpreter used to report the PHP version.
     #[serde(default = "default_php")]
     pub php: String,

@@ -1,1 +1,136 @@
-fn main() {}
+//! `boltfleet-agent`: enroll this host, report it to the controller, show its inventory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use boltfleet_agent::config::AgentConfig;
+use boltfleet_agent::credentials::CredentialFiles;
+use boltfleet_agent::{enroll, inventory};
+use boltfleet_common::config::EXIT_CONFIG;
+use boltfleet_common::identity::HostId;
+use boltfleet_common::{telemetry, tls};
+use clap::{Parser, Subcommand};
+
+/// The Boltfleet agent for one passbolt host.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    /// Log as JSON lines instead of text.
+    #[arg(long, global = true, env = "BOLTFLEET_LOG_JSON")]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Enroll this host: make a key here, send a CSR with the join token, store the certificate.
+    Enroll {
+        /// Controller URL, https://host:port.
+        #[arg(long)]
+        controller: String,
+        /// Join token from `boltfleet token create` (or BOLTFLEET_JOIN_TOKEN, kept out of ps).
+        #[arg(long, env = "BOLTFLEET_JOIN_TOKEN", hide_env_values = true)]
+        token: String,
+        /// CA fingerprint printed by `boltfleet-controller init`, sha256:<hex>.
+        #[arg(long)]
+        ca_pin: String,
+        /// Agent config file (its state_dir receives the key and certificate).
+        #[arg(long)]
+        config: PathBuf,
+        /// Ask for this host id instead of the token's (the controller refuses a mismatch).
+        #[arg(long, hide = true)]
+        host_id: Option<String>,
+    },
+    /// Connect to the controller and report this host; reconnects forever.
+    Run {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Print what the agent would report, as JSON, without a controller.
+    Inventory {
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    tls::install_crypto_provider();
+    let cli = Cli::parse();
+    telemetry::init(cli.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => return fail(&err),
+    };
+    runtime.block_on(dispatch(cli.command))
+}
+
+async fn dispatch(command: Command) -> ExitCode {
+    let path = match &command {
+        Command::Enroll { config, .. }
+        | Command::Run { config }
+        | Command::Inventory { config } => config.clone(),
+    };
+    let config = match AgentConfig::load(&path) {
+        Ok(config) => config,
+        Err(err) => return usage(&err),
+    };
+    match command {
+        Command::Enroll {
+            controller,
+            token,
+            ca_pin,
+            host_id,
+            ..
+        } => {
+            let host_id = match host_id.map(|h| HostId::new(&h)).transpose() {
+                Ok(h) => h,
+                Err(err) => return usage(&err),
+            };
+            let files = CredentialFiles::new(&config.state_dir);
+            match enroll::enroll(&controller, &token, &ca_pin, &files, host_id).await {
+                Ok(host) => {
+                    eprintln!("enrolled as {host}");
+                    ExitCode::SUCCESS
+                }
+                Err(err @ (enroll::EnrollError::Token(_) | enroll::EnrollError::Pki(_))) => {
+                    usage(&err)
+                }
+                Err(err) => fail(&err),
+            }
+        }
+        Command::Run { .. } => match boltfleet_agent::run(config, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => usage(&err),
+        },
+        Command::Inventory { .. } => {
+            let inventory = inventory::collect(&config).await;
+            match serde_json::to_string_pretty(&inventory) {
+                Ok(json) => {
+                    println!("{json}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => fail(&err),
+            }
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+fn usage(err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("boltfleet-agent: {err}");
+    ExitCode::from(EXIT_CONFIG as u8)
+}
+
+fn fail(err: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("boltfleet-agent: {err}");
+    ExitCode::FAILURE
+}

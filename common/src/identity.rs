@@ -88,6 +88,23 @@ impl fmt::Display for Identity {
     }
 }
 
+/// The host id a join token (`bf1.<host id>.<secret>`) is bound to.
+pub fn token_host(token: &str) -> Result<HostId, IdentityError> {
+    let malformed = || IdentityError::BadName {
+        what: "join token",
+        text: "(hidden)".into(),
+    };
+    let (host, secret) = token
+        .trim()
+        .strip_prefix("bf1.")
+        .and_then(|rest| rest.rsplit_once('.'))
+        .ok_or_else(malformed)?;
+    if secret.len() != 64 || !secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed());
+    }
+    HostId::new(host)
+}
+
 fn check_name(what: &'static str, text: &str) -> Result<(), IdentityError> {
     let ok = (1..=63).contains(&text.len())
         && text.as_bytes()[0].is_ascii_alphanumeric()
@@ -116,6 +133,15 @@ mod tests {
             Identity::Controller,
         ] {
             assert_eq!(Identity::from_uri(&id.uri()).unwrap(), id);
+        }
+    }
+
+    #[test]
+    fn tokens_name_their_host() {
+        let secret = "ab".repeat(32);
+        assert_eq!(token_host(&format!("bf1.web-1.x.{secret}")).unwrap().as_str(), "web-1.x");
+        for bad in ["", "bf1.", "bf1.web1", "bf2.web1.00", &format!("bf1..{secret}"), "bf1.web1.zz"] {
+            assert!(token_host(bad).is_err(), "{bad:?}");
         }
     }
 

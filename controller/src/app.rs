@@ -68,7 +68,7 @@ impl App {
                 return Err(Error::invalid("labels", format!("bad label key {key:?}")));
             }
         }
-        let token = tokens::generate();
+        let token = tokens::generate(&host);
         let created_at = now();
         let expires_at = created_at + req.ttl.as_secs() as i64;
         let record = TokenRecord {

@@ -1,0 +1,200 @@
+//! The connection to the controller: one stream, reports on connect, on every interval and on
+//! change; reconnects with jittered exponential backoff; renews the certificate in time.
+
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::time::{Duration, Instant};
+
+use boltfleet_common::pki;
+use boltfleet_common::proto::agent_message::Msg as Up;
+use boltfleet_common::proto::agent_service_client::AgentServiceClient;
+use boltfleet_common::proto::controller_message::Msg as Down;
+use boltfleet_common::proto::{
+    AgentMessage, ControllerMessage, Hello, JobEvent, JobState, RenewRequest, Report,
+};
+use boltfleet_common::tls::{self, TlsError};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::Channel;
+use tracing::{debug, info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::AgentConfig;
+use crate::credentials::{CredentialFiles, Credentials, CredentialsError};
+use crate::inventory;
+
+/// How often the cheap change probe runs between full reports.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+/// A session that lasted this long resets the backoff.
+const STABLE_SESSION: Duration = Duration::from_secs(30);
+
+/// Why a session with the controller ended.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("controller: {0}")]
+    Status(#[from] tonic::Status),
+    #[error("controller closed the stream")]
+    Closed,
+    #[error("certificate renewed")]
+    Renewed,
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error("certificate renewal: {0}")]
+    Renewal(#[from] pki::PkiError),
+}
+
+/// Keeps a session with the controller open until `shutdown` completes.
+pub async fn run_forever(
+    config: &AgentConfig,
+    files: &CredentialFiles,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CredentialsError> {
+    tokio::pin!(shutdown);
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        let creds = files.load()?;
+        let started = Instant::now();
+        let result = tokio::select! {
+            result = session(config, files, &creds) => result,
+            () = &mut shutdown => return Ok(()),
+        };
+        if started.elapsed() >= STABLE_SESSION {
+            backoff.reset();
+        }
+        let err = match result {
+            Err(SessionError::Renewed) => continue,
+            Err(SessionError::Credentials(err)) => return Err(err),
+            Err(err) => err,
+            Ok(()) => SessionError::Closed,
+        };
+        let delay = backoff.next_delay();
+        warn!(
+            controller = %config.controller,
+            attempt = backoff.attempt(),
+            retry_in_ms = delay.as_millis() as u64,
+            error = %err,
+            "controller unreachable, retrying"
+        );
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = &mut shutdown => return Ok(()),
+        }
+    }
+}
+
+/// One connection: renew if due, open the stream, report, serve controller messages.
+async fn session(
+    config: &AgentConfig,
+    files: &CredentialFiles,
+    creds: &Credentials,
+) -> Result<(), SessionError> {
+    let channel = tls::connect(&config.controller, &creds.client_tls()).await?;
+    let mut client = AgentServiceClient::new(channel);
+    if creds.needs_renewal(OffsetDateTime::now_utc()) {
+        renew(&mut client, files, creds).await?;
+        return Err(SessionError::Renewed);
+    }
+    let (tx, rx) = mpsc::channel::<AgentMessage>(16);
+    let hello = Up::Hello(Hello {
+        agent_version: env!("CARGO_PKG_VERSION").to_string(),
+        last_job: None,
+    });
+    let _ = tx.send(AgentMessage { msg: Some(hello) }).await;
+    let mut reporter = Reporter { seq: 0, tx: &tx };
+    reporter.send(config).await;
+    let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
+    info!(host = %creds.host, controller = %config.controller, "connected");
+
+    let mut report_tick = tokio::time::interval(config.report_interval);
+    report_tick.tick().await;
+    let mut probe_tick = tokio::time::interval(PROBE_INTERVAL);
+    let mut last_probe = probe(config);
+    loop {
+        tokio::select! {
+            message = inbound.message() => match message? {
+                Some(message) => handle(message, &tx).await,
+                None => return Err(SessionError::Closed),
+            },
+            _ = report_tick.tick() => reporter.send(config).await,
+            _ = probe_tick.tick() => {
+                let now = probe(config);
+                if now != last_probe {
+                    debug!("install changed, reporting");
+                    last_probe = now;
+                    reporter.send(config).await;
+                    report_tick.reset();
+                }
+            }
+        }
+    }
+}
+
+struct Reporter<'a> {
+    seq: u64,
+    tx: &'a mpsc::Sender<AgentMessage>,
+}
+
+impl Reporter<'_> {
+    async fn send(&mut self, config: &AgentConfig) {
+        self.seq += 1;
+        let inventory = inventory::collect(config).await;
+        let report = Up::Report(Report {
+            seq: self.seq,
+            inventory: Some(inventory),
+        });
+        let _ = self.tx.send(AgentMessage { msg: Some(report) }).await;
+    }
+}
+
+async fn handle(message: ControllerMessage, tx: &mpsc::Sender<AgentMessage>) {
+    match message.msg {
+        Some(Down::Ack(ack)) => debug!(seq = ack.seq, "report acknowledged"),
+        Some(Down::RunJob(job)) => {
+            warn!(job = %job.job_id, "job refused: this agent version runs no jobs");
+            let event = JobEvent {
+                job_id: job.job_id,
+                kind: job.kind,
+                target_version: job.target_version,
+                state: JobState::Refused as i32,
+                reason: "this agent version runs no jobs".into(),
+                ..JobEvent::default()
+            };
+            let _ = tx
+                .send(AgentMessage {
+                    msg: Some(Up::JobEvent(event)),
+                })
+                .await;
+        }
+        Some(Down::CancelJob(cancel)) => debug!(job = %cancel.job_id, "cancel for no running job"),
+        None => debug!("empty controller message"),
+    }
+}
+
+async fn renew(
+    client: &mut AgentServiceClient<Channel>,
+    files: &CredentialFiles,
+    creds: &Credentials,
+) -> Result<(), SessionError> {
+    let csr = pki::csr_for_key(&creds.cert.identity, &creds.key_pem)?;
+    let cert = client
+        .renew(RenewRequest { csr_pem: csr })
+        .await?
+        .into_inner()
+        .certificate_pem;
+    files.store_cert(&cert)?;
+    info!(host = %creds.host, "certificate renewed");
+    Ok(())
+}
+
+/// A cheap fingerprint of what usually changes on an update: the version files and git HEAD.
+fn probe(config: &AgentConfig) -> u64 {
+    let root = &config.passbolt.root;
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for rel in ["app/Config/version.php", "config/version.php", ".git/HEAD"] {
+        std::fs::read(root.join(rel)).ok().hash(&mut hasher);
+    }
+    hasher.finish()
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what the test suite and the demo need on a Debian machine that lacks it:
+# git, and the MariaDB server and client (the tests start their own private server when none
+# answers, so nothing is started here). Safe to run again.
+set -euo pipefail
+
+need=()
+command -v git >/dev/null || need+=(git)
+command -v mariadb >/dev/null || command -v mysql >/dev/null || need+=(mariadb-client)
+command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
+command -v mariadb-dump >/dev/null || command -v mysqldump >/dev/null || need+=(mariadb-client)
+command -v cc >/dev/null || need+=(gcc)
+
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing: ${need[*]}" >&2
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
+fi
