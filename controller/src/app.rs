@@ -58,7 +58,7 @@ impl App {
     }
 
     /// Creates a single-use join token bound to a host id; returns it with its expiry.
-    pub fn create_token(&self, operator: &str, req: NewToken) -> Result<(String, i64), Error> {
+    pub fn create_token(&self, operator: &str, req: NewToken, now: i64) -> Result<(String, i64), Error> {
         let host = HostId::new(&req.host_id)?;
         if req.ttl.is_zero() || req.ttl > MAX_TOKEN_TTL {
             return Err(Error::invalid("ttl", "must be between 1s and 7 days"));
@@ -69,7 +69,7 @@ impl App {
             }
         }
         let token = tokens::generate(&host);
-        let created_at = now();
+        let created_at = now;
         let expires_at = created_at + req.ttl.as_secs() as i64;
         let record = TokenRecord {
             host_id: host.to_string(),
@@ -87,14 +87,15 @@ impl App {
         Ok((token, expires_at))
     }
 
-    /// Exchanges a join token and a CSR for a certificate; the token works once.
-    pub fn enroll(&self, token: &str, csr_pem: &str) -> Result<(HostId, String), Error> {
+    /// Exchanges a join token and a CSR for a certificate; the token works once. A refused CSR
+    /// does not use the token up.
+    pub fn enroll(&self, token: &str, csr_pem: &str, now: i64) -> Result<(HostId, String), Error> {
         let key = tokens::hash(token);
         let record = self.store.tokens.get(&key)?.ok_or(Error::TokenUnknown)?;
         if record.used_at.is_some() {
             return Err(Error::TokenUsed);
         }
-        if record.expires_at <= now() {
+        if record.expires_at <= now {
             return Err(Error::TokenExpired);
         }
         let host = HostId::new(&record.host_id)?;
@@ -103,7 +104,7 @@ impl App {
             .sign_csr(csr_pem, &Identity::Agent(host.clone()), self.agent_cert_validity)
             .map_err(Error::Csr)?;
         let used = TokenRecord {
-            used_at: Some(now()),
+            used_at: Some(now),
             ..record.clone()
         };
         if !self.store.tokens.compare_and_swap(&key, Some(&record), &used)? {
@@ -114,7 +115,7 @@ impl App {
             host_id: host.to_string(),
             tenant: record.tenant,
             labels: record.labels,
-            enrolled_at: now(),
+            enrolled_at: now,
             cert_serials: vec![serial],
             revoked: false,
         };
@@ -242,4 +243,90 @@ impl App {
 fn serial_of(cert_pem: &str) -> Result<String, Error> {
     let der = pki::pem_certs(cert_pem).map_err(Error::Pki)?.remove(0);
     Ok(pki::inspect(&der).map_err(Error::Pki)?.serial)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use boltfleet_common::pki::new_csr;
+
+    fn app(dir: &std::path::Path) -> Arc<App> {
+        let keys = CertificateAuthority::generate().unwrap();
+        let ca = CertificateAuthority::load(&keys.cert_pem, &keys.key_pem).unwrap();
+        App::new(Store::open(dir).unwrap(), ca, Duration::from_secs(3600))
+    }
+
+    fn token(app: &App, host: &str, ttl: u64, now: i64) -> String {
+        let req = NewToken {
+            host_id: host.into(),
+            tenant: "acme".into(),
+            labels: BTreeMap::from([("env".to_string(), "prod".to_string())]),
+            ttl: Duration::from_secs(ttl),
+        };
+        app.create_token("alice", req, now).unwrap().0
+    }
+
+    fn csr(host: &str) -> String {
+        new_csr(&Identity::Agent(HostId::new(host).unwrap())).unwrap().0
+    }
+
+    #[test]
+    fn a_token_enrolls_once_and_only_before_it_expires() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let t = token(&app, "web1", 60, 1000);
+        assert!(matches!(app.enroll(&t, &csr("web1"), 1060), Err(Error::TokenExpired)));
+        let (host, _) = app.enroll(&t, &csr("web1"), 1059).unwrap();
+        assert_eq!(host.as_str(), "web1");
+        assert!(matches!(app.enroll(&t, &csr("web1"), 1059), Err(Error::TokenUsed)));
+        assert!(matches!(app.enroll("bf1.web1.00", &csr("web1"), 1000), Err(Error::TokenUnknown)));
+        let record = app.store.hosts.get("web1").unwrap().unwrap();
+        assert_eq!((record.tenant.as_str(), record.labels["env"].as_str()), ("acme", "prod"));
+        let stored = app.store.tokens.list().unwrap();
+        assert!(stored.iter().all(|(key, _)| !key.contains(&t[9..])), "only the hash is stored");
+    }
+
+    #[test]
+    fn a_csr_for_another_host_is_refused_without_using_the_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let t = token(&app, "web1", 60, 1000);
+        assert!(matches!(app.enroll(&t, &csr("web2"), 1001), Err(Error::Csr(_))));
+        assert!(app.store.hosts.get("web2").unwrap().is_none());
+        assert!(app.enroll(&t, &csr("web1"), 1001).is_ok());
+    }
+
+    #[test]
+    fn ttl_and_host_id_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let req = |host: &str, ttl| NewToken {
+            host_id: host.into(),
+            tenant: String::new(),
+            labels: BTreeMap::new(),
+            ttl: Duration::from_secs(ttl),
+        };
+        assert!(app.create_token("alice", req("a/b", 60), 0).is_err());
+        assert!(app.create_token("alice", req("web1", 0), 0).is_err());
+        assert!(app.create_token("alice", req("web1", 8 * 24 * 3600), 0).is_err());
+    }
+
+    #[test]
+    fn revoking_clears_the_certificates_and_renewal_keeps_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let t = token(&app, "web1", 60, 1000);
+        app.enroll(&t, &csr("web1"), 1001).unwrap();
+        let host = HostId::new("web1").unwrap();
+        for _ in 0..3 {
+            app.renew(&host, &csr("web1")).unwrap();
+        }
+        assert_eq!(app.store.hosts.get("web1").unwrap().unwrap().cert_serials.len(), 2);
+        app.revoke("alice", "web1").unwrap();
+        let record = app.store.hosts.get("web1").unwrap().unwrap();
+        assert!(record.revoked && record.cert_serials.is_empty());
+        assert!(matches!(app.renew(&host, &csr("web1")), Err(Error::Revoked(_))));
+        let actions: Vec<String> = app.store.audit_log().unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(actions, ["token.create", "host.enroll", "host.revoke"]);
+    }
 }

@@ -70,7 +70,7 @@ impl AdminService for Admin {
             ttl: Duration::from_secs(req.ttl_seconds),
         };
         let (token, expires_at) = self
-            .blocking(move |app| app.create_token(&operator, new))
+            .blocking(move |app| app.create_token(&operator, new, crate::app::now()))
             .await?;
         Ok(Response::new(CreateTokenResponse { token, expires_at }))
     }
