@@ -1,1 +1,25 @@
-//! placeholder
+//! End-to-end test harness of Boltfleet: real binaries, real mTLS on loopback, real git, real
+//! MariaDB, and the passbolt-like host fixture.
+//!
+//! * [`mysql`]: a real MariaDB server for the tests of this process and, per test, a database
+//!   with its own user and option file.
+//! * [`fixture`]: a template git repository of passbolt-like releases and hosts cloned from it
+//!   at a release, with their database installed.
+//!
+//! A host at some version, with its own database:
+//!
+//! ```no_run
+//! use boltfleet_tests::{fixture::PassboltHost, mysql};
+//!
+//! let db = mysql::server().create_database()?;
+//! let dir = tempfile::tempdir()?;
+//! let host = PassboltHost::builder("1.5.1").pending(1).create(dir.path(), &db)?;
+//! // host.root: the install (cwd of ./app/Console/cake); db.option_file: the MySQL option file.
+//! let status = host.migration_status()?;
+//! assert!(status.stdout.contains("Current version:"));
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod fixture;
+pub mod mysql;
+pub mod cluster;

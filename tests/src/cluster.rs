@@ -1,0 +1,266 @@
+//! Real processes for end-to-end tests: a controller, agents and the operator CLI, talking mTLS
+//! on loopback, each in its own temp dir, killed when dropped.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+/// Path of a workspace binary, built by `cargo test --workspace` next to the test executables.
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
+        path.display()
+    );
+    path
+}
+
+/// Polls `check` until it returns `Some` or `timeout` passes; the error says what was awaited.
+pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Result<T> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = check() {
+            return Ok(value);
+        }
+        if Instant::now() > deadline {
+            bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A child process that is killed (SIGKILL) and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub name: String,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(name: &str, mut cmd: Command, log: &Path) -> Result<Self> {
+        let out = std::fs::File::create(log)?;
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(out.try_clone()?)
+            .stderr(out)
+            .spawn()
+            .with_context(|| format!("spawn {name}"))?;
+        Ok(Self {
+            child,
+            name: name.to_string(),
+            log: log.to_path_buf(),
+        })
+    }
+
+    /// `kill -9`, the way a crash looks.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit; returns the exit status code.
+    pub fn terminate(&mut self) -> Result<Option<i32>> {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status()?;
+        let status = eventually(&format!("{} to exit", self.name), Duration::from_secs(20), || {
+            self.child.try_wait().ok().flatten()
+        })?;
+        Ok(status.code())
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Runs a command to completion with no stdin.
+pub fn run(cmd: &mut Command) -> Result<Output> {
+    cmd.stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("run {cmd:?}"))
+}
+
+/// A controller process with its data dir and an operator certificate.
+pub struct Controller {
+    pub dir: PathBuf,
+    pub pin: String,
+    pub url: String,
+    pub addr: String,
+    pub proc: Option<Proc>,
+    restarts: usize,
+}
+
+impl Controller {
+    /// Initializes a data dir in `base/controller` and starts serving on a free loopback port.
+    pub fn start(base: &Path) -> Result<Self> {
+        let dir = base.join("controller");
+        let out = run(Command::new(bin("boltfleet-controller"))
+            .args(["init", "--data-dir"])
+            .arg(&dir))?;
+        if !out.status.success() {
+            bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let pin = String::from_utf8(out.stdout)?.trim().to_string();
+        let out = run(Command::new(bin("boltfleet-controller"))
+            .args(["operator-cert", "--name", "alice", "--data-dir"])
+            .arg(&dir)
+            .arg("--out")
+            .arg(dir.join("operator")))?;
+        if !out.status.success() {
+            bail!("operator-cert failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut controller = Self {
+            dir,
+            pin,
+            url: String::new(),
+            addr: "127.0.0.1:0".into(),
+            proc: None,
+            restarts: 0,
+        };
+        controller.serve()?;
+        Ok(controller)
+    }
+
+    /// Starts `serve` on the same address as before (a fresh port the first time).
+    pub fn serve(&mut self) -> Result<()> {
+        let addr_file = self.dir.join("listen.addr");
+        let _ = std::fs::remove_file(&addr_file);
+        let mut cmd = Command::new(bin("boltfleet-controller"));
+        cmd.args(["serve", "--listen", &self.addr, "--data-dir"])
+            .arg(&self.dir)
+            .env("RUST_LOG", "info,boltfleet_controller=debug");
+        let log = self.dir.join(format!("serve-{}.log", self.restarts));
+        self.restarts += 1;
+        let mut proc = Proc::spawn("controller", cmd, &log)?;
+        let addr = eventually("controller to listen", Duration::from_secs(20), || {
+            if !proc.is_running() {
+                return Some(Err(anyhow::anyhow!("controller exited: {}", proc.log_text())));
+            }
+            std::fs::read_to_string(&addr_file).ok().map(Ok)
+        })??;
+        self.url = format!("https://{addr}");
+        self.addr = addr;
+        self.proc = Some(proc);
+        Ok(())
+    }
+
+    /// The operator CLI, authenticated as operator `alice`.
+    pub fn cli(&self) -> Command {
+        let ops = self.dir.join("operator");
+        let mut cmd = Command::new(bin("boltfleet"));
+        cmd.env_remove("HOME")
+            .env("BOLTFLEET_CONTROLLER", &self.url)
+            .env("BOLTFLEET_CA", ops.join("ca.crt"))
+            .env("BOLTFLEET_CERT", ops.join("alice.crt"))
+            .env("BOLTFLEET_KEY", ops.join("alice.key"));
+        cmd
+    }
+
+    /// Runs the CLI and returns stdout, failing with stderr when it exits non-zero.
+    pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
+        let out = run(self.cli().args(args))?;
+        if !out.status.success() {
+            bail!(
+                "boltfleet {args:?} failed ({:?}): {}",
+                out.status.code(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    /// `boltfleet report --format json`, parsed.
+    pub fn report(&self) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(&self.cli_ok(&["report", "--format", "json"])?)?)
+    }
+
+    /// A join token for `host_id`.
+    pub fn token(&self, host_id: &str, tenant: &str) -> Result<String> {
+        Ok(self
+            .cli_ok(&["token", "create", "--host-id", host_id, "--tenant", tenant])?
+            .trim()
+            .to_string())
+    }
+
+    pub fn kill9(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill9();
+        }
+    }
+}
+
+/// The report row of one host.
+pub fn row<'a>(report: &'a serde_json::Value, host_id: &str) -> Option<&'a serde_json::Value> {
+    report["hosts"]
+        .as_array()?
+        .iter()
+        .find(|r| r["host_id"] == host_id)
+}
+
+/// An agent's config and state dir; `start` runs it.
+pub struct Agent {
+    pub config: PathBuf,
+    pub state_dir: PathBuf,
+    pub proc: Option<Proc>,
+}
+
+impl Agent {
+    /// Writes an agent config for a passbolt install at `root` into `dir`.
+    pub fn configure(dir: &Path, controller_url: &str, extra_toml: &str, root: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let state_dir = dir.join("state");
+        let config = dir.join("agent.toml");
+        let text = format!(
+            "controller = {url:?}\nstate_dir = {state:?}\nreport_interval = \"2s\"\n\n[passbolt]\nroot = {root:?}\n{extra_toml}\n",
+            url = controller_url,
+            state = state_dir,
+            root = root,
+        );
+        std::fs::write(&config, text)?;
+        Ok(Self {
+            config,
+            state_dir,
+            proc: None,
+        })
+    }
+
+    /// `boltfleet-agent enroll`; returns the process output.
+    pub fn enroll(&self, controller: &Controller, token: &str, extra: &[&str]) -> Result<Output> {
+        run(Command::new(bin("boltfleet-agent"))
+            .args(["enroll", "--controller", &controller.url, "--ca-pin", &controller.pin])
+            .arg("--config")
+            .arg(&self.config)
+            .env("BOLTFLEET_JOIN_TOKEN", token)
+            .args(extra))
+    }
+
+    /// Starts `boltfleet-agent run`.
+    pub fn start(&mut self) -> Result<()> {
+        let mut cmd = Command::new(bin("boltfleet-agent"));
+        cmd.arg("run")
+            .arg("--config")
+            .arg(&self.config)
+            .env("RUST_LOG", "info,boltfleet_agent=debug");
+        let log = self.config.with_extension("log");
+        self.proc = Some(Proc::spawn("agent", cmd, &log)?);
+        Ok(())
+    }
+}
