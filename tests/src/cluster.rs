@@ -7,20 +7,22 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 
-/// Path of a workspace binary, built by `cargo test --workspace` next to the test executables.
+/// Path of a workspace binary, built by `cargo test --workspace` (or `cargo build`) into the
+/// target dir that holds the running executable (test executables live in its `deps/`).
 pub fn bin(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("target dir");
-    let path = dir.join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run the suite with `cargo test --workspace`, which builds it",
-        path.display()
-    );
-    path
+    let exe = std::env::current_exe().expect("executable path");
+    let dir = exe.parent().expect("executable dir");
+    let candidates = [dir.join(name), dir.parent().unwrap_or(dir).join(name)];
+    candidates
+        .iter()
+        .find(|p| p.exists())
+        .cloned()
+        .unwrap_or_else(|| {
+            panic!(
+                "{name} is missing beside {}: run `cargo test --workspace` or `cargo build --workspace --bins`",
+                dir.display()
+            )
+        })
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes; the error says what was awaited.

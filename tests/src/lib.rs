@@ -23,3 +23,4 @@
 pub mod fixture;
 pub mod mysql;
 pub mod cluster;
+pub mod site;

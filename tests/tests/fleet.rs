@@ -5,46 +5,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use boltfleet_tests::cluster::{eventually, row, Agent, Controller};
+use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::fixture::PassboltHost;
-use boltfleet_tests::mysql::{self, TestDatabase};
+use boltfleet_tests::site::Site;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// The fixture's long-standing healthcheck failures, accepted like an operator would.
-const KNOWN_FAILURES: &str = r#"known_failures = ["fullBaseUrl", "reach the /healthcheck/status", "SSL peer certificate", "Hostname does not match", "passbolt repository"]"#;
-
-/// A fixture host with its own database, and an agent configured for it.
-struct Site {
-    _db: TestDatabase,
-    host: PassboltHost,
-    agent: Agent,
-}
-
 fn site(base: &Path, ctl: &Controller, name: &str, version: &str, pending: usize, health_cmd: bool) -> Result<Site> {
-    let db = mysql::server().create_database()?;
-    let dir = base.join(name);
-    let host = PassboltHost::builder(version).pending(pending).create(&dir, &db)?;
-    let mut extra = format!("{KNOWN_FAILURES}\n");
-    if health_cmd {
-        extra.push_str("healthcheck_command = [\"./app/Console/cake\", \"passbolt\", \"healthcheck\"]\n");
-    }
-    extra.push_str(&format!(
-        "[mysql]\noption_file = {:?}\ndatabase = {:?}\n[backup]\ndir = {:?}\n",
-        db.option_file,
-        db.name,
-        dir.join("backups")
-    ));
-    let agent = Agent::configure(&dir.join("agent"), &ctl.url, &extra, &host.root)?;
-    Ok(Site { _db: db, host, agent })
-}
-
-fn enroll_and_start(ctl: &Controller, site: &mut Site, host_id: &str, tenant: &str) -> Result<()> {
-    let token = ctl.token(host_id, tenant)?;
-    let out = site.agent.enroll(ctl, &token, &[])?;
-    anyhow::ensure!(out.status.success(), "enroll: {}", String::from_utf8_lossy(&out.stderr));
-    site.agent.start()
+    Site::create(base, ctl, name, PassboltHost::builder(version).pending(pending), health_cmd)
 }
 
 fn report_with(ctl: &Controller, check: impl Fn(&Value) -> bool) -> Result<Value> {
@@ -61,10 +30,10 @@ fn three_agents_report_and_the_inventory_survives_a_controller_restart() -> Resu
     let mut web2 = site(base.path(), &ctl, "web2", "1.3.0", 1, false)?;
     let mut web3 = site(base.path(), &ctl, "web3", "1.6.10", 0, true)?;
     // web3's database refuses its user: migration status and the healthcheck fail for real.
-    web3._db.set_user_enabled(false)?;
-    enroll_and_start(&ctl, &mut web1, "web1", "acme")?;
-    enroll_and_start(&ctl, &mut web2, "web2", "acme")?;
-    enroll_and_start(&ctl, &mut web3, "web3", "globex")?;
+    web3.db.set_user_enabled(false)?;
+    web1.enroll_and_start(&ctl, "web1", "acme")?;
+    web2.enroll_and_start(&ctl, "web2", "acme")?;
+    web3.enroll_and_start(&ctl, "web3", "globex")?;
 
     let report = report_with(&ctl, |r| {
         ["web1", "web2", "web3"]
@@ -99,7 +68,7 @@ fn three_agents_report_and_the_inventory_survives_a_controller_restart() -> Resu
     assert_eq!(row(&against, "web2").unwrap()["update"], "patch");
 
     // A fixed database shows up at the next report.
-    web3._db.set_user_enabled(true)?;
+    web3.db.set_user_enabled(true)?;
     report_with(&ctl, |r| row(r, "web3").is_some_and(|row| row["healthy"] == true))?;
 
     // kill -9 and restart: the inventory is still there before any agent reconnects.
@@ -132,7 +101,7 @@ fn a_revoked_host_is_cut_off_and_refused() -> Result<()> {
     let base = tempfile::tempdir()?;
     let ctl = Controller::start(base.path())?;
     let mut web1 = site(base.path(), &ctl, "web1", "1.5.1", 0, false)?;
-    enroll_and_start(&ctl, &mut web1, "web1", "acme")?;
+    web1.enroll_and_start(&ctl, "web1", "acme")?;
     report_with(&ctl, |r| row(r, "web1").is_some_and(|x| x["online"] == true))?;
 
     ctl.cli_ok(&["host", "revoke", "web1"])?;
