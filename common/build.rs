@@ -14,7 +14,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_transport(false)
         // Stored records embed these messages; serde keeps the store to one encoding (JSON).
-        .type_attribute(".boltfleet.v1", "#[derive(serde::Serialize, serde::Deserialize)]")
+        .type_attribute(
+            ".boltfleet.v1",
+            "#[derive(serde::Serialize, serde::Deserialize)]",
+        )
         .message_attribute(".boltfleet.v1", "#[serde(default)]")
         .compile_fds(fds)?;
     Ok(())

@@ -64,7 +64,10 @@ mod tests {
         let mut b = Backoff::new(Duration::from_secs(4), Duration::from_secs(60));
         for _ in 0..100 {
             let d = b.next_delay();
-            assert!(d >= Duration::from_secs(2) && d <= Duration::from_secs(60), "{d:?}");
+            assert!(
+                d >= Duration::from_secs(2) && d <= Duration::from_secs(60),
+                "{d:?}"
+            );
         }
     }
 }

@@ -15,7 +15,10 @@ pub struct AgentConfig {
     /// The agent's key, certificate, CA and journal live here.
     pub state_dir: PathBuf,
     /// How often a report is sent even when nothing changed.
-    #[serde(default = "default_report_interval", deserialize_with = "human_duration")]
+    #[serde(
+        default = "default_report_interval",
+        deserialize_with = "human_duration"
+    )]
     pub report_interval: Duration,
     pub passbolt: PassboltConfig,
     #[serde(default)]

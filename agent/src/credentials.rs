@@ -60,7 +60,12 @@ impl CredentialFiles {
     }
 
     /// Stores a freshly issued certificate beside its key (both 0600), with the CA.
-    pub fn store(&self, ca_pem: &str, cert_pem: &str, key_pem: &str) -> Result<(), CredentialsError> {
+    pub fn store(
+        &self,
+        ca_pem: &str,
+        cert_pem: &str,
+        key_pem: &str,
+    ) -> Result<(), CredentialsError> {
         create_private_dir(&self.dir).map_err(|source| CredentialsError::Write {
             path: self.dir.clone(),
             source,

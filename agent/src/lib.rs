@@ -14,7 +14,10 @@ use credentials::{CredentialFiles, CredentialsError};
 
 /// Runs the agent until `shutdown` completes. Fails only when the host has no usable
 /// credentials; an unreachable controller is retried forever.
-pub async fn run(config: AgentConfig, shutdown: impl Future<Output = ()>) -> Result<(), CredentialsError> {
+pub async fn run(
+    config: AgentConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), CredentialsError> {
     let files = CredentialFiles::new(&config.state_dir);
     files.load()?;
     session::run_forever(&config, &files, shutdown).await

@@ -35,18 +35,30 @@ fn the_example_config_loads_with_every_section() {
     assert_eq!(config.mysql.unwrap().database, "passbolt");
     assert_eq!(config.backup.unwrap().keep, 5);
     assert!(config.maintenance.unwrap().flag_file.is_some());
-    assert_eq!(config.passbolt.healthcheck_command.unwrap()[0], "./app/Console/cake");
+    assert_eq!(
+        config.passbolt.healthcheck_command.unwrap()[0],
+        "./app/Console/cake"
+    );
 }
 
 #[test]
 fn config_errors_exit_64_with_one_line_naming_the_problem() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("report_interval = '1s'\n[passbolt]\nroot = '/x'\n", "controller"),
+        (
+            "report_interval = '1s'\n[passbolt]\nroot = '/x'\n",
+            "controller",
+        ),
         (&format!("{VALID}bogus = 1\n"), "bogus"),
         (&VALID.replace("https://", "http://"), "controller"),
-        (&format!("{VALID}web_user = 'www-data'\nhealthcheck_url = 'ftp://x'\n"), "healthcheck_url"),
-        (&VALID.replace("/nonexistent/passbolt", "relative/path"), "passbolt.root"),
+        (
+            &format!("{VALID}web_user = 'www-data'\nhealthcheck_url = 'ftp://x'\n"),
+            "healthcheck_url",
+        ),
+        (
+            &VALID.replace("/nonexistent/passbolt", "relative/path"),
+            "passbolt.root",
+        ),
         (&format!("report_interval = 'soon'\n{VALID}"), "soon"),
         ("controller = [", "line 1"),
     ];
@@ -81,14 +93,28 @@ fn a_malformed_token_or_pin_is_refused_before_any_network_or_disk_work() {
     for (token, pin, named) in [
         ("not-a-token", pin.as_str(), "token"),
         ("bf1.web1.00", pin.as_str(), "token"),
-        (&format!("bf1.web1.{}", "ab".repeat(32)), "sha256:abc", "pin"),
+        (
+            &format!("bf1.web1.{}", "ab".repeat(32)),
+            "sha256:abc",
+            "pin",
+        ),
     ] {
         let (code, stderr) = agent(&[
-            "enroll", "--controller", "https://127.0.0.1:1", "--token", token, "--ca-pin", pin,
-            "--config", &path,
+            "enroll",
+            "--controller",
+            "https://127.0.0.1:1",
+            "--token",
+            token,
+            "--ca-pin",
+            pin,
+            "--config",
+            &path,
         ]);
         assert_eq!(code, EXIT_CONFIG, "{stderr}");
         assert!(stderr.to_lowercase().contains(named), "{stderr}");
-        assert!(!state.exists(), "nothing may be written on a refused enrollment");
+        assert!(
+            !state.exists(),
+            "nothing may be written on a refused enrollment"
+        );
     }
 }

@@ -77,9 +77,10 @@ mod tests {
 
     #[test]
     fn unknown_key_is_named_with_its_line() {
-        let err = parse_toml::<Sample>(Path::new("a.toml"), "name = 'x'\nevery = '1s'\nbogus = 1\n")
-            .unwrap_err()
-            .to_string();
+        let err =
+            parse_toml::<Sample>(Path::new("a.toml"), "name = 'x'\nevery = '1s'\nbogus = 1\n")
+                .unwrap_err()
+                .to_string();
         assert!(err.contains("bogus"), "{err}");
         assert!(err.contains("line 3"), "{err}");
         assert!(!err.contains('\n'), "{err}");

@@ -139,8 +139,20 @@ mod tests {
     #[test]
     fn tokens_name_their_host() {
         let secret = "ab".repeat(32);
-        assert_eq!(token_host(&format!("bf1.web-1.x.{secret}")).unwrap().as_str(), "web-1.x");
-        for bad in ["", "bf1.", "bf1.web1", "bf2.web1.00", &format!("bf1..{secret}"), "bf1.web1.zz"] {
+        assert_eq!(
+            token_host(&format!("bf1.web-1.x.{secret}"))
+                .unwrap()
+                .as_str(),
+            "web-1.x"
+        );
+        for bad in [
+            "",
+            "bf1.",
+            "bf1.web1",
+            "bf2.web1.00",
+            &format!("bf1..{secret}"),
+            "bf1.web1.zz",
+        ] {
             assert!(token_host(bad).is_err(), "{bad:?}");
         }
     }

@@ -7,9 +7,9 @@ pub mod proto {
 }
 
 pub mod config;
+pub mod files;
 pub mod identity;
 pub mod pki;
-pub mod version;
-pub mod tls;
-pub mod files;
 pub mod telemetry;
+pub mod tls;
+pub mod version;

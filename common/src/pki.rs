@@ -298,7 +298,10 @@ mod tests {
         assert_eq!(info.identity, op);
         assert!(info.not_after > OffsetDateTime::now_utc());
         assert_eq!(ca.fingerprint().len(), "sha256:".len() + 64);
-        assert_eq!(parse_pin(&ca.fingerprint().to_uppercase().replace("SHA256", "sha256")).unwrap(), ca.fingerprint());
+        assert_eq!(
+            parse_pin(&ca.fingerprint().to_uppercase().replace("SHA256", "sha256")).unwrap(),
+            ca.fingerprint()
+        );
     }
 
     #[test]
@@ -309,9 +312,13 @@ mod tests {
         let (csr, _key) = new_csr(&web1).unwrap();
         let cert = ca.sign_csr(&csr, &web1, Duration::from_secs(60)).unwrap();
         assert_eq!(inspect(&der(&cert)).unwrap().identity, web1);
-        let err = ca.sign_csr(&csr, &web2, Duration::from_secs(60)).unwrap_err();
+        let err = ca
+            .sign_csr(&csr, &web2, Duration::from_secs(60))
+            .unwrap_err();
         assert!(matches!(err, PkiError::IdentityMismatch { .. }), "{err}");
-        assert!(ca.sign_csr("garbage", &web1, Duration::from_secs(60)).is_err());
+        assert!(ca
+            .sign_csr("garbage", &web1, Duration::from_secs(60))
+            .is_err());
     }
 
     #[test]

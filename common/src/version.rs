@@ -29,7 +29,8 @@ pub fn parse_release(text: &str) -> Result<Version, VersionError> {
 /// The release a git tag names, when it is a release tag (`^v\d+\.\d+\.\d+$`); junk and `-rc.N`
 /// tags are not releases.
 pub fn parse_release_tag(tag: &str) -> Option<Version> {
-    tag.strip_prefix('v').and_then(|rest| parse_release(rest).ok())
+    tag.strip_prefix('v')
+        .and_then(|rest| parse_release(rest).ok())
 }
 
 /// The git tag of a release.
@@ -118,7 +119,15 @@ mod tests {
     #[test]
     fn only_plain_v_tags_are_releases() {
         assert_eq!(parse_release_tag("v1.3.2"), Some(Version::new(1, 3, 2)));
-        for junk in ["1.3.2", "v1.3.2-rc.1", "latest", "vfoo", "v1.3", "v1.3.2 ", "V1.3.2"] {
+        for junk in [
+            "1.3.2",
+            "v1.3.2-rc.1",
+            "latest",
+            "vfoo",
+            "v1.3",
+            "v1.3.2 ",
+            "V1.3.2",
+        ] {
             assert_eq!(parse_release_tag(junk), None, "{junk:?}");
         }
         assert_eq!(release_tag(&v("2.0.0")), "v2.0.0");

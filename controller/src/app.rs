@@ -58,7 +58,12 @@ impl App {
     }
 
     /// Creates a single-use join token bound to a host id; returns it with its expiry.
-    pub fn create_token(&self, operator: &str, req: NewToken, now: i64) -> Result<(String, i64), Error> {
+    pub fn create_token(
+        &self,
+        operator: &str,
+        req: NewToken,
+        now: i64,
+    ) -> Result<(String, i64), Error> {
         let host = HostId::new(&req.host_id)?;
         if req.ttl.is_zero() || req.ttl > MAX_TOKEN_TTL {
             return Err(Error::invalid("ttl", "must be between 1s and 7 days"));
@@ -82,7 +87,12 @@ impl App {
         };
         self.store.tokens.put(&tokens::hash(&token), &record)?;
         self.store.tokens.flush()?;
-        self.audit(&format!("operator {operator}"), "token.create", host.as_str(), "")?;
+        self.audit(
+            &format!("operator {operator}"),
+            "token.create",
+            host.as_str(),
+            "",
+        )?;
         info!(host = %host, operator, expires_at, "join token created");
         Ok((token, expires_at))
     }
@@ -101,13 +111,21 @@ impl App {
         let host = HostId::new(&record.host_id)?;
         let cert_pem = self
             .ca
-            .sign_csr(csr_pem, &Identity::Agent(host.clone()), self.agent_cert_validity)
+            .sign_csr(
+                csr_pem,
+                &Identity::Agent(host.clone()),
+                self.agent_cert_validity,
+            )
             .map_err(Error::Csr)?;
         let used = TokenRecord {
             used_at: Some(now),
             ..record.clone()
         };
-        if !self.store.tokens.compare_and_swap(&key, Some(&record), &used)? {
+        if !self
+            .store
+            .tokens
+            .compare_and_swap(&key, Some(&record), &used)?
+        {
             return Err(Error::TokenUsed);
         }
         let serial = serial_of(&cert_pem)?;
@@ -130,7 +148,11 @@ impl App {
     pub fn renew(&self, host: &HostId, csr_pem: &str) -> Result<String, Error> {
         let cert_pem = self
             .ca
-            .sign_csr(csr_pem, &Identity::Agent(host.clone()), self.agent_cert_validity)
+            .sign_csr(
+                csr_pem,
+                &Identity::Agent(host.clone()),
+                self.agent_cert_validity,
+            )
             .map_err(Error::Csr)?;
         let serial = serial_of(&cert_pem)?;
         loop {
@@ -146,7 +168,11 @@ impl App {
             new.cert_serials.push(serial.clone());
             let excess = new.cert_serials.len().saturating_sub(2);
             new.cert_serials.drain(..excess);
-            if self.store.hosts.compare_and_swap(host.as_str(), Some(&old), &new)? {
+            if self
+                .store
+                .hosts
+                .compare_and_swap(host.as_str(), Some(&old), &new)?
+            {
                 break;
             }
         }
@@ -169,14 +195,25 @@ impl App {
                 cert_serials: Vec::new(),
                 ..old.clone()
             };
-            if self.store.hosts.compare_and_swap(host.as_str(), Some(&old), &new)? {
+            if self
+                .store
+                .hosts
+                .compare_and_swap(host.as_str(), Some(&old), &new)?
+            {
                 break;
             }
         }
         self.store.flush()?;
-        self.registry
-            .kick(&host, Status::permission_denied(format!("host {host} is revoked")));
-        self.audit(&format!("operator {operator}"), "host.revoke", host.as_str(), "")?;
+        self.registry.kick(
+            &host,
+            Status::permission_denied(format!("host {host} is revoked")),
+        );
+        self.audit(
+            &format!("operator {operator}"),
+            "host.revoke",
+            host.as_str(),
+            "",
+        )?;
         warn!(host = %host, operator, "host revoked");
         Ok(())
     }
@@ -190,7 +227,12 @@ impl App {
         Ok(())
     }
 
-    pub fn record_hello(&self, host: &HostId, agent_version: &str, last_job: Option<JobEvent>) -> Result<(), Error> {
+    pub fn record_hello(
+        &self,
+        host: &HostId,
+        agent_version: &str,
+        last_job: Option<JobEvent>,
+    ) -> Result<(), Error> {
         self.observe(host, |o| {
             o.agent_version = agent_version.to_string();
             if last_job.is_some() {
@@ -217,7 +259,8 @@ impl App {
 
     /// Every enrolled host with what it reported and whether it is online now.
     pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
-        let observed: BTreeMap<String, Observed> = self.store.observed.list()?.into_iter().collect();
+        let observed: BTreeMap<String, Observed> =
+            self.store.observed.list()?.into_iter().collect();
         let mut views = Vec::new();
         for (id, record) in self.store.hosts.list()? {
             views.push(HostView {
@@ -267,7 +310,9 @@ mod tests {
     }
 
     fn csr(host: &str) -> String {
-        new_csr(&Identity::Agent(HostId::new(host).unwrap())).unwrap().0
+        new_csr(&Identity::Agent(HostId::new(host).unwrap()))
+            .unwrap()
+            .0
     }
 
     #[test]
@@ -275,15 +320,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let t = token(&app, "web1", 60, 1000);
-        assert!(matches!(app.enroll(&t, &csr("web1"), 1060), Err(Error::TokenExpired)));
+        assert!(matches!(
+            app.enroll(&t, &csr("web1"), 1060),
+            Err(Error::TokenExpired)
+        ));
         let (host, _) = app.enroll(&t, &csr("web1"), 1059).unwrap();
         assert_eq!(host.as_str(), "web1");
-        assert!(matches!(app.enroll(&t, &csr("web1"), 1059), Err(Error::TokenUsed)));
-        assert!(matches!(app.enroll("bf1.web1.00", &csr("web1"), 1000), Err(Error::TokenUnknown)));
+        assert!(matches!(
+            app.enroll(&t, &csr("web1"), 1059),
+            Err(Error::TokenUsed)
+        ));
+        assert!(matches!(
+            app.enroll("bf1.web1.00", &csr("web1"), 1000),
+            Err(Error::TokenUnknown)
+        ));
         let record = app.store.hosts.get("web1").unwrap().unwrap();
-        assert_eq!((record.tenant.as_str(), record.labels["env"].as_str()), ("acme", "prod"));
+        assert_eq!(
+            (record.tenant.as_str(), record.labels["env"].as_str()),
+            ("acme", "prod")
+        );
         let stored = app.store.tokens.list().unwrap();
-        assert!(stored.iter().all(|(key, _)| !key.contains(&t[9..])), "only the hash is stored");
+        assert!(
+            stored.iter().all(|(key, _)| !key.contains(&t[9..])),
+            "only the hash is stored"
+        );
     }
 
     #[test]
@@ -291,7 +351,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let t = token(&app, "web1", 60, 1000);
-        assert!(matches!(app.enroll(&t, &csr("web2"), 1001), Err(Error::Csr(_))));
+        assert!(matches!(
+            app.enroll(&t, &csr("web2"), 1001),
+            Err(Error::Csr(_))
+        ));
         assert!(app.store.hosts.get("web2").unwrap().is_none());
         assert!(app.enroll(&t, &csr("web1"), 1001).is_ok());
     }
@@ -308,7 +371,9 @@ mod tests {
         };
         assert!(app.create_token("alice", req("a/b", 60), 0).is_err());
         assert!(app.create_token("alice", req("web1", 0), 0).is_err());
-        assert!(app.create_token("alice", req("web1", 8 * 24 * 3600), 0).is_err());
+        assert!(app
+            .create_token("alice", req("web1", 8 * 24 * 3600), 0)
+            .is_err());
     }
 
     #[test]
@@ -321,12 +386,30 @@ mod tests {
         for _ in 0..3 {
             app.renew(&host, &csr("web1")).unwrap();
         }
-        assert_eq!(app.store.hosts.get("web1").unwrap().unwrap().cert_serials.len(), 2);
+        assert_eq!(
+            app.store
+                .hosts
+                .get("web1")
+                .unwrap()
+                .unwrap()
+                .cert_serials
+                .len(),
+            2
+        );
         app.revoke("alice", "web1").unwrap();
         let record = app.store.hosts.get("web1").unwrap().unwrap();
         assert!(record.revoked && record.cert_serials.is_empty());
-        assert!(matches!(app.renew(&host, &csr("web1")), Err(Error::Revoked(_))));
-        let actions: Vec<String> = app.store.audit_log().unwrap().into_iter().map(|e| e.action).collect();
+        assert!(matches!(
+            app.renew(&host, &csr("web1")),
+            Err(Error::Revoked(_))
+        ));
+        let actions: Vec<String> = app
+            .store
+            .audit_log()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.action)
+            .collect();
         assert_eq!(actions, ["token.create", "host.enroll", "host.revoke"]);
     }
 }

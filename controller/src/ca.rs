@@ -129,8 +129,16 @@ pub fn operator_cert(dir: &Path, name: &str, out: &Path) -> Result<Vec<PathBuf>,
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let files = [
         (out.join("ca.crt"), ca.cert_pem().to_string(), 0o644),
-        (out.join(format!("{name}.crt")), issued.cert_pem.clone(), 0o644),
-        (out.join(format!("{name}.key")), issued.key_pem.clone(), 0o600),
+        (
+            out.join(format!("{name}.crt")),
+            issued.cert_pem.clone(),
+            0o644,
+        ),
+        (
+            out.join(format!("{name}.key")),
+            issued.key_pem.clone(),
+            0o600,
+        ),
     ];
     for (path, text, mode) in &files {
         write_atomic(path, text.as_bytes(), *mode).map_err(io_err(path))?;
@@ -167,7 +175,10 @@ mod tests {
         let out = dir.path().join("ops");
         let files = operator_cert(dir.path(), "alice", &out).unwrap();
         assert_eq!(files[1], out.join("alice.crt"));
-        let mode = std::fs::metadata(out.join("alice.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(out.join("alice.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         assert!(operator_cert(dir.path(), "bad/name", &out).is_err());
     }

@@ -17,7 +17,10 @@ pub struct ControllerConfig {
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
     /// Lifetime of agent certificates; agents renew them before they expire.
-    #[serde(default = "default_agent_cert_validity", deserialize_with = "human_duration")]
+    #[serde(
+        default = "default_agent_cert_validity",
+        deserialize_with = "human_duration"
+    )]
     pub agent_cert_validity: Duration,
 }
 
@@ -49,5 +52,18 @@ impl ControllerConfig {
             ));
         }
         Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/controller.example.toml");
+        let config = ControllerConfig::load(&path).unwrap();
+        assert_eq!(config.listen, default_listen());
+        assert_eq!(config.agent_cert_validity, Duration::from_secs(7 * 24 * 3600));
     }
 }

@@ -45,7 +45,9 @@ impl Registry {
         let old = self.lock().insert(host.clone(), conn);
         if let Some(mut old) = old {
             if let Some(stop) = old.stop.take() {
-                let _ = stop.send(Status::aborted("replaced by a newer stream from the same host"));
+                let _ = stop.send(Status::aborted(
+                    "replaced by a newer stream from the same host",
+                ));
             }
         }
         Registration {
@@ -106,7 +108,10 @@ mod tests {
         let second = reg.register(&host, tx2);
         let status = first.stop.await.unwrap();
         assert_eq!(status.code(), tonic::Code::Aborted);
-        assert!(!reg.unregister(&host, first.generation), "stale stream must not unregister");
+        assert!(
+            !reg.unregister(&host, first.generation),
+            "stale stream must not unregister"
+        );
         assert!(reg.is_online("web1"));
         assert!(reg.unregister(&host, second.generation));
         assert!(!reg.is_online("web1"));
@@ -119,7 +124,10 @@ mod tests {
         let (tx, _rx) = mpsc::channel(1);
         let conn = reg.register(&host, tx);
         reg.kick(&host, Status::permission_denied("revoked"));
-        assert_eq!(conn.stop.await.unwrap().code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            conn.stop.await.unwrap().code(),
+            tonic::Code::PermissionDenied
+        );
         assert_eq!(reg.online_count(), 0);
     }
 }

@@ -117,7 +117,11 @@ mod tests {
                     newest_tag: newest_tag.into(),
                     health: Some(Health {
                         healthy,
-                        reasons: if healthy { vec![] } else { vec!["db down".into()] },
+                        reasons: if healthy {
+                            vec![]
+                        } else {
+                            vec!["db down".into()]
+                        },
                         ..Health::default()
                     }),
                     migrations: Some(MigrationState {

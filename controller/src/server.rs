@@ -41,7 +41,10 @@ pub enum ServeError {
 }
 
 /// Runs the controller until `shutdown` completes.
-pub async fn run(config: ControllerConfig, shutdown: impl Future<Output = ()>) -> Result<(), ServeError> {
+pub async fn run(
+    config: ControllerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServeError> {
     let dir = DataDir::new(&config.data_dir);
     let ca = ca::load_ca(&config.data_dir)?;
     let (chain, key) = ca::load_server_identity(&config.data_dir)?;

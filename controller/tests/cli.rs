@@ -28,11 +28,20 @@ fn init_prints_the_pin_and_never_replaces_a_ca() {
     let (code, _, stderr) = controller(&["init", "--data-dir", data]);
     assert_ne!(code, 0);
     assert!(stderr.contains("already holds a CA"), "{stderr}");
-    assert_eq!(std::fs::read(dir.path().join("data/ca.key")).unwrap(), ca_before);
+    assert_eq!(
+        std::fs::read(dir.path().join("data/ca.key")).unwrap(),
+        ca_before
+    );
 
     let out = dir.path().join("ops");
     let (code, _, stderr) = controller(&[
-        "operator-cert", "--data-dir", data, "--name", "alice", "--out", out.to_str().unwrap(),
+        "operator-cert",
+        "--data-dir",
+        data,
+        "--name",
+        "alice",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert_eq!(code, 0, "{stderr}");
     for file in ["ca.crt", "alice.crt", "alice.key"] {

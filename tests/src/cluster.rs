@@ -26,7 +26,11 @@ pub fn bin(name: &str) -> PathBuf {
 }
 
 /// Polls `check` until it returns `Some` or `timeout` passes; the error says what was awaited.
-pub fn eventually<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> Result<T> {
+pub fn eventually<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> Result<T> {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(value) = check() {
@@ -72,9 +76,11 @@ impl Proc {
     pub fn terminate(&mut self) -> Result<Option<i32>> {
         let pid = self.child.id().to_string();
         Command::new("kill").args(["-TERM", &pid]).status()?;
-        let status = eventually(&format!("{} to exit", self.name), Duration::from_secs(20), || {
-            self.child.try_wait().ok().flatten()
-        })?;
+        let status = eventually(
+            &format!("{} to exit", self.name),
+            Duration::from_secs(20),
+            || self.child.try_wait().ok().flatten(),
+        )?;
         Ok(status.code())
     }
 
@@ -127,7 +133,10 @@ impl Controller {
             .arg("--out")
             .arg(dir.join("operator")))?;
         if !out.status.success() {
-            bail!("operator-cert failed: {}", String::from_utf8_lossy(&out.stderr));
+            bail!(
+                "operator-cert failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
         let mut controller = Self {
             dir,
@@ -154,7 +163,10 @@ impl Controller {
         let mut proc = Proc::spawn("controller", cmd, &log)?;
         let addr = eventually("controller to listen", Duration::from_secs(20), || {
             if !proc.is_running() {
-                return Some(Err(anyhow::anyhow!("controller exited: {}", proc.log_text())));
+                return Some(Err(anyhow::anyhow!(
+                    "controller exited: {}",
+                    proc.log_text()
+                )));
             }
             std::fs::read_to_string(&addr_file).ok().map(Ok)
         })??;
@@ -191,7 +203,9 @@ impl Controller {
 
     /// `boltfleet report --format json`, parsed.
     pub fn report(&self) -> Result<serde_json::Value> {
-        Ok(serde_json::from_str(&self.cli_ok(&["report", "--format", "json"])?)?)
+        Ok(serde_json::from_str(
+            &self.cli_ok(&["report", "--format", "json"])?,
+        )?)
     }
 
     /// A join token for `host_id`.
@@ -226,7 +240,12 @@ pub struct Agent {
 
 impl Agent {
     /// Writes an agent config for a passbolt install at `root` into `dir`.
-    pub fn configure(dir: &Path, controller_url: &str, extra_toml: &str, root: &Path) -> Result<Self> {
+    pub fn configure(
+        dir: &Path,
+        controller_url: &str,
+        extra_toml: &str,
+        root: &Path,
+    ) -> Result<Self> {
         std::fs::create_dir_all(dir)?;
         let state_dir = dir.join("state");
         let config = dir.join("agent.toml");
@@ -247,7 +266,13 @@ impl Agent {
     /// `boltfleet-agent enroll`; returns the process output.
     pub fn enroll(&self, controller: &Controller, token: &str, extra: &[&str]) -> Result<Output> {
         run(Command::new(bin("boltfleet-agent"))
-            .args(["enroll", "--controller", &controller.url, "--ca-pin", &controller.pin])
+            .args([
+                "enroll",
+                "--controller",
+                &controller.url,
+                "--ca-pin",
+                &controller.pin,
+            ])
             .arg("--config")
             .arg(&self.config)
             .env("BOLTFLEET_JOIN_TOKEN", token)

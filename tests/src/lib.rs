@@ -20,7 +20,7 @@
 //! # Ok::<(), anyhow::Error>(())
 //! ```
 
+pub mod cluster;
 pub mod fixture;
 pub mod mysql;
-pub mod cluster;
 pub mod site;

@@ -23,13 +23,21 @@ pub struct Site {
 impl Site {
     /// Creates the host from `builder` in `base/name`, with an agent pointed at `ctl`.
     /// `health_command` configures passbolt's own healthcheck (v1.6.0 and later have it).
-    pub fn create(base: &Path, ctl: &Controller, name: &str, builder: HostBuilder, health_command: bool) -> Result<Self> {
+    pub fn create(
+        base: &Path,
+        ctl: &Controller,
+        name: &str,
+        builder: HostBuilder,
+        health_command: bool,
+    ) -> Result<Self> {
         let db = mysql::server().create_database()?;
         let dir = base.join(name);
         let host = builder.create(&dir, &db)?;
         let mut extra = format!("{KNOWN_FAILURES}\n");
         if health_command {
-            extra.push_str("healthcheck_command = [\"./app/Console/cake\", \"passbolt\", \"healthcheck\"]\n");
+            extra.push_str(
+                "healthcheck_command = [\"./app/Console/cake\", \"passbolt\", \"healthcheck\"]\n",
+            );
         }
         extra.push_str(&format!(
             "[mysql]\noption_file = {:?}\ndatabase = {:?}\n[backup]\ndir = {:?}\n",
@@ -48,10 +56,19 @@ impl Site {
     }
 
     /// Enrolls the agent with a fresh token for `host_id` in `tenant`, then starts it.
-    pub fn enroll_and_start(&mut self, ctl: &Controller, host_id: &str, tenant: &str) -> Result<()> {
+    pub fn enroll_and_start(
+        &mut self,
+        ctl: &Controller,
+        host_id: &str,
+        tenant: &str,
+    ) -> Result<()> {
         let token = ctl.token(host_id, tenant)?;
         let out = self.agent.enroll(ctl, &token, &[])?;
-        ensure!(out.status.success(), "enroll {host_id}: {}", String::from_utf8_lossy(&out.stderr));
+        ensure!(
+            out.status.success(),
+            "enroll {host_id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         self.agent.start()
     }
 }

@@ -12,8 +12,21 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-fn site(base: &Path, ctl: &Controller, name: &str, version: &str, pending: usize, health_cmd: bool) -> Result<Site> {
-    Site::create(base, ctl, name, PassboltHost::builder(version).pending(pending), health_cmd)
+fn site(
+    base: &Path,
+    ctl: &Controller,
+    name: &str,
+    version: &str,
+    pending: usize,
+    health_cmd: bool,
+) -> Result<Site> {
+    Site::create(
+        base,
+        ctl,
+        name,
+        PassboltHost::builder(version).pending(pending),
+        health_cmd,
+    )
 }
 
 fn report_with(ctl: &Controller, check: impl Fn(&Value) -> bool) -> Result<Value> {
@@ -36,15 +49,22 @@ fn three_agents_report_and_the_inventory_survives_a_controller_restart() -> Resu
     web3.enroll_and_start(&ctl, "web3", "globex")?;
 
     let report = report_with(&ctl, |r| {
-        ["web1", "web2", "web3"]
-            .iter()
-            .all(|h| row(r, h).is_some_and(|row| row["online"] == true && row["version"].is_string()))
+        ["web1", "web2", "web3"].iter().all(|h| {
+            row(r, h).is_some_and(|row| row["online"] == true && row["version"].is_string())
+        })
     })?;
-    let (r1, r2, r3) = (row(&report, "web1").unwrap(), row(&report, "web2").unwrap(), row(&report, "web3").unwrap());
+    let (r1, r2, r3) = (
+        row(&report, "web1").unwrap(),
+        row(&report, "web2").unwrap(),
+        row(&report, "web3").unwrap(),
+    );
     assert_eq!(r1["version"], "1.6.10");
     assert_eq!(r2["version"], "1.3.0");
     assert_eq!(r3["version"], "1.6.10");
-    assert_eq!((r1["tenant"].as_str(), r3["tenant"].as_str()), (Some("acme"), Some("globex")));
+    assert_eq!(
+        (r1["tenant"].as_str(), r3["tenant"].as_str()),
+        (Some("acme"), Some("globex"))
+    );
     assert_eq!(r1["healthy"], true, "{r1}");
     assert_eq!(r2["healthy"], true, "{r2}");
     assert_eq!(r3["healthy"], false, "{r3}");
@@ -52,7 +72,10 @@ fn three_agents_report_and_the_inventory_survives_a_controller_restart() -> Resu
     assert_eq!(r1["migrations_pending"], false);
     assert_eq!(r2["migrations_pending"], true, "{r2}");
     assert_eq!(r1["git_tag"], "v1.6.10");
-    assert!(r1["last_seen"].as_str().is_some_and(|t| t.ends_with('Z')), "{r1}");
+    assert!(
+        r1["last_seen"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{r1}"
+    );
     // The fixture repository's newest release tag is v2.0.0: every v1 host is a major behind.
     assert_eq!(report["latest"], "2.0.0");
     for r in [r1, r2, r3] {
@@ -61,15 +84,22 @@ fn three_agents_report_and_the_inventory_survives_a_controller_restart() -> Resu
     assert_eq!(report["versions"]["1.6.10"], 2);
     assert_eq!(report["versions"]["1.3.0"], 1);
 
-    let against: Value = serde_json::from_str(&ctl.cli_ok(&["report", "--format", "json", "--latest", "1.6.10"])?)?;
-    let classes: Vec<&Value> = ["web1", "web2", "web3"].iter().map(|h| &row(&against, h).unwrap()["update"]).collect();
+    let against: Value =
+        serde_json::from_str(&ctl.cli_ok(&["report", "--format", "json", "--latest", "1.6.10"])?)?;
+    let classes: Vec<&Value> = ["web1", "web2", "web3"]
+        .iter()
+        .map(|h| &row(&against, h).unwrap()["update"])
+        .collect();
     assert_eq!(classes, [&Value::Null, &Value::from("minor"), &Value::Null]);
-    let against: Value = serde_json::from_str(&ctl.cli_ok(&["report", "--format", "json", "--latest", "1.3.2"])?)?;
+    let against: Value =
+        serde_json::from_str(&ctl.cli_ok(&["report", "--format", "json", "--latest", "1.3.2"])?)?;
     assert_eq!(row(&against, "web2").unwrap()["update"], "patch");
 
     // A fixed database shows up at the next report.
     web3.db.set_user_enabled(true)?;
-    report_with(&ctl, |r| row(r, "web3").is_some_and(|row| row["healthy"] == true))?;
+    report_with(&ctl, |r| {
+        row(r, "web3").is_some_and(|row| row["healthy"] == true)
+    })?;
 
     // kill -9 and restart: the inventory is still there before any agent reconnects.
     let last_seen_before = row(&ctl.report()?, "web1").unwrap()["last_seen"].clone();
@@ -83,7 +113,8 @@ fn three_agents_report_and_the_inventory_survives_a_controller_restart() -> Resu
     assert!(r1["last_seen"].as_str() >= last_seen_before.as_str());
     // The other agents reconnect by themselves.
     report_with(&ctl, |r| {
-        row(r, "web2").is_some_and(|x| x["online"] == true) && row(r, "web3").is_some_and(|x| x["online"] == true)
+        row(r, "web2").is_some_and(|x| x["online"] == true)
+            && row(r, "web3").is_some_and(|x| x["online"] == true)
     })?;
 
     // The table and CSV views list every host.
@@ -102,10 +133,14 @@ fn a_revoked_host_is_cut_off_and_refused() -> Result<()> {
     let ctl = Controller::start(base.path())?;
     let mut web1 = site(base.path(), &ctl, "web1", "1.5.1", 0, false)?;
     web1.enroll_and_start(&ctl, "web1", "acme")?;
-    report_with(&ctl, |r| row(r, "web1").is_some_and(|x| x["online"] == true))?;
+    report_with(&ctl, |r| {
+        row(r, "web1").is_some_and(|x| x["online"] == true)
+    })?;
 
     ctl.cli_ok(&["host", "revoke", "web1"])?;
-    let report = report_with(&ctl, |r| row(r, "web1").is_some_and(|x| x["online"] == false))?;
+    let report = report_with(&ctl, |r| {
+        row(r, "web1").is_some_and(|x| x["online"] == false)
+    })?;
     assert_eq!(row(&report, "web1").unwrap()["revoked"], true);
     // The agent keeps trying and keeps being refused.
     let proc = web1.agent.proc.as_mut().unwrap();
@@ -133,7 +168,14 @@ fn an_unreachable_controller_is_retried_with_growing_delays() -> Result<()> {
             .log_text()
             .lines()
             .filter(|l| l.contains("controller unreachable"))
-            .filter_map(|l| l.split("retry_in_ms=").nth(1)?.split_whitespace().next()?.parse().ok())
+            .filter_map(|l| {
+                l.split("retry_in_ms=")
+                    .nth(1)?
+                    .split_whitespace()
+                    .next()?
+                    .parse()
+                    .ok()
+            })
             .collect();
         (delays.len() >= 4).then_some(delays)
     })?;
@@ -141,10 +183,15 @@ fn an_unreachable_controller_is_retried_with_growing_delays() -> Result<()> {
     // Jittered doubling: each delay lies within [ceiling/2, ceiling] of 1s, 2s, 4s, 8s.
     for (i, d) in delays.iter().take(4).enumerate() {
         let ceiling = 1000u64 << i;
-        assert!(*d >= ceiling / 2 && *d <= ceiling, "delay {i} = {d} ms: {delays:?}");
+        assert!(
+            *d >= ceiling / 2 && *d <= ceiling,
+            "delay {i} = {d} ms: {delays:?}"
+        );
     }
     // And it comes back once the controller does.
     ctl.serve()?;
-    report_with(&ctl, |r| row(r, "web1").is_some_and(|x| x["online"] == true))?;
+    report_with(&ctl, |r| {
+        row(r, "web1").is_some_and(|x| x["online"] == true)
+    })?;
     Ok(())
 }

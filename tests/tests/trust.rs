@@ -5,8 +5,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Result;
-use boltfleet_common::pki::CertificateAuthority;
 use boltfleet_common::identity::Identity;
+use boltfleet_common::pki::CertificateAuthority;
 use boltfleet_common::proto::admin_service_client::AdminServiceClient;
 use boltfleet_common::proto::agent_service_client::AgentServiceClient;
 use boltfleet_common::proto::{AgentMessage, Hello, ListHostsRequest};
@@ -15,7 +15,12 @@ use boltfleet_tests::cluster::{run, Agent, Controller};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 fn agent_for(base: &Path, ctl: &Controller, name: &str) -> Result<Agent> {
-    Agent::configure(&base.join(name), &ctl.url, "", Path::new("/nonexistent/passbolt"))
+    Agent::configure(
+        &base.join(name),
+        &ctl.url,
+        "",
+        Path::new("/nonexistent/passbolt"),
+    )
 }
 
 fn stderr(out: &std::process::Output) -> String {
@@ -45,17 +50,30 @@ fn enrollment_refuses_reused_tokens_foreign_csrs_and_wrong_pins() -> Result<()> 
     let impostor = agent_for(base.path(), &ctl, "impostor")?;
     let out = impostor.enroll(&ctl, &token, &["--host-id", "web2"])?;
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("spiffe://boltfleet/agent/web1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("spiffe://boltfleet/agent/web1"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!impostor.state_dir.join("agent.key").exists());
 
     // A pin of another CA: the TLS handshake fails before the token is sent.
     let other = CertificateAuthority::generate()?;
     let other = CertificateAuthority::load(&other.cert_pem, &other.key_pem)?;
     let wrong_pin = agent_for(base.path(), &ctl, "wrongpin")?;
-    let out = run(std::process::Command::new(boltfleet_tests::cluster::bin("boltfleet-agent"))
-        .args(["enroll", "--controller", &ctl.url, "--ca-pin", &other.fingerprint(), "--config"])
-        .arg(&wrong_pin.config)
-        .env("BOLTFLEET_JOIN_TOKEN", &token))?;
+    let out = run(
+        std::process::Command::new(boltfleet_tests::cluster::bin("boltfleet-agent"))
+            .args([
+                "enroll",
+                "--controller",
+                &ctl.url,
+                "--ca-pin",
+                &other.fingerprint(),
+                "--config",
+            ])
+            .arg(&wrong_pin.config)
+            .env("BOLTFLEET_JOIN_TOKEN", &token),
+    )?;
     assert!(!out.status.success());
     assert!(!wrong_pin.state_dir.join("agent.crt").exists());
 
@@ -65,7 +83,9 @@ fn enrollment_refuses_reused_tokens_foreign_csrs_and_wrong_pins() -> Result<()> 
     assert!(out.status.success(), "{}", stderr(&out));
     use std::os::unix::fs::PermissionsExt;
     for file in ["agent.key", "agent.crt"] {
-        let mode = std::fs::metadata(web1.state_dir.join(file))?.permissions().mode();
+        let mode = std::fs::metadata(web1.state_dir.join(file))?
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "{file}");
     }
 
@@ -84,7 +104,11 @@ fn enrollment_refuses_reused_tokens_foreign_csrs_and_wrong_pins() -> Result<()> 
     let store_files = walk(&ctl.dir.join("state"));
     for file in store_files {
         let bytes = std::fs::read(&file)?;
-        assert!(!String::from_utf8_lossy(&bytes).contains(&token[9..]), "token stored in {}", file.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&token[9..]),
+            "token stored in {}",
+            file.display()
+        );
     }
     Ok(())
 }
@@ -108,7 +132,10 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
     let base = tempfile::tempdir()?;
     let ctl = Controller::start(base.path())?;
     let web1 = agent_for(base.path(), &ctl, "web1")?;
-    assert!(web1.enroll(&ctl, &ctl.token("web1", "acme")?, &[])?.status.success());
+    assert!(web1
+        .enroll(&ctl, &ctl.token("web1", "acme")?, &[])?
+        .status
+        .success());
 
     // The agent's certificate used with the operator CLI: permission denied.
     let out = run(ctl
@@ -117,14 +144,20 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
         .env("BOLTFLEET_KEY", web1.state_dir.join("agent.key"))
         .arg("hosts"))?;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).to_lowercase().contains("permission"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).to_lowercase().contains("permission"),
+        "{}",
+        stderr(&out)
+    );
 
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         // The operator's certificate on the agent service: permission denied.
         let channel = tls::connect(&ctl.url, &operator_tls(&ctl)).await?;
         let hello = AgentMessage {
-            msg: Some(boltfleet_common::proto::agent_message::Msg::Hello(Hello::default())),
+            msg: Some(boltfleet_common::proto::agent_message::Msg::Hello(
+                Hello::default(),
+            )),
         };
         let status = AgentServiceClient::new(channel)
             .connect(tokio_stream_once(hello))
@@ -147,7 +180,11 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
         // A certificate from another CA: the handshake or the first call fails.
         let other = CertificateAuthority::generate()?;
         let other = CertificateAuthority::load(&other.cert_pem, &other.key_pem)?;
-        let mallory = other.issue(&Identity::operator("alice")?, &[], Duration::from_secs(3600))?;
+        let mallory = other.issue(
+            &Identity::operator("alice")?,
+            &[],
+            Duration::from_secs(3600),
+        )?;
         let stranger = ClientTls::Mutual {
             ca_pem: ca.clone(),
             cert_pem: mallory.cert_pem,
@@ -174,6 +211,8 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
     })
 }
 
-fn tokio_stream_once(message: AgentMessage) -> impl tonic::codegen::tokio_stream::Stream<Item = AgentMessage> {
+fn tokio_stream_once(
+    message: AgentMessage,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = AgentMessage> {
     tonic::codegen::tokio_stream::iter(vec![message])
 }

@@ -106,7 +106,10 @@ mod tests {
             status: "fail".into(),
             detail: String::new(),
         };
-        let checks = vec![check("Using latest passbolt version"), check("Can connect to the database")];
+        let checks = vec![
+            check("Using latest passbolt version"),
+            check("Can connect to the database"),
+        ];
         let health = judge_health(checks.clone(), None, &[], &["LATEST PASSBOLT".into()]);
         assert_eq!(health.reasons, ["healthcheck: Can connect to the database"]);
         assert_eq!(health.checks.len(), 2);

@@ -7,9 +7,7 @@ use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::agent_message::Msg;
 use boltfleet_common::proto::agent_service_server::AgentService;
 use boltfleet_common::proto::controller_message::Msg as Down;
-use boltfleet_common::proto::{
-    Ack, AgentMessage, ControllerMessage, RenewRequest, RenewResponse,
-};
+use boltfleet_common::proto::{Ack, AgentMessage, ControllerMessage, RenewRequest, RenewResponse};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -106,7 +104,12 @@ async fn serve_stream(
     }
 }
 
-async fn handle(app: &App, host: &HostId, message: AgentMessage, tx: &Outbound) -> Result<(), Error> {
+async fn handle(
+    app: &App,
+    host: &HostId,
+    message: AgentMessage,
+    tx: &Outbound,
+) -> Result<(), Error> {
     match message.msg {
         Some(Msg::Hello(hello)) => app.record_hello(host, &hello.agent_version, hello.last_job),
         Some(Msg::Report(report)) => {

@@ -23,9 +23,11 @@ impl EnrollService for Enroll {
         let req = request.into_inner();
         let app = self.app.clone();
         // Signing and the store are blocking work.
-        let result = tokio::task::spawn_blocking(move || app.enroll(&req.token, &req.csr_pem, crate::app::now()))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?;
+        let result = tokio::task::spawn_blocking(move || {
+            app.enroll(&req.token, &req.csr_pem, crate::app::now())
+        })
+        .await
+        .map_err(|e| Status::internal(e.to_string()))?;
         match result {
             Ok((host, certificate_pem)) => Ok(Response::new(EnrollResponse {
                 host_id: host.to_string(),

@@ -87,7 +87,13 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.hosts.put("web1", &host("web1")).unwrap();
             store
-                .audit(&AuditEntry::new(1, "operator alice", "token.create", "web1", ""))
+                .audit(&AuditEntry::new(
+                    1,
+                    "operator alice",
+                    "token.create",
+                    "web1",
+                    "",
+                ))
                 .unwrap();
             store.flush().unwrap();
         }
@@ -105,8 +111,14 @@ mod tests {
         store.hosts.put("web1", &old).unwrap();
         let mut new = old.clone();
         new.revoked = true;
-        assert!(store.hosts.compare_and_swap("web1", Some(&old), &new).unwrap());
-        assert!(!store.hosts.compare_and_swap("web1", Some(&old), &new).unwrap());
+        assert!(store
+            .hosts
+            .compare_and_swap("web1", Some(&old), &new)
+            .unwrap());
+        assert!(!store
+            .hosts
+            .compare_and_swap("web1", Some(&old), &new)
+            .unwrap());
         assert!(store.hosts.get("web1").unwrap().unwrap().revoked);
     }
 }

@@ -59,7 +59,12 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     }
 
     /// Replaces `old` (None: absent) by `new` atomically; false when the record changed meanwhile.
-    pub fn compare_and_swap(&self, key: &str, old: Option<&T>, new: &T) -> Result<bool, StoreError> {
+    pub fn compare_and_swap(
+        &self,
+        key: &str,
+        old: Option<&T>,
+        new: &T,
+    ) -> Result<bool, StoreError> {
         let old = old.map(serde_json::to_vec).transpose()?;
         let new = serde_json::to_vec(new)?;
         Ok(self.tree.compare_and_swap(key, old, Some(new))?.is_ok())

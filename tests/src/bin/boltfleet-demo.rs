@@ -20,11 +20,16 @@ const FLEET: &[(&str, &str, &str, usize, bool)] = &[
 
 fn main() -> Result<()> {
     let keep = std::env::args().any(|a| a == "--keep");
-    let base = tempfile::Builder::new().prefix("boltfleet-demo-").tempdir()?;
+    let base = tempfile::Builder::new()
+        .prefix("boltfleet-demo-")
+        .tempdir()?;
     say(&format!("working in {}", base.path().display()));
 
     let ctl = Controller::start(base.path()).context("start the controller")?;
-    say(&format!("controller listening on {} (CA pin {})", ctl.url, ctl.pin));
+    say(&format!(
+        "controller listening on {} (CA pin {})",
+        ctl.url, ctl.pin
+    ));
 
     let mut sites = Vec::new();
     for &(host_id, tenant, version, pending, failing) in FLEET {
@@ -36,7 +41,9 @@ fn main() -> Result<()> {
         let mut site = Site::create(base.path(), &ctl, host_id, builder, health)
             .with_context(|| format!("create fixture host {host_id}"))?;
         site.enroll_and_start(&ctl, host_id, tenant)?;
-        say(&format!("{host_id}: passbolt {version} ({tenant}) enrolled, agent running"));
+        say(&format!(
+            "{host_id}: passbolt {version} ({tenant}) enrolled, agent running"
+        ));
         sites.push(site);
     }
 
@@ -45,7 +52,9 @@ fn main() -> Result<()> {
         let report = ctl.report().ok()?;
         FLEET
             .iter()
-            .all(|(id, ..)| row(&report, id).is_some_and(|r| r["online"] == true && r["version"].is_string()))
+            .all(|(id, ..)| {
+                row(&report, id).is_some_and(|r| r["online"] == true && r["version"].is_string())
+            })
             .then_some(())
     })?;
 
@@ -54,7 +63,10 @@ fn main() -> Result<()> {
     say("boltfleet report");
     show(ctl.cli().arg("report"))?;
     say("boltfleet report --latest 1.6.10 --format json (the update column, for scripts)");
-    show(ctl.cli().args(["report", "--latest", "1.6.10", "--format", "json"]))?;
+    show(
+        ctl.cli()
+            .args(["report", "--latest", "1.6.10", "--format", "json"]),
+    )?;
 
     if keep {
         let path: PathBuf = base.keep();
