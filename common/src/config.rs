@@ -40,19 +40,46 @@ pub fn load_toml<T: DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
     parse_toml(path, &text)
 }
 
-/// Parses TOML text that came from `path`, folding toml's multi-line message into one line.
+/// Parses TOML text that came from `path`, folding toml's multi-line message into one line that
+/// names the key (`section.key`) and the line whenever the error points at one.
 pub fn parse_toml<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ConfigError> {
     toml::from_str(text).map_err(|err: toml::de::Error| {
-        let message = err.message().trim().to_string();
-        let location = err
+        let message = err.message().trim().replace('\n', " ");
+        let located = err
             .span()
-            .map(|span| {
-                let line = text[..span.start.min(text.len())].matches('\n').count() + 1;
-                format!(" (line {line})")
-            })
-            .unwrap_or_default();
-        ConfigError::invalid(path, format!("{message}{location}"))
+            .map(|span| locate(text, span.start.min(text.len())));
+        let message = match located {
+            Some((line, Some(key))) if !message.contains(&key) => {
+                format!("{key}: {message} (line {line})")
+            }
+            Some((line, _)) => format!("{message} (line {line})"),
+            None => message,
+        };
+        ConfigError::invalid(path, message)
     })
+}
+
+/// The 1-based line of `offset`, and the dotted key assigned on that line, if any.
+fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
+    let before = &text[..offset];
+    let line_no = before.matches('\n').count() + 1;
+    let line = text.lines().nth(line_no - 1).unwrap_or("");
+    let key = line
+        .split_once('=')
+        .map(|(k, _)| k.trim().trim_matches('"').to_string())
+        .filter(|k| !k.is_empty() && !k.starts_with('['));
+    let section = before
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('[') && l.ends_with(']'))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_string());
+    let key = match (section, key) {
+        (Some(section), Some(key)) => Some(format!("{section}.{key}")),
+        (None, key) => key,
+        (Some(_), None) => None,
+    };
+    (line_no, key)
 }
 
 /// Deserializes a duration written as human text (`30s`, `5m`, `1h 30m`).
@@ -94,6 +121,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("soon"), "{err}");
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key_and_section() {
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Outer {
+            inner: Inner,
+        }
+        #[derive(Debug, Deserialize)]
+        #[allow(dead_code)]
+        struct Inner {
+            port: u16,
+        }
+        let err = parse_toml::<Outer>(Path::new("a.toml"), "[inner]\nport = 'x'\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("inner.port: "), "{err}");
+        assert!(err.contains("line 2"), "{err}");
     }
 
     #[test]

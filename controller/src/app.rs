@@ -51,7 +51,13 @@ impl App {
         })
     }
 
-    fn audit(&self, actor: &str, action: &str, target: &str, detail: &str) -> Result<(), Error> {
+    pub(crate) fn audit_entry(
+        &self,
+        actor: &str,
+        action: &str,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), Error> {
         Ok(self
             .store
             .audit(&AuditEntry::new(now(), actor, action, target, detail))?)
@@ -87,7 +93,7 @@ impl App {
         };
         self.store.tokens.put(&tokens::hash(&token), &record)?;
         self.store.tokens.flush()?;
-        self.audit(
+        self.audit_entry(
             &format!("operator {operator}"),
             "token.create",
             host.as_str(),
@@ -139,7 +145,7 @@ impl App {
         };
         self.store.hosts.put(host.as_str(), &host_record)?;
         self.store.flush()?;
-        self.audit(&format!("agent {host}"), "host.enroll", host.as_str(), "")?;
+        self.audit_entry(&format!("agent {host}"), "host.enroll", host.as_str(), "")?;
         info!(host = %host, "host enrolled");
         Ok((host, cert_pem))
     }
@@ -208,7 +214,7 @@ impl App {
             &host,
             Status::permission_denied(format!("host {host} is revoked")),
         );
-        self.audit(
+        self.audit_entry(
             &format!("operator {operator}"),
             "host.revoke",
             host.as_str(),
@@ -227,18 +233,18 @@ impl App {
         Ok(())
     }
 
+    /// A (re)connected agent: record what it says of its last job, then hand it queued jobs.
     pub fn record_hello(
         &self,
         host: &HostId,
         agent_version: &str,
         last_job: Option<JobEvent>,
     ) -> Result<(), Error> {
-        self.observe(host, |o| {
-            o.agent_version = agent_version.to_string();
-            if last_job.is_some() {
-                o.last_job = last_job;
-            }
-        })
+        self.observe(host, |o| o.agent_version = agent_version.to_string())?;
+        if let Some(event) = last_job.filter(|e| !e.job_id.is_empty()) {
+            self.record_job_event(host, event)?;
+        }
+        self.dispatch(host)
     }
 
     pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
@@ -248,7 +254,8 @@ impl App {
         })
     }
 
-    pub fn record_job_event(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
+    /// The agent's latest word on a job, kept with what it observed.
+    pub(crate) fn observe_job(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
         self.observe(host, |o| o.last_job = Some(event))
     }
 
@@ -261,11 +268,18 @@ impl App {
     pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
         let observed: BTreeMap<String, Observed> =
             self.store.observed.list()?.into_iter().collect();
+        let mut latest_jobs = self.latest_jobs()?;
         let mut views = Vec::new();
         for (id, record) in self.store.hosts.list()? {
+            let mut observed = observed.get(&id).cloned();
+            // The controller's record of the newest job is fresher than the agent's last word
+            // while the job is still queued.
+            if let Some(job) = latest_jobs.remove(&id) {
+                observed.get_or_insert_with(Observed::default).last_job = job.event;
+            }
             views.push(HostView {
                 online: self.registry.is_online(&id),
-                observed: observed.get(&id).cloned(),
+                observed,
                 record,
             });
         }
@@ -289,14 +303,28 @@ fn serial_of(cert_pem: &str) -> Result<String, Error> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use boltfleet_common::pki::new_csr;
 
-    fn app(dir: &std::path::Path) -> Arc<App> {
+    pub(crate) fn app(dir: &std::path::Path) -> Arc<App> {
         let keys = CertificateAuthority::generate().unwrap();
         let ca = CertificateAuthority::load(&keys.cert_pem, &keys.key_pem).unwrap();
         App::new(Store::open(dir).unwrap(), ca, Duration::from_secs(3600))
+    }
+
+    /// An app with `host` enrolled and reporting `version`.
+    pub(crate) fn app_with_host(dir: &std::path::Path, host: &str, version: &str) -> Arc<App> {
+        let app = app(dir);
+        let t = token(&app, host, 60, now());
+        app.enroll(&t, &csr(host), now()).unwrap();
+        let inventory = Inventory {
+            passbolt_version: version.into(),
+            ..Inventory::default()
+        };
+        app.record_report(&HostId::new(host).unwrap(), inventory)
+            .unwrap();
+        app
     }
 
     fn token(app: &App, host: &str, ttl: u64, now: i64) -> String {

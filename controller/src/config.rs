@@ -64,6 +64,9 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/controller.example.toml");
         let config = ControllerConfig::load(&path).unwrap();
         assert_eq!(config.listen, default_listen());
-        assert_eq!(config.agent_cert_validity, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(
+            config.agent_cert_validity,
+            Duration::from_secs(7 * 24 * 3600)
+        );
     }
 }

@@ -23,6 +23,10 @@ pub enum Error {
     Revoked(String),
     #[error("host {0} is not enrolled")]
     UnknownHost(String),
+    #[error("{0}")]
+    Precondition(String),
+    #[error("job {0} not found")]
+    UnknownJob(String),
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
     #[error("certificate request refused: {0}")]
@@ -57,7 +61,8 @@ impl From<Error> for Status {
             Error::TokenUnknown | Error::TokenUsed | Error::TokenExpired => {
                 Status::permission_denied(msg)
             }
-            Error::UnknownHost(_) => Status::not_found(msg),
+            Error::UnknownHost(_) | Error::UnknownJob(_) => Status::not_found(msg),
+            Error::Precondition(_) => Status::failed_precondition(msg),
             Error::Invalid { .. } | Error::Csr(_) => Status::invalid_argument(msg),
             Error::Store(_) | Error::Pki(_) => {
                 tracing::error!(error = %msg, "internal error");

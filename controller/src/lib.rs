@@ -6,6 +6,7 @@ pub mod ca;
 pub mod cli;
 pub mod config;
 pub mod error;
+pub mod jobs;
 pub mod registry;
 pub mod report;
 pub mod server;

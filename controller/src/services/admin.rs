@@ -5,14 +5,16 @@ use std::time::Duration;
 
 use boltfleet_common::proto::admin_service_server::AdminService;
 use boltfleet_common::proto::{
-    CreateTokenRequest, CreateTokenResponse, FleetReportRequest, FleetReportResponse,
-    ListHostsRequest, ListHostsResponse, RevokeHostRequest, RevokeHostResponse,
+    AuditEntry, AuditLogRequest, AuditLogResponse, CreateTokenRequest, CreateTokenResponse,
+    FleetReportRequest, FleetReportResponse, GetJobRequest, JobKind, JobRecord, ListHostsRequest,
+    ListHostsResponse, RevokeHostRequest, RevokeHostResponse, StartJobRequest, StartJobResponse,
 };
 use tonic::{Request, Response, Status};
 
 use crate::app::{App, NewToken};
 use crate::auth;
 use crate::error::Error;
+use crate::jobs::NewJob;
 
 pub struct Admin {
     pub app: Arc<App>,
@@ -84,5 +86,61 @@ impl AdminService for Admin {
         self.blocking(move |app| app.revoke(&operator, &host_id))
             .await?;
         Ok(Response::new(RevokeHostResponse {}))
+    }
+
+    async fn start_job(
+        &self,
+        request: Request<StartJobRequest>,
+    ) -> Result<Response<StartJobResponse>, Status> {
+        let operator = auth::operator(&request)?;
+        let req = request.into_inner();
+        let kind = JobKind::try_from(req.kind)
+            .map_err(|_| Status::invalid_argument(format!("unknown job kind {}", req.kind)))?;
+        let new = NewJob {
+            host_id: req.host_id,
+            kind,
+            target_version: req.target_version,
+            options: req.options.unwrap_or_default(),
+        };
+        let job_id = self
+            .blocking(move |app| app.start_job(&operator, new, crate::app::now()))
+            .await?;
+        Ok(Response::new(StartJobResponse { job_id }))
+    }
+
+    async fn get_job(
+        &self,
+        request: Request<GetJobRequest>,
+    ) -> Result<Response<JobRecord>, Status> {
+        auth::operator(&request)?;
+        let job_id = request.into_inner().job_id;
+        let job = self.blocking(move |app| app.job(&job_id)).await?;
+        Ok(Response::new(job))
+    }
+
+    async fn audit_log(
+        &self,
+        request: Request<AuditLogRequest>,
+    ) -> Result<Response<AuditLogResponse>, Status> {
+        auth::operator(&request)?;
+        let limit = request.into_inner().limit as usize;
+        let entries = self.blocking(|app| Ok(app.store.audit_log()?)).await?;
+        let skip = if limit == 0 {
+            0
+        } else {
+            entries.len().saturating_sub(limit)
+        };
+        let entries = entries
+            .into_iter()
+            .skip(skip)
+            .map(|e| AuditEntry {
+                at: e.at,
+                actor: e.actor,
+                action: e.action,
+                target: e.target,
+                detail: e.detail,
+            })
+            .collect();
+        Ok(Response::new(AuditLogResponse { entries }))
     }
 }

@@ -5,6 +5,7 @@ mod typed;
 
 use std::path::Path;
 
+pub use boltfleet_common::proto::JobRecord;
 pub use records::{AuditEntry, HostRecord, Observed, TokenRecord};
 pub use typed::StoreError;
 use typed::Typed;
@@ -13,6 +14,7 @@ const HOSTS: &str = "hosts";
 const OBSERVED: &str = "observed";
 const TOKENS: &str = "tokens";
 const AUDIT: &str = "audit";
+const JOBS: &str = "jobs";
 
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
@@ -24,6 +26,8 @@ pub struct Store {
     pub observed: Typed<Observed>,
     /// Join tokens by the hex SHA-256 of the token (the token itself is never stored).
     pub tokens: Typed<TokenRecord>,
+    /// Jobs by id: what was asked (desired) and the agent's latest report of it (observed).
+    pub jobs: Typed<JobRecord>,
     audit: sled::Tree,
 }
 
@@ -38,6 +42,7 @@ impl Store {
             hosts: Typed::open(&db, HOSTS)?,
             observed: Typed::open(&db, OBSERVED)?,
             tokens: Typed::open(&db, TOKENS)?,
+            jobs: Typed::open(&db, JOBS)?,
             audit: db.open_tree(AUDIT)?,
             db,
         })
