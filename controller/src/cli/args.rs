@@ -68,6 +68,44 @@ pub enum Command {
     /// Act on one host
     #[command(subcommand)]
     Host(HostCommand),
+    /// Inspect jobs
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// The append-only audit log: who did what, when
+    Audit(AuditArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Every step of a job with its state, duration and output tail
+    Show {
+        /// Job id (printed by `host update`)
+        id: String,
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only the newest N entries (0: all)
+    #[arg(long, default_value_t = 0)]
+    pub limit: u32,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+/// Waiting for a job's outcome.
+#[derive(Debug, Clone, Args)]
+pub struct WaitArgs {
+    /// Wait for the outcome; exit non-zero unless the job succeeded
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long
+    #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = parse_ttl)]
+    pub wait_timeout: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +139,29 @@ pub enum HostCommand {
     Revoke {
         /// Host id
         id: HostId,
+    },
+    /// Update a host to a release with passbolt's own procedure; prints the job id
+    Update {
+        /// Host id
+        id: HostId,
+        /// Target release X.Y.Z (a patch or minor update)
+        #[arg(long, value_name = "X.Y.Z", value_parser = parse_version)]
+        to: Version,
+        /// Answer to a migration prompt, in order (default: n to the statistics question)
+        #[arg(long = "answer", value_name = "TEXT", value_parser = parse_answer)]
+        answers: Vec<String>,
+        /// Leave the host in maintenance for a human instead of rolling back on failure
+        #[arg(long)]
+        no_auto_rollback: bool,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Roll back the host's last update (previous release and its database backup)
+    Rollback {
+        /// Host id
+        id: HostId,
+        #[command(flatten)]
+        wait: WaitArgs,
     },
 }
 
@@ -153,6 +214,14 @@ pub fn label_map(labels: &[(String, String)]) -> Result<BTreeMap<String, String>
         }
     }
     Ok(map)
+}
+
+/// A migration prompt answer: one line of printable text.
+fn parse_answer(text: &str) -> Result<String, String> {
+    if text.len() > 64 || text.chars().any(|c| c.is_control()) {
+        return Err("an answer is one short line of text".to_string());
+    }
+    Ok(text.to_string())
 }
 
 fn parse_ttl(text: &str) -> Result<Duration, String> {

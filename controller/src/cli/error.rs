@@ -39,6 +39,14 @@ pub enum CliError {
     Timeout { action: String, secs: u64 },
     #[error("cannot write output: {0}")]
     Output(std::io::Error),
+    /// A waited-for job ended in another state than succeeded.
+    #[error("job {job_id} on {host_id} ended {state}{detail}")]
+    JobFailed {
+        job_id: String,
+        host_id: String,
+        state: &'static str,
+        detail: String,
+    },
 }
 
 impl CliError {
@@ -54,7 +62,8 @@ impl CliError {
             CliError::Connect(_)
             | CliError::Rpc { .. }
             | CliError::Timeout { .. }
-            | CliError::Output(_) => 1,
+            | CliError::Output(_)
+            | CliError::JobFailed { .. } => 1,
         }
     }
 }

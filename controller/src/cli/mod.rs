@@ -10,6 +10,7 @@ pub mod config;
 pub mod error;
 mod fleet;
 mod host;
+mod job;
 pub mod render;
 pub mod rows;
 mod token;
@@ -29,6 +30,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Hosts(args) => fleet::hosts(&conn, args).await,
         Command::Report(args) => fleet::report(&conn, args).await,
         Command::Host(command) => host::run(&conn, command).await,
+        Command::Job(command) => job::run(&conn, command).await,
+        Command::Audit(args) => job::audit(&conn, args).await,
     }
 }
 
