@@ -40,13 +40,29 @@ impl Site {
             );
         }
         extra.push_str(&format!(
-            "[mysql]\noption_file = {:?}\ndatabase = {:?}\n[backup]\ndir = {:?}\n",
+            "[mysql]\noption_file = {:?}\ndatabase = {:?}\n[backup]\ndir = {:?}\n[maintenance]\nflag_file = {:?}\n",
             db.option_file,
             db.name,
-            dir.join("backups")
+            dir.join("backups"),
+            dir.join("maintenance.flag"),
         ));
         let agent = Agent::configure(&dir.join("agent"), &ctl.url, &extra, &host.root)?;
         Ok(Self { host, agent, db })
+    }
+
+    /// The maintenance flag file the agent is configured with.
+    pub fn maintenance_flag(&self) -> std::path::PathBuf {
+        self.agent.config.parent().and_then(Path::parent).expect("site dir").join("maintenance.flag")
+    }
+
+    /// The backup directory the agent is configured with.
+    pub fn backup_dir(&self) -> std::path::PathBuf {
+        self.agent.config.parent().and_then(Path::parent).expect("site dir").join("backups")
+    }
+
+    /// The release tag the install's HEAD sits on.
+    pub fn head_tag(&self) -> Result<String> {
+        Ok(self.host.git(&["describe", "--tags", "--exact-match", "HEAD"])?.trim().to_string())
     }
 
     /// A host at `version`, up to date, healthy.
