@@ -9,6 +9,7 @@ pub mod error;
 pub mod jobs;
 pub mod registry;
 pub mod report;
+pub mod rollout;
 pub mod server;
 pub mod services;
 pub mod store;
