@@ -27,6 +27,8 @@ pub struct AgentConfig {
     pub backup: Option<BackupConfig>,
     #[serde(default)]
     pub maintenance: Option<MaintenanceConfig>,
+    #[serde(default)]
+    pub jobs: JobsConfig,
 }
 
 /// The passbolt install on this host.
@@ -63,6 +65,13 @@ pub struct MysqlConfig {
     pub option_file: PathBuf,
     /// Name of the passbolt database.
     pub database: String,
+    /// Dump program for backups; the first of `mariadb-dump`, `mysqldump` on PATH when absent.
+    #[serde(default)]
+    pub dump_program: Option<String>,
+    /// Client program that restores backups; the first of `mariadb`, `mysql` on PATH when
+    /// absent.
+    #[serde(default)]
+    pub client_program: Option<String>,
 }
 
 /// Where verified database backups go and how many are kept.
@@ -87,6 +96,43 @@ pub struct MaintenanceConfig {
     /// Program and arguments that turn maintenance off.
     #[serde(default)]
     pub off_command: Option<Vec<String>>,
+}
+
+/// How update jobs reach their inputs and how long their commands may take.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Git remote that release tags are fetched from.
+    #[serde(default = "default_git_remote")]
+    pub git_remote: String,
+    /// Composer program, run as the web user after a checkout of passbolt v2 or later.
+    #[serde(default = "default_composer")]
+    pub composer: String,
+    /// Deadline of each long command of a job: dump, restore, checkout, composer, migrations.
+    #[serde(default = "default_step_timeout", deserialize_with = "human_duration")]
+    pub step_timeout: Duration,
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            git_remote: default_git_remote(),
+            composer: default_composer(),
+            step_timeout: default_step_timeout(),
+        }
+    }
+}
+
+fn default_git_remote() -> String {
+    "origin".to_string()
+}
+
+fn default_composer() -> String {
+    "composer".to_string()
+}
+
+fn default_step_timeout() -> Duration {
+    Duration::from_secs(30 * 60)
 }
 
 fn default_report_interval() -> Duration {
@@ -134,6 +180,19 @@ impl AgentConfig {
                     "passbolt.healthcheck_url: expected an http(s) URL, got {url:?}"
                 ));
             }
+        }
+        let jobs = &self.jobs;
+        let remote_ok = !jobs.git_remote.is_empty()
+            && !jobs.git_remote.starts_with('-')
+            && !jobs.git_remote.contains(char::is_whitespace);
+        if !remote_ok {
+            return bad(format!(
+                "jobs.git_remote: expected a remote name, got {:?}",
+                jobs.git_remote
+            ));
+        }
+        if jobs.step_timeout < Duration::from_secs(10) {
+            return bad("jobs.step_timeout: must be at least 10s".into());
         }
         if let Some(backup) = &self.backup {
             if backup.keep == 0 {

@@ -5,6 +5,7 @@ pub mod config;
 pub mod credentials;
 pub mod enroll;
 pub mod inventory;
+pub mod jobs;
 pub mod session;
 
 use std::future::Future;
