@@ -11,15 +11,32 @@ pub mod session;
 use std::future::Future;
 
 pub use config::AgentConfig;
+use std::sync::Arc;
+
 use credentials::{CredentialFiles, CredentialsError};
+use jobs::Jobs;
 
 /// Runs the agent until `shutdown` completes. Fails only when the host has no usable
-/// credentials; an unreachable controller is retried forever.
+/// credentials or job journal; an unreachable controller is retried forever.
 pub async fn run(
     config: AgentConfig,
     shutdown: impl Future<Output = ()>,
-) -> Result<(), CredentialsError> {
+) -> Result<(), AgentError> {
     let files = CredentialFiles::new(&config.state_dir);
     files.load()?;
-    session::run_forever(&config, &files, shutdown).await
+    let config = Arc::new(config);
+    let jobs = Jobs::new(config.clone())?;
+    // A job the agent was running when it stopped is finished or rolled back first.
+    jobs.resume();
+    session::run_forever(&config, &files, &jobs, shutdown).await?;
+    Ok(())
+}
+
+/// Why the agent cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    #[error(transparent)]
+    Credentials(#[from] CredentialsError),
+    #[error(transparent)]
+    Jobs(#[from] jobs::JobsError),
 }

@@ -101,7 +101,8 @@ async fn dispatch(command: Command) -> ExitCode {
         }
         Command::Run { .. } => match boltfleet_agent::run(config, shutdown_signal()).await {
             Ok(()) => ExitCode::SUCCESS,
-            Err(err) => usage(&err),
+            Err(err @ boltfleet_agent::AgentError::Credentials(_)) => usage(&err),
+            Err(err) => fail(&err),
         },
         Command::Inventory { .. } => {
             let inventory = inventory::collect(&config).await;

@@ -14,7 +14,7 @@ use boltfleet_common::proto::{
 };
 use boltfleet_common::tls::{self, TlsError};
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tracing::{debug, info, warn};
@@ -23,6 +23,7 @@ use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::credentials::{CredentialFiles, Credentials, CredentialsError};
 use crate::inventory;
+use crate::jobs::Jobs;
 
 /// How often the cheap change probe runs between full reports.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
@@ -50,6 +51,7 @@ pub enum SessionError {
 pub async fn run_forever(
     config: &AgentConfig,
     files: &CredentialFiles,
+    jobs: &Jobs,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), CredentialsError> {
     tokio::pin!(shutdown);
@@ -58,7 +60,7 @@ pub async fn run_forever(
         let creds = files.load()?;
         let started = Instant::now();
         let result = tokio::select! {
-            result = session(config, files, &creds) => result,
+            result = session(config, files, &creds, jobs) => result,
             () = &mut shutdown => return Ok(()),
         };
         if started.elapsed() >= STABLE_SESSION {
@@ -90,6 +92,7 @@ async fn session(
     config: &AgentConfig,
     files: &CredentialFiles,
     creds: &Credentials,
+    jobs: &Jobs,
 ) -> Result<(), SessionError> {
     let channel = tls::connect(&config.controller, &creds.client_tls()).await?;
     let mut client = AgentServiceClient::new(channel);
@@ -98,9 +101,11 @@ async fn session(
         return Err(SessionError::Renewed);
     }
     let (tx, rx) = mpsc::channel::<AgentMessage>(16);
+    // Subscribe before the hello so no job change falls between the two.
+    let mut job_events = jobs.subscribe();
     let hello = Up::Hello(Hello {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
-        last_job: None,
+        last_job: jobs.last_job(),
     });
     let _ = tx.send(AgentMessage { msg: Some(hello) }).await;
     let mut reporter = Reporter { seq: 0, tx: &tx };
@@ -115,9 +120,27 @@ async fn session(
     loop {
         tokio::select! {
             message = inbound.message() => match message? {
-                Some(message) => handle(message, &tx).await,
+                Some(message) => handle(message, jobs),
                 None => return Err(SessionError::Closed),
             },
+            event = job_events.recv() => {
+                let event = match event {
+                    Ok(event) => Some(event),
+                    // Missed some changes: the latest state says it all.
+                    Err(broadcast::error::RecvError::Lagged(_)) => jobs.last_job(),
+                    Err(broadcast::error::RecvError::Closed) => None,
+                };
+                if let Some(event) = event {
+                    let finished = is_finished(&event);
+                    let _ = tx.send(AgentMessage { msg: Some(Up::JobEvent(event)) }).await;
+                    if finished {
+                        // The install may have changed: report it now, not at the next tick.
+                        reporter.send(config).await;
+                        last_probe = probe(config);
+                        report_tick.reset();
+                    }
+                }
+            }
             _ = report_tick.tick() => reporter.send(config).await,
             _ = probe_tick.tick() => {
                 let now = probe(config);
@@ -149,28 +172,25 @@ impl Reporter<'_> {
     }
 }
 
-async fn handle(message: ControllerMessage, tx: &mpsc::Sender<AgentMessage>) {
+fn handle(message: ControllerMessage, jobs: &Jobs) {
     match message.msg {
         Some(Down::Ack(ack)) => debug!(seq = ack.seq, "report acknowledged"),
         Some(Down::RunJob(job)) => {
-            warn!(job = %job.job_id, "job refused: this agent version runs no jobs");
-            let event = JobEvent {
-                job_id: job.job_id,
-                kind: job.kind,
-                target_version: job.target_version,
-                state: JobState::Refused as i32,
-                reason: "this agent version runs no jobs".into(),
-                ..JobEvent::default()
-            };
-            let _ = tx
-                .send(AgentMessage {
-                    msg: Some(Up::JobEvent(event)),
-                })
-                .await;
+            info!(job = %job.job_id, target = %job.target_version, "job received");
+            jobs.submit(job);
         }
-        Some(Down::CancelJob(cancel)) => debug!(job = %cancel.job_id, "cancel for no running job"),
+        Some(Down::CancelJob(cancel)) => {
+            warn!(job = %cancel.job_id, "cancel ignored: a started job runs to its end or rolls back")
+        }
         None => debug!("empty controller message"),
     }
+}
+
+fn is_finished(event: &JobEvent) -> bool {
+    !matches!(
+        event.state(),
+        JobState::Unspecified | JobState::Queued | JobState::Running
+    )
 }
 
 async fn renew(
