@@ -52,17 +52,31 @@ impl Site {
 
     /// The maintenance flag file the agent is configured with.
     pub fn maintenance_flag(&self) -> std::path::PathBuf {
-        self.agent.config.parent().and_then(Path::parent).expect("site dir").join("maintenance.flag")
+        self.agent
+            .config
+            .parent()
+            .and_then(Path::parent)
+            .expect("site dir")
+            .join("maintenance.flag")
     }
 
     /// The backup directory the agent is configured with.
     pub fn backup_dir(&self) -> std::path::PathBuf {
-        self.agent.config.parent().and_then(Path::parent).expect("site dir").join("backups")
+        self.agent
+            .config
+            .parent()
+            .and_then(Path::parent)
+            .expect("site dir")
+            .join("backups")
     }
 
     /// The release tag the install's HEAD sits on.
     pub fn head_tag(&self) -> Result<String> {
-        Ok(self.host.git(&["describe", "--tags", "--exact-match", "HEAD"])?.trim().to_string())
+        Ok(self
+            .host
+            .git(&["describe", "--tags", "--exact-match", "HEAD"])?
+            .trim()
+            .to_string())
     }
 
     /// A host at `version`, up to date, healthy.

@@ -15,18 +15,28 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-fn started(base: &Path, ctl: &Controller, name: &str, builder: boltfleet_tests::fixture::HostBuilder, health: bool) -> Result<Site> {
+fn started(
+    base: &Path,
+    ctl: &Controller,
+    name: &str,
+    builder: boltfleet_tests::fixture::HostBuilder,
+    health: bool,
+) -> Result<Site> {
     let mut site = Site::create(base, ctl, name, builder, health)?;
     site.enroll_and_start(ctl, name, "acme")?;
     eventually("the host's first report", WAIT, || {
-        ctl.report().ok().filter(|r| row(r, name).is_some_and(|x| x["version"].is_string()))
+        ctl.report()
+            .ok()
+            .filter(|r| row(r, name).is_some_and(|x| x["version"].is_string()))
     })?;
     Ok(site)
 }
 
 /// `boltfleet host update NAME --to VERSION --wait`: (exit code, stdout, stderr).
 fn update(ctl: &Controller, name: &str, to: &str) -> Result<(i32, String, String)> {
-    let out = run(ctl.cli().args(["host", "update", name, "--to", to, "--wait"]))?;
+    let out = run(ctl
+        .cli()
+        .args(["host", "update", name, "--to", to, "--wait"]))?;
     Ok((
         out.status.code().unwrap_or(-1),
         String::from_utf8(out.stdout)?,
@@ -35,25 +45,58 @@ fn update(ctl: &Controller, name: &str, to: &str) -> Result<(i32, String, String
 }
 
 fn job_json(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(&ctl.cli_ok(&["job", "show", id.trim(), "--format", "json"])?)?)
+    Ok(serde_json::from_str(&ctl.cli_ok(&[
+        "job",
+        "show",
+        id.trim(),
+        "--format",
+        "json",
+    ])?)?)
 }
 
 #[test]
 fn a_minor_update_succeeds_and_its_backup_restores() -> Result<()> {
     let base = tempfile::tempdir()?;
     let ctl = Controller::start(base.path())?;
-    let site = started(base.path(), &ctl, "web1", PassboltHost::builder("1.3.2"), false)?;
+    let site = started(
+        base.path(),
+        &ctl,
+        "web1",
+        PassboltHost::builder("1.3.2"),
+        false,
+    )?;
     let before = site.db.checksum_tables()?;
 
     let (code, stdout, stderr) = update(&ctl, "web1", "1.4.0")?;
     ensure!(code == 0, "update failed ({code}): {stderr}");
     let job = job_json(&ctl, &stdout)?;
-    let steps: Vec<&str> = job["steps"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let steps: Vec<&str> = job["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         steps,
-        ["preflight", "maintenance_on", "config_review", "backup", "checkout", "migrate", "healthcheck", "maintenance_off"]
+        [
+            "preflight",
+            "maintenance_on",
+            "config_review",
+            "backup",
+            "checkout",
+            "migrate",
+            "healthcheck",
+            "maintenance_off"
+        ]
     );
-    assert!(job["steps"].as_array().unwrap().iter().all(|s| s["state"] == "succeeded"), "{job}");
+    assert!(
+        job["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|s| s["state"] == "succeeded"),
+        "{job}"
+    );
     assert_eq!(job["from_version"], "1.3.2");
 
     // The host really moved, and the report says so.
@@ -61,7 +104,9 @@ fn a_minor_update_succeeds_and_its_backup_restores() -> Result<()> {
     assert!(site.host.pending_migrations()?.is_empty());
     assert!(!site.maintenance_flag().exists());
     let report = eventually("the report to show 1.4.0", WAIT, || {
-        ctl.report().ok().filter(|r| row(r, "web1").is_some_and(|x| x["version"] == "1.4.0"))
+        ctl.report()
+            .ok()
+            .filter(|r| row(r, "web1").is_some_and(|x| x["version"] == "1.4.0"))
     })?;
     let last_job = &row(&report, "web1").unwrap()["last_job"];
     assert_eq!(last_job["state"], "succeeded", "{last_job}");
@@ -70,7 +115,10 @@ fn a_minor_update_succeeds_and_its_backup_restores() -> Result<()> {
 
     // The backup is private and restores the pre-update database exactly.
     let backup = site.backup_dir().join(backup_id);
-    assert_eq!(std::fs::metadata(&backup)?.permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&backup)?.permissions().mode() & 0o777,
+        0o600
+    );
     let scratch = mysql::server().create_database()?;
     let restore = format!(
         "gzip -dc {} | {} --defaults-extra-file={} {}",
@@ -80,7 +128,11 @@ fn a_minor_update_succeeds_and_its_backup_restores() -> Result<()> {
         scratch.name
     );
     let out = run(Command::new("bash").args(["-c", &restore]))?;
-    ensure!(out.status.success(), "restore: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(
+        out.status.success(),
+        "restore: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(scratch.checksum_tables()?, before);
     Ok(())
 }
@@ -89,22 +141,37 @@ fn a_minor_update_succeeds_and_its_backup_restores() -> Result<()> {
 fn a_failed_migration_is_rolled_back_with_the_database_restored() -> Result<()> {
     let base = tempfile::tempdir()?;
     let ctl = Controller::start(base.path())?;
-    let site = started(base.path(), &ctl, "web1", PassboltHost::builder("1.3.2"), false)?;
+    let site = started(
+        base.path(),
+        &ctl,
+        "web1",
+        PassboltHost::builder("1.3.2"),
+        false,
+    )?;
     site.host.set_migration_error(Some("1.4.0"))?;
     let before = site.db.checksum_tables()?;
 
     let (code, stdout, stderr) = update(&ctl, "web1", "1.4.0")?;
     assert_eq!(code, 1, "{stderr}");
-    assert!(stderr.contains("rolled_back") && stderr.contains("migrate"), "{stderr}");
+    assert!(
+        stderr.contains("rolled_back") && stderr.contains("migrate"),
+        "{stderr}"
+    );
     let job = job_json(&ctl, &stdout)?;
     assert_eq!(job["state"], "rolled_back");
     assert_eq!(job["failed_step"], "migrate");
 
     assert_eq!(site.head_tag()?, "v1.3.2");
-    assert_eq!(site.db.checksum_tables()?, before, "database identical to before the job");
+    assert_eq!(
+        site.db.checksum_tables()?,
+        before,
+        "database identical to before the job"
+    );
     assert!(!site.maintenance_flag().exists(), "site out of maintenance");
     let report = eventually("the report to show the rollback", WAIT, || {
-        ctl.report().ok().filter(|r| row(r, "web1").is_some_and(|x| x["last_job"]["state"] == "rolled_back"))
+        ctl.report()
+            .ok()
+            .filter(|r| row(r, "web1").is_some_and(|x| x["last_job"]["state"] == "rolled_back"))
     })?;
     let r = row(&report, "web1").unwrap();
     assert_eq!(r["version"], "1.3.2");
@@ -116,7 +183,13 @@ fn a_failed_migration_is_rolled_back_with_the_database_restored() -> Result<()> 
 fn refused_jobs_leave_the_host_untouched() -> Result<()> {
     let base = tempfile::tempdir()?;
     let ctl = Controller::start(base.path())?;
-    let site = started(base.path(), &ctl, "web1", PassboltHost::builder("1.3.2").dirty(), false)?;
+    let site = started(
+        base.path(),
+        &ctl,
+        "web1",
+        PassboltHost::builder("1.3.2").dirty(),
+        false,
+    )?;
     let head = site.host.git(&["rev-parse", "HEAD"])?;
     let before = site.db.checksum_tables()?;
 
@@ -145,6 +218,128 @@ fn refused_jobs_leave_the_host_untouched() -> Result<()> {
     assert_eq!(site.host.git(&["rev-parse", "HEAD"])?, head);
     assert_eq!(site.db.checksum_tables()?, before);
     assert!(!site.maintenance_flag().exists());
-    assert!(std::fs::read_dir(site.backup_dir()).map(|d| d.count() == 0).unwrap_or(true), "no backup taken");
+    assert!(
+        std::fs::read_dir(site.backup_dir())
+            .map(|d| d.count() == 0)
+            .unwrap_or(true),
+        "no backup taken"
+    );
+    Ok(())
+}
+
+/// A failure injected at one step: what to set up, the update, and where it must fail.
+struct Injected {
+    name: &'static str,
+    from: &'static str,
+    to: &'static str,
+    health_command: bool,
+    mysql_keys: &'static str,
+    maintenance_on_fails: bool,
+    setup: fn(&Site) -> Result<()>,
+    state: &'static str,
+    failed_step: &'static str,
+}
+
+#[test]
+fn a_failure_at_any_step_leaves_the_host_as_it_was() -> Result<()> {
+    let cases = [
+        Injected {
+            name: "maintenance",
+            from: "1.3.2",
+            to: "1.4.0",
+            health_command: false,
+            mysql_keys: "",
+            maintenance_on_fails: true,
+            setup: |_| Ok(()),
+            state: "failed",
+            failed_step: "maintenance_on",
+        },
+        Injected {
+            name: "backup",
+            from: "1.3.2",
+            to: "1.4.0",
+            health_command: false,
+            mysql_keys: "dump_program = \"false\"",
+            maintenance_on_fails: false,
+            setup: |_| Ok(()),
+            state: "failed",
+            failed_step: "backup",
+        },
+        Injected {
+            name: "phpfatal",
+            from: "1.3.2",
+            to: "1.4.0",
+            health_command: false,
+            mysql_keys: "",
+            maintenance_on_fails: false,
+            setup: |site| site.host.set_php_fatal(true),
+            state: "rolled_back",
+            failed_step: "migrate",
+        },
+        Injected {
+            name: "health",
+            from: "1.5.1",
+            to: "1.6.10",
+            health_command: true,
+            mysql_keys: "",
+            maintenance_on_fails: false,
+            setup: |site| site.host.set_health_failures(&["database_connect"]),
+            state: "rolled_back",
+            failed_step: "healthcheck",
+        },
+    ];
+    let base = tempfile::tempdir()?;
+    let ctl = Controller::start(base.path())?;
+    for case in cases {
+        let mut site = Site::create(
+            base.path(),
+            &ctl,
+            case.name,
+            PassboltHost::builder(case.from),
+            case.health_command,
+        )?;
+        let mut config = std::fs::read_to_string(&site.agent.config)?;
+        config = config.replacen("[mysql]\n", &format!("[mysql]\n{}\n", case.mysql_keys), 1);
+        if case.maintenance_on_fails {
+            let flag = format!("flag_file = {:?}\n", site.maintenance_flag());
+            config = config.replace(
+                &flag,
+                "on_command = [\"false\"]\noff_command = [\"true\"]\n",
+            );
+        }
+        std::fs::write(&site.agent.config, config)?;
+        (case.setup)(&site)?;
+        site.enroll_and_start(&ctl, case.name, "acme")?;
+        eventually("the first report", WAIT, || {
+            ctl.report()
+                .ok()
+                .filter(|r| row(r, case.name).is_some_and(|x| x["version"].is_string()))
+        })?;
+        let head = site.host.git(&["rev-parse", "HEAD"])?;
+        let before = site.db.checksum_tables()?;
+
+        let (code, stdout, stderr) = update(&ctl, case.name, case.to)?;
+        assert_eq!(code, 1, "{}: {stderr}", case.name);
+        let job = job_json(&ctl, &stdout)?;
+        assert_eq!(job["state"], case.state, "{}: {job}", case.name);
+        assert_eq!(job["failed_step"], case.failed_step, "{}: {job}", case.name);
+        assert_eq!(
+            site.host.git(&["rev-parse", "HEAD"])?,
+            head,
+            "{}: previous release",
+            case.name
+        );
+        assert_eq!(
+            site.db.checksum_tables()?,
+            before,
+            "{}: database unchanged",
+            case.name
+        );
+        assert!(
+            !site.maintenance_flag().exists(),
+            "{}: out of maintenance",
+            case.name
+        );
+    }
     Ok(())
 }
