@@ -39,6 +39,11 @@ pub struct App {
     pub ca: CertificateAuthority,
     pub registry: Registry,
     pub agent_cert_validity: Duration,
+    /// Poked when something the scheduler looks at changed (reports, job events, connections,
+    /// operator actions), so it ticks before its next timer.
+    pub scheduler_wake: tokio::sync::Notify,
+    /// Serializes changes to rollout records: the scheduler's ticks and operators' actions.
+    pub(crate) rollout_lock: std::sync::Mutex<()>,
 }
 
 impl App {
@@ -48,7 +53,14 @@ impl App {
             ca,
             registry: Registry::default(),
             agent_cert_validity,
+            scheduler_wake: tokio::sync::Notify::new(),
+            rollout_lock: std::sync::Mutex::new(()),
         })
+    }
+
+    /// Asks the scheduler to tick soon (a permit is kept if it is busy).
+    pub fn wake_scheduler(&self) {
+        self.scheduler_wake.notify_one();
     }
 
     pub(crate) fn audit_entry(
@@ -251,7 +263,9 @@ impl App {
         self.observe(host, |o| {
             o.agent_version = inventory.agent_version.clone();
             o.inventory = Some(inventory);
-        })
+        })?;
+        self.wake_scheduler();
+        Ok(())
     }
 
     /// The agent's latest word on a job, kept with what it observed.
@@ -259,9 +273,11 @@ impl App {
         self.observe(host, |o| o.last_job = Some(event))
     }
 
-    /// The host was seen (stream opened or closed).
+    /// The host was seen (stream opened or closed): it may have come online or gone.
     pub fn touch(&self, host: &HostId) -> Result<(), Error> {
-        self.observe(host, |_| {})
+        self.observe(host, |_| {})?;
+        self.wake_scheduler();
+        Ok(())
     }
 
     /// Every enrolled host with what it reported and whether it is online now.
@@ -269,6 +285,9 @@ impl App {
         let observed: BTreeMap<String, Observed> =
             self.store.observed.list()?.into_iter().collect();
         let mut latest_jobs = self.latest_jobs()?;
+        let windows = self.store.windows_all()?;
+        let freeze = self.store.freeze_all()?;
+        let now = jiff::Timestamp::now();
         let mut views = Vec::new();
         for (id, record) in self.store.hosts.list()? {
             let mut observed = observed.get(&id).cloned();
@@ -279,6 +298,8 @@ impl App {
             }
             views.push(HostView {
                 online: self.registry.is_online(&id),
+                window: crate::rollouts::host_window(&windows, &id, &record.tenant, now),
+                frozen: freeze.covers(&record.tenant),
                 observed,
                 record,
             });

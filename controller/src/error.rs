@@ -4,6 +4,7 @@ use boltfleet_common::identity::IdentityError;
 use boltfleet_common::pki::PkiError;
 use tonic::Status;
 
+use crate::rollout::{PhaseError, SpecError, WindowError};
 use crate::store::StoreError;
 
 /// Why a request could not be served.
@@ -29,6 +30,15 @@ pub enum Error {
     UnknownJob(String),
     #[error("invalid {field}: {reason}")]
     Invalid { field: &'static str, reason: String },
+    #[error("rollout {0} not found")]
+    UnknownRollout(String),
+    /// A rollout spec field that cannot be used; the message names the field.
+    #[error("invalid rollout spec: {0}")]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Window(#[from] WindowError),
+    #[error("rollout {id}: {source}")]
+    Phase { id: String, source: PhaseError },
     #[error("certificate request refused: {0}")]
     Csr(PkiError),
     #[error(transparent)]
@@ -61,9 +71,13 @@ impl From<Error> for Status {
             Error::TokenUnknown | Error::TokenUsed | Error::TokenExpired => {
                 Status::permission_denied(msg)
             }
-            Error::UnknownHost(_) | Error::UnknownJob(_) => Status::not_found(msg),
-            Error::Precondition(_) => Status::failed_precondition(msg),
-            Error::Invalid { .. } | Error::Csr(_) => Status::invalid_argument(msg),
+            Error::UnknownHost(_) | Error::UnknownJob(_) | Error::UnknownRollout(_) => {
+                Status::not_found(msg)
+            }
+            Error::Precondition(_) | Error::Phase { .. } => Status::failed_precondition(msg),
+            Error::Invalid { .. } | Error::Csr(_) | Error::Spec(_) | Error::Window(_) => {
+                Status::invalid_argument(msg)
+            }
             Error::Store(_) | Error::Pki(_) => {
                 tracing::error!(error = %msg, "internal error");
                 Status::internal(msg)

@@ -3,7 +3,7 @@
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::controller_message::Msg as Down;
 use boltfleet_common::proto::{
-    ControllerMessage, JobEvent, JobKind, JobOptions, JobRecord, JobState, RunJob,
+    CancelJob, ControllerMessage, JobEvent, JobKind, JobOptions, JobRecord, JobState, RunJob,
 };
 use boltfleet_common::version::{classify, parse_release, UpdateClass};
 use tracing::{info, warn};
@@ -17,6 +17,8 @@ pub struct NewJob {
     pub kind: JobKind,
     pub target_version: String,
     pub options: JobOptions,
+    /// The rollout creating the job; `None` for an operator's own job.
+    pub rollout_id: Option<String>,
 }
 
 /// True while a job may still change the host.
@@ -27,7 +29,7 @@ pub fn is_active(state: JobState) -> bool {
     )
 }
 
-fn state_of(record: &JobRecord) -> JobState {
+pub(crate) fn state_of(record: &JobRecord) -> JobState {
     record
         .event
         .as_ref()
@@ -94,10 +96,14 @@ impl App {
                 state: JobState::Queued as i32,
                 ..JobEvent::default()
             }),
+            rollout_id: req.rollout_id.clone().unwrap_or_default(),
         };
         self.store.jobs.put(&job_id, &job)?;
         self.store.flush()?;
-        let detail = format!("{} {target}", req.kind.as_str_name());
+        let mut detail = format!("{} {target}", req.kind.as_str_name());
+        if let Some(rollout) = &req.rollout_id {
+            detail = format!("{} (rollout {rollout})", detail.trim_end());
+        }
         self.audit_entry(
             &format!("operator {operator}"),
             "job.start",
@@ -195,7 +201,42 @@ impl App {
             }
             None => warn!(host = %host, job = %event.job_id, "event for an unknown job ignored"),
         }
-        self.observe_job(host, event)
+        self.observe_job(host, event)?;
+        self.wake_scheduler();
+        Ok(())
+    }
+
+    /// Stops a job the controller no longer wants: one not handed to the agent yet ends here
+    /// (`failed`, with `reason`) and is never sent; for one already sent, the agent is asked
+    /// (it may finish it anyway: a started job runs to its end or rolls back).
+    pub fn cancel_job(&self, job_id: &str, reason: &str, now: i64) -> Result<(), Error> {
+        let mut job = self.job(job_id)?;
+        if !is_active(state_of(&job)) {
+            return Ok(());
+        }
+        let host = HostId::new(&job.host_id)?;
+        if !job.dispatched {
+            let event = job.event.get_or_insert_with(JobEvent::default);
+            event.state = JobState::Failed as i32;
+            event.failed_step = "cancelled".into();
+            event.reason = reason.into();
+            event.finished_at = now;
+            self.store.jobs.put(job_id, &job)?;
+            self.store.jobs.flush()?;
+            self.audit_entry("controller", "job.cancel", host.as_str(), reason)?;
+            info!(host = %host, job = %job_id, reason, "queued job cancelled");
+            return Ok(());
+        }
+        if let Some(tx) = self.registry.sender(&host) {
+            let cancel = ControllerMessage {
+                msg: Some(Down::CancelJob(CancelJob {
+                    job_id: job_id.into(),
+                })),
+            };
+            let _ = tx.try_send(Ok(cancel));
+        }
+        warn!(host = %host, job = %job_id, reason, "job cancel asked of the agent");
+        Ok(())
     }
 
     pub fn job(&self, job_id: &str) -> Result<JobRecord, Error> {
@@ -232,6 +273,7 @@ mod tests {
             kind: JobKind::Update,
             target_version: to.into(),
             options: JobOptions::default(),
+            rollout_id: None,
         }
     }
 

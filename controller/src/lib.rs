@@ -10,6 +10,8 @@ pub mod jobs;
 pub mod registry;
 pub mod report;
 pub mod rollout;
+pub mod rollouts;
+pub mod scheduler;
 pub mod server;
 pub mod services;
 pub mod store;

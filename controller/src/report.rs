@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use boltfleet_common::proto::HostRow;
+use boltfleet_common::proto::{HostRow, HostWindow};
 use boltfleet_common::version::{classify, parse_release, parse_release_tag, UpdateClass, Version};
 
 use crate::store::{HostRecord, Observed};
@@ -12,6 +12,10 @@ pub struct HostView {
     pub record: HostRecord,
     pub observed: Option<Observed>,
     pub online: bool,
+    /// The maintenance window that applies, if any.
+    pub window: Option<HostWindow>,
+    /// Covered by a freeze now.
+    pub frozen: bool,
 }
 
 /// Rows, version counts, and the version updates are measured against.
@@ -65,6 +69,8 @@ fn row(view: HostView, latest: Option<&Version>) -> HostRow {
         record,
         observed,
         online,
+        window,
+        frozen,
     } = view;
     let observed = observed.unwrap_or_default();
     let inventory = observed.inventory.clone();
@@ -96,6 +102,8 @@ fn row(view: HostView, latest: Option<&Version>) -> HostRow {
         health_reasons: reasons,
         inventory,
         last_job: observed.last_job,
+        window,
+        frozen,
     }
 }
 
@@ -135,6 +143,8 @@ mod tests {
                 ..Observed::default()
             }),
             online: true,
+            window: None,
+            frozen: false,
         }
     }
 

@@ -1,4 +1,4 @@
-//! Serving: bind, TLS, the three services, and a graceful stop.
+//! Serving: bind, TLS, the three services and the rollout scheduler, and a graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -9,6 +9,7 @@ use boltfleet_common::proto::agent_service_server::AgentServiceServer;
 use boltfleet_common::proto::enroll_service_server::EnrollServiceServer;
 use boltfleet_common::tls;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::info;
@@ -16,6 +17,7 @@ use tracing::info;
 use crate::app::App;
 use crate::ca::{self, CaError, DataDir};
 use crate::config::ControllerConfig;
+use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
 use crate::store::{Store, StoreError};
 
@@ -71,13 +73,26 @@ pub async fn run(
     })?;
     info!(%addr, data_dir = %config.data_dir.display(), "controller listening");
 
-    Server::builder()
+    // The scheduler stops with the server: when `shutdown` fires, or when the server ends
+    // for any other reason (the sender is dropped with the shutdown future).
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let served = Server::builder()
         .tls_config(tls)?
         .add_service(AgentServiceServer::new(Agent { app: app.clone() }))
         .add_service(EnrollServiceServer::new(Enroll { app: app.clone() }))
         .add_service(AdminServiceServer::new(Admin { app }))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await?;
+        .await;
+    // Let a tick in progress finish its writes before the final flush.
+    if let Err(err) = scheduler.await {
+        tracing::warn!(error = %err, "scheduler task ended abnormally");
+    }
+    served?;
     store.flush()?;
     info!("controller stopped");
     Ok(())

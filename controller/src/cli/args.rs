@@ -2,7 +2,8 @@
 //!
 //! Nouns first (`token create`, `host revoke`), so later verbs slot in beside the existing ones:
 //! `host update ID --to X.Y.Z` is a new [`HostCommand`] variant, `job show ID` a new [`Command`]
-//! with its own enum, and so on.
+//! with its own enum, and so on. The rollout, freeze and window arguments live in
+//! [`super::rollout_args`].
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -11,6 +12,10 @@ use std::time::Duration;
 use boltfleet_common::identity::HostId;
 use boltfleet_common::version::{parse_release, Version};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use super::rollout_args::{
+    ActionArgs, FreezeArgs, OnOff, RolloutCommand, Select, SpecArgs, WindowCommand, WindowTarget,
+};
 
 /// Operate a Boltfleet fleet through its controller.
 ///
@@ -73,6 +78,14 @@ pub enum Command {
     Job(JobCommand),
     /// The append-only audit log: who did what, when
     Audit(AuditArgs),
+    /// Staggered rollouts of a release across the fleet: plan, start, follow, steer
+    #[command(subcommand)]
+    Rollout(RolloutCommand),
+    /// Stop new updates across the fleet or for one tenant (`freeze on`), or allow them again
+    Freeze(FreezeArgs),
+    /// Maintenance windows: when a tenant's or a host's updates may start
+    #[command(subcommand)]
+    Window(WindowCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -232,7 +245,7 @@ fn parse_ttl(text: &str) -> Result<Duration, String> {
     Ok(ttl)
 }
 
-fn parse_version(text: &str) -> Result<Version, String> {
+pub(crate) fn parse_version(text: &str) -> Result<Version, String> {
     parse_release(text).map_err(|e| e.to_string())
 }
 

@@ -47,6 +47,13 @@ pub enum CliError {
         state: &'static str,
         detail: String,
     },
+    /// A watched rollout paused or was aborted.
+    #[error("rollout {id} {state}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
+    RolloutStopped {
+        id: String,
+        state: String,
+        reason: String,
+    },
 }
 
 impl CliError {
@@ -63,7 +70,8 @@ impl CliError {
             | CliError::Rpc { .. }
             | CliError::Timeout { .. }
             | CliError::Output(_)
-            | CliError::JobFailed { .. } => 1,
+            | CliError::JobFailed { .. }
+            | CliError::RolloutStopped { .. } => 1,
         }
     }
 }

@@ -302,6 +302,7 @@ mod tests {
                 }],
                 ..JobEvent::default()
             }),
+            rollout_id: String::new(),
         }
     }
 

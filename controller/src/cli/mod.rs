@@ -1,8 +1,9 @@
 //! The operator CLI `boltfleet`: parse ([`Cli`]), resolve the connection, call the controller's
 //! AdminService, print. `src/bin/boltfleet.rs` only wires this to the process.
 //!
-//! One module per top-level noun (`token`, `host`, `fleet` for the listings); a new subcommand
-//! is a variant in [`args`] plus a function in its noun's module.
+//! One module per top-level noun (`token`, `host`, `fleet` for the listings, `rollout` with
+//! `watch`, `window` for windows and freezes); a new subcommand is a variant in [`args`] plus
+//! a function in its noun's module.
 
 pub mod args;
 mod client;
@@ -11,9 +12,15 @@ pub mod error;
 mod fleet;
 mod host;
 mod job;
+pub mod plan_view;
 pub mod render;
+mod rollout;
+pub mod rollout_args;
+pub mod rollout_view;
 pub mod rows;
 mod token;
+mod watch;
+mod window;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -32,6 +39,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Host(command) => host::run(&conn, command).await,
         Command::Job(command) => job::run(&conn, command).await,
         Command::Audit(args) => job::audit(&conn, args).await,
+        Command::Rollout(command) => rollout::run(&conn, command).await,
+        Command::Freeze(args) => window::freeze(&conn, args).await,
+        Command::Window(command) => window::window(&conn, command).await,
     }
 }
 

@@ -46,7 +46,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// Column names of the CSV output, in order; lists are joined with `;` in one cell.
-pub const CSV_COLUMNS: [&str; 21] = [
+pub const CSV_COLUMNS: [&str; 23] = [
     "host_id",
     "tenant",
     "labels",
@@ -68,6 +68,8 @@ pub const CSV_COLUMNS: [&str; 21] = [
     "job_state",
     "job_failed_step",
     "job_backup_id",
+    "window",
+    "frozen",
 ];
 
 /// A header line, then one line per host; null is an empty cell.
@@ -106,6 +108,8 @@ fn csv_cells(h: &HostView) -> Vec<String> {
         job_text(|j| Some(j.state.to_string())),
         job_text(|j| j.failed_step.clone()),
         job_text(|j| j.backup_id.clone()),
+        h.window.as_ref().map(|w| w.text()).unwrap_or_default(),
+        h.frozen.to_string(),
     ]
 }
 
@@ -137,6 +141,7 @@ pub fn hosts_table(hosts: &[HostView]) -> String {
         "MIGRATIONS",
         "LAST SEEN",
         "LAST JOB",
+        "WINDOW",
         "HEALTH",
     ];
     let rows: Vec<Vec<String>> = hosts.iter().map(table_cells).collect();
@@ -145,12 +150,12 @@ pub fn hosts_table(hosts: &[HostView]) -> String {
 
 fn table_cells(h: &HostView) -> Vec<String> {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
-    let state = if h.revoked {
-        "revoked"
-    } else if h.online {
-        "online"
-    } else {
-        "offline"
+    let state = match (h.revoked, h.online, h.frozen) {
+        (true, _, _) => "revoked",
+        (false, true, false) => "online",
+        (false, true, true) => "online,frozen",
+        (false, false, false) => "offline",
+        (false, false, true) => "offline,frozen",
     };
     let health = match (h.healthy, h.health_reasons.is_empty()) {
         (true, _) => "ok".to_string(),
@@ -166,8 +171,18 @@ fn table_cells(h: &HostView) -> Vec<String> {
         if h.migrations_pending { "pending" } else { "-" }.to_string(),
         dash(&h.last_seen),
         job_summary(h),
+        window_cell(h),
         health,
     ]
+}
+
+/// `0 22 * * * 4h Europe/Paris (open)`, or `-` when updates may start any time.
+fn window_cell(h: &HostView) -> String {
+    match &h.window {
+        None => "-".to_string(),
+        Some(w) if w.open_now => format!("{} (open)", w.text()),
+        Some(w) => w.text(),
+    }
 }
 
 /// `update 1.6.10 rolled_back (failed at migrate)`, or `-`.
@@ -225,7 +240,7 @@ fn non_empty_or_dash(text: &str) -> String {
 }
 
 /// Left-aligned columns two spaces apart, without trailing spaces.
-fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {
@@ -280,7 +295,12 @@ mod tests {
                     "id": "job-7", "kind": "update", "target": "1.6.9", "state": "rolled_back",
                     "failed_step": "migrate", "backup_id": "bk-1", "config_changes": ["app.php"],
                     "reason": null
-                }
+                },
+                "window": {
+                    "cron": "0 22 * * *", "duration": "4h", "tz": "Europe/Paris",
+                    "source": "tenant", "open_now": false, "next_open": "2023-11-15T21:00:00Z"
+                },
+                "frozen": false
             })
         );
         let bare = &value["hosts"][1];
@@ -292,6 +312,7 @@ mod tests {
             "git_tag",
             "dirty",
             "last_job",
+            "window",
         ] {
             assert_eq!(bare[field], Value::Null, "{field}");
         }
@@ -322,11 +343,12 @@ mod tests {
         assert_eq!(
             lines[1],
             "web-1,acme,env=prod,1.6.9,true,true,2023-11-14T22:13:20Z,false,patch,false,0.1.0,\
-             8.2.7,v1.6.9,false,,job-7,update,1.6.9,rolled_back,migrate,bk-1"
+             8.2.7,v1.6.9,false,,job-7,update,1.6.9,rolled_back,migrate,bk-1,\
+             0 22 * * * 4h Europe/Paris,false"
         );
         assert_eq!(
             lines[2],
-            "db-2,,\"note=a,\"\"b\"\"\",,false,false,,false,,false,,,,,never reported,,,,,,"
+            "db-2,,\"note=a,\"\"b\"\"\",,false,false,,false,,false,,,,,never reported,,,,,,,,false"
         );
     }
 
@@ -340,7 +362,11 @@ mod tests {
             "{text}"
         );
         assert!(
-            lines[1].contains("update 1.6.9 rolled_back (at migrate)"),
+            lines[1].contains("update 1.6.9 rolled_back (at migrate)  0 22 * * * 4h Europe/Paris"),
+            "{text}"
+        );
+        assert!(
+            lines[0].contains("LAST JOB                               WINDOW"),
             "{text}"
         );
         assert!(lines[1].ends_with("  ok"), "{text}");

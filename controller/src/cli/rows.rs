@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use boltfleet_common::proto::{HostRow, JobEvent, JobKind, JobState};
+use boltfleet_common::proto::{HostRow, HostWindow, JobEvent, JobKind, JobState};
 use serde::Serialize;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -34,6 +34,45 @@ pub struct HostView {
     /// Whether the install's work tree has local changes; null without an inventory.
     pub dirty: Option<bool>,
     pub last_job: Option<JobView>,
+    /// The maintenance window that applies; null: updates may start any time.
+    pub window: Option<WindowView>,
+    /// A freeze (global or of its tenant) covers the host: no update starts.
+    pub frozen: bool,
+}
+
+/// A host's maintenance window.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WindowView {
+    /// 5-field cron of the openings, read in `tz`.
+    pub cron: String,
+    /// How long each opening lasts, e.g. "4h".
+    pub duration: String,
+    pub tz: String,
+    /// "host" (its own) or "tenant".
+    pub source: String,
+    pub open_now: bool,
+    /// The next opening (now when open); null when none within 14 days.
+    pub next_open: Option<String>,
+}
+
+impl WindowView {
+    /// `0 22 * * * 4h Europe/Paris`, as `window set` takes it.
+    pub fn text(&self) -> String {
+        format!("{} {} {}", self.cron, self.duration, self.tz)
+    }
+}
+
+impl From<&HostWindow> for WindowView {
+    fn from(w: &HostWindow) -> Self {
+        WindowView {
+            cron: w.cron.clone(),
+            duration: w.duration.clone(),
+            tz: w.tz.clone(),
+            source: w.source.clone(),
+            open_now: w.open_now,
+            next_open: rfc3339(w.next_open),
+        }
+    }
 }
 
 /// The current or last job of a host.
@@ -90,6 +129,8 @@ impl From<&HostRow> for HostView {
                 .as_ref()
                 .filter(|job| !job.job_id.is_empty())
                 .map(JobView::from),
+            window: row.window.as_ref().map(WindowView::from),
+            frozen: row.frozen,
         }
     }
 }
@@ -189,6 +230,15 @@ pub(crate) mod fixtures {
                 config_changes: vec!["app.php".into()],
                 ..Default::default()
             }),
+            window: Some(boltfleet_common::proto::HostWindow {
+                cron: "0 22 * * *".into(),
+                duration: "4h".into(),
+                tz: "Europe/Paris".into(),
+                source: "tenant".into(),
+                open_now: false,
+                next_open: 1_700_082_000,
+            }),
+            frozen: false,
         }
     }
 

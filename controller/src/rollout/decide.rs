@@ -4,8 +4,12 @@
 //!
 //! The caller's tick: load the state, `decide`, write `Decision::next` to the store, then act
 //! (create a job for each host in `start` — and for any `Running` host that has none, which
-//! covers a crash between the write and the act — cancel the jobs in `cancel`, audit the
-//! events) and sleep until `next_wake` or the next agent report, whichever comes first.
+//! covers a crash between the write and the act — likewise a rollback job for each host in
+//! `revert` and any host whose [`Revert`] is `Running` without one, cancel the jobs in
+//! `cancel`, audit the events) and sleep until `next_wake` or the next agent report, whichever
+//! comes first.
+
+mod revert;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -13,6 +17,7 @@ use std::fmt;
 use jiff::Timestamp;
 
 use super::plan::{version_class, FleetHost, JobStatus, SkipReason};
+use super::revert::Revert;
 use super::spec::Promotion;
 use super::state::{FailReason, HostState, PauseReason, Phase, RolloutState};
 use super::window::later;
@@ -24,6 +29,8 @@ pub struct Decision {
     pub next: RolloutState,
     /// Hosts to hand an update job now (already `Running` in `next`).
     pub start: Vec<String>,
+    /// Hosts to hand a rollback job now (their revert already `Running` in `next`).
+    pub revert: Vec<String>,
     /// Hosts whose job ran past its deadline: cancel it if it still runs.
     pub cancel: Vec<String>,
     /// What changed, for the audit log.
@@ -39,6 +46,8 @@ pub enum Event {
     WaveStarted { wave: usize },
     WaveFinished { wave: usize },
     Phase(Phase),
+    Revert { host_id: String, revert: Revert },
+    RollbackFinished,
 }
 
 impl fmt::Display for Event {
@@ -48,6 +57,8 @@ impl fmt::Display for Event {
             Event::WaveStarted { wave } => write!(f, "wave {} started", wave + 1),
             Event::WaveFinished { wave } => write!(f, "wave {} finished", wave + 1),
             Event::Phase(phase) => write!(f, "rollout {phase}"),
+            Event::Revert { host_id, revert } => write!(f, "host {host_id}: {revert}"),
+            Event::RollbackFinished => f.write_str("rollback finished"),
         }
     }
 }
@@ -68,6 +79,7 @@ pub fn decide(state: &RolloutState, fleet: &[FleetHost], now: Timestamp) -> Deci
         cancel: Vec::new(),
     };
     let mut start = Vec::new();
+    let mut revert = Vec::new();
     if !matches!(state.phase, Phase::Planned | Phase::Completed { .. }) {
         // Each pass may unlock the next (a wave finishes, soaks for 0s, the next starts).
         for _ in 0..state.waves.len() + 2 {
@@ -80,11 +92,15 @@ pub fn decide(state: &RolloutState, fleet: &[FleetHost], now: Timestamp) -> Deci
         if tick.running() {
             start = tick.start_hosts();
         }
+        if tick.rolling_back() {
+            revert = tick.start_reverts();
+        }
     }
     let next_wake = tick.next_wake();
     Decision {
         next: tick.state,
         start,
+        revert,
         cancel: tick.cancel,
         events: tick.events,
         next_wake,
@@ -119,6 +135,9 @@ impl Tick<'_> {
         self.finish_wave();
         if self.running() {
             self.promote();
+        }
+        if self.rolling_back() {
+            self.rollback_pass();
         }
     }
 
@@ -316,14 +335,16 @@ impl Tick<'_> {
         self.events.push(Event::WaveStarted { wave });
     }
 
-    /// Whether a host may start now: version still calls for it, ready, not frozen, and its
-    /// window (if any) open with at least the expected job duration left.
+    /// Whether a host may start now: version still calls for it, ready, not frozen, not busy
+    /// with another job, and its window (if any) open with at least the expected job duration
+    /// left.
     fn may_start(&self, host: &FleetHost) -> bool {
         let spec = &self.state.spec;
         version_class(host.version.as_ref(), &spec.target).is_ok()
             && host.online
             && host.healthy
             && !host.frozen
+            && !host.busy
             && host.window.as_ref().is_none_or(|w| {
                 w.remaining(self.now)
                     .is_some_and(|left| left >= spec.expected_job_duration)
@@ -389,6 +410,9 @@ impl Tick<'_> {
                 || self.state.current_wave + 1 == self.state.waves.len();
             wakes.extend(self.soak_end().filter(|_| promotable));
             wakes.extend(self.waiting_wakes());
+        }
+        if self.rolling_back() {
+            wakes.extend(self.revert_wakes());
         }
         wakes.into_iter().filter(|w| *w > self.now).min()
     }

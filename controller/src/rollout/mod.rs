@@ -22,9 +22,12 @@
 //!   wave's soak.
 //! - Freezes and closed windows make hosts wait; hosts whose turn has come but stay offline or
 //!   unhealthy past `ready_timeout` are skipped.
+//! - An abort may ask for a rollback: the hosts the rollout updated get rollback jobs, under
+//!   the same limits, freezes and windows. See [`revert`].
 
 pub mod decide;
 pub mod plan;
+pub mod revert;
 pub mod sizes;
 pub mod spec;
 pub mod state;
@@ -32,12 +35,17 @@ pub mod window;
 
 pub use decide::{decide, Decision, Event};
 pub use plan::{plan, FleetHost, HostClass, JobStatus, Plan, PlannedHost, SkipReason};
+pub use revert::{Revert, Rollback};
 pub use spec::{FailureBudget, Promotion, RolloutSpec, Selector, SpecError, WaveSize};
 pub use state::{FailReason, HostState, PauseReason, Phase, PhaseError, RolloutHost, RolloutState};
 pub use window::{Freeze, MaintenanceWindow, WindowError, Windows};
 
 #[cfg(test)]
 mod decide_tests;
+#[cfg(test)]
+mod revert_sim_tests;
+#[cfg(test)]
+mod revert_tests;
 #[cfg(test)]
 mod sim_tests;
 #[cfg(test)]

@@ -28,11 +28,16 @@ pub struct FleetHost {
     pub window: Option<MaintenanceWindow>,
     /// Whether a freeze (global or of the host's tenant) covers it now.
     pub frozen: bool,
+    /// Another job (an operator's, or another rollout's) is active on the host: the agent
+    /// runs one job at a time, so this rollout's waits.
+    pub busy: bool,
     /// Default config files that change on the way to the target, from the agent's config
     /// review; shown in the plan, filled by the caller.
     pub config_changes: Vec<String>,
-    /// The host's job of this rollout, as last reported; `None` before it exists.
+    /// The host's update job of this rollout, as last reported; `None` before it exists.
     pub job: Option<JobStatus>,
+    /// The host's rollback job of this rollout (after `abort --rollback`); `None` before.
+    pub rollback_job: Option<JobStatus>,
 }
 
 /// What the agent last said of the host's rollout job.

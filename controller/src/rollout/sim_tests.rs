@@ -16,10 +16,10 @@ use super::testkit::{at, host};
 use super::window::{later, MaintenanceWindow};
 
 const TARGET: &str = "1.3.2";
-const MIN: u64 = 60;
+pub(super) const MIN: u64 = 60;
 /// The longest the simulation lets time jump without an event.
-const MAX_STEP: Duration = Duration::from_secs(6 * 3600);
-const MAX_TICKS: usize = 3000;
+pub(super) const MAX_STEP: Duration = Duration::from_secs(6 * 3600);
+pub(super) const MAX_TICKS: usize = 3000;
 
 static WINDOWS: LazyLock<Vec<MaintenanceWindow>> = LazyLock::new(|| {
     [
@@ -34,7 +34,7 @@ static WINDOWS: LazyLock<Vec<MaintenanceWindow>> = LazyLock::new(|| {
 });
 
 /// Around Paris's spring-forward and fall-back nights.
-const STARTS: [&str; 2] = ["2025-03-28T10:00:00Z", "2025-10-24T10:00:00Z"];
+pub(super) const STARTS: [&str; 2] = ["2025-03-28T10:00:00Z", "2025-10-24T10:00:00Z"];
 
 #[derive(Debug, Clone, Copy)]
 enum Outcome {
@@ -46,7 +46,7 @@ enum Outcome {
 }
 
 #[derive(Debug, Clone)]
-struct SimHost {
+pub(super) struct SimHost {
     tenant: usize,
     version: &'static str,
     window: Option<usize>,
@@ -59,7 +59,7 @@ struct SimHost {
     offline_at: Option<u64>,
 }
 
-fn sim_host() -> impl Strategy<Value = SimHost> {
+pub(super) fn sim_host() -> impl Strategy<Value = SimHost> {
     let version = prop_oneof![
         6 => Just("1.3.0"),
         3 => Just("1.2.0"),
@@ -100,7 +100,7 @@ fn sim_host() -> impl Strategy<Value = SimHost> {
         )
 }
 
-fn sim_spec() -> impl Strategy<Value = RolloutSpec> {
+pub(super) fn sim_spec() -> impl Strategy<Value = RolloutSpec> {
     let waves = prop::sample::select(vec![
         "100%",
         "1,100%",
@@ -136,20 +136,20 @@ fn sim_spec() -> impl Strategy<Value = RolloutSpec> {
 }
 
 /// The fake world: hosts, when each was started, a freeze of one tenant for a while.
-struct World {
-    hosts: Vec<SimHost>,
-    t0: Timestamp,
-    started: HashMap<String, Timestamp>,
+pub(super) struct World {
+    pub(super) hosts: Vec<SimHost>,
+    pub(super) t0: Timestamp,
+    pub(super) started: HashMap<String, Timestamp>,
     /// (tenant, from minute, to minute)
-    freeze: Option<(usize, u64, u64)>,
+    pub(super) freeze: Option<(usize, u64, u64)>,
 }
 
 impl World {
-    fn id(i: usize) -> String {
+    pub(super) fn id(i: usize) -> String {
         format!("h{i:02}")
     }
 
-    fn at_min(&self, minutes: u64) -> Timestamp {
+    pub(super) fn at_min(&self, minutes: u64) -> Timestamp {
         later(self.t0, Duration::from_secs(minutes * MIN))
     }
 
@@ -162,7 +162,7 @@ impl World {
         ))
     }
 
-    fn fleet(&self, now: Timestamp) -> Vec<FleetHost> {
+    pub(super) fn fleet(&self, now: Timestamp) -> Vec<FleetHost> {
         (0..self.hosts.len())
             .map(|i| self.fleet_host(i, now))
             .collect()
@@ -214,7 +214,7 @@ impl World {
     }
 
     /// The next instant after `now` at which the world changes by itself.
-    fn next_event(&self, now: Timestamp) -> Option<Timestamp> {
+    pub(super) fn next_event(&self, now: Timestamp) -> Option<Timestamp> {
         let mut events = Vec::new();
         for (i, sim) in self.hosts.iter().enumerate() {
             events.extend(sim.offline_at.map(|m| self.at_min(m)));
@@ -349,7 +349,7 @@ fn check_tick(
     Ok(())
 }
 
-fn freeze() -> impl Strategy<Value = Option<(usize, u64, u64)>> {
+pub(super) fn freeze() -> impl Strategy<Value = Option<(usize, u64, u64)>> {
     prop::option::weighted(0.3, (0..3usize, 0..600u64, 60..1440u64))
         .prop_map(|f| f.map(|(tenant, from, len)| (tenant, from, from + len)))
 }

@@ -1,5 +1,5 @@
 //! A rollout's stored state (per host and per wave) and the operators' transitions on it:
-//! start, pause, resume, abort, approve promotion.
+//! start, pause, resume, abort (optionally with a rollback), approve promotion.
 
 use std::fmt;
 
@@ -7,6 +7,7 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::plan::{Plan, SkipReason};
+use super::revert::{Revert, Rollback};
 use super::spec::{FailureBudget, RolloutSpec};
 
 /// Where the rollout as a whole stands.
@@ -48,6 +49,9 @@ impl fmt::Display for Phase {
 pub enum PauseReason {
     Operator {
         note: String,
+        /// The operator's name; empty in rollouts stored before it was recorded.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        by: String,
     },
     FailureBudget {
         failures: usize,
@@ -62,7 +66,11 @@ pub enum PauseReason {
 impl fmt::Display for PauseReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PauseReason::Operator { note } => write!(f, "by an operator: {note}"),
+            PauseReason::Operator { note, by } => match (by.is_empty(), note.is_empty()) {
+                (true, _) => write!(f, "by an operator: {note}"),
+                (false, true) => write!(f, "by operator {by}"),
+                (false, false) => write!(f, "by operator {by}: {note}"),
+            },
             PauseReason::FailureBudget {
                 failures,
                 max_failures,
@@ -177,6 +185,10 @@ pub struct RolloutHost {
     /// `None` for hosts the plan skipped.
     pub wave: Option<usize>,
     pub state: HostState,
+    /// The rollout's rollback of this host, once an abort asked for one and the host had been
+    /// updated; `state` keeps the update's outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revert: Option<Revert>,
 }
 
 /// When a wave started and finished (every host done).
@@ -203,6 +215,9 @@ pub struct RolloutState {
     pub acknowledged_failures: usize,
     /// Hosts the plan found eligible: the base of budget percentages.
     pub eligible: usize,
+    /// Set when an abort asked to roll back the hosts this rollout updated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<Rollback>,
 }
 
 /// An operator's transition that the rollout's phase does not allow.
@@ -232,6 +247,7 @@ impl RolloutState {
                         not_ready_since: None,
                     },
                 },
+                revert: None,
             })
             .collect();
         Self {
@@ -244,6 +260,7 @@ impl RolloutState {
             running_since: None,
             acknowledged_failures: 0,
             eligible: plan.eligible(),
+            rollback: None,
         }
     }
 
@@ -258,8 +275,16 @@ impl RolloutState {
     }
 
     pub fn pause(&mut self, note: &str, now: Timestamp) -> Result<(), PhaseError> {
+        self.pause_by("", note, now)
+    }
+
+    /// Pauses on behalf of operator `by` (named in the reason).
+    pub fn pause_by(&mut self, by: &str, note: &str, now: Timestamp) -> Result<(), PhaseError> {
         self.expect(matches!(self.phase, Phase::Running), "pause")?;
-        let reason = PauseReason::Operator { note: note.into() };
+        let reason = PauseReason::Operator {
+            note: note.into(),
+            by: by.into(),
+        };
         self.phase = Phase::Paused { reason, at: now };
         Ok(())
     }
@@ -283,6 +308,35 @@ impl RolloutState {
             at: now,
         };
         Ok(())
+    }
+
+    /// Aborts (unless already aborted) and rolls back the hosts this rollout updated: those it
+    /// updated already and those in flight that end up updated. The scheduler starts rollback
+    /// jobs under the same parallel limits, freezes and windows as updates.
+    pub fn abort_with_rollback(&mut self, reason: &str, now: Timestamp) -> Result<(), PhaseError> {
+        if self.rollback.is_some() {
+            return self.expect(false, "roll back");
+        }
+        if !matches!(self.phase, Phase::Aborted { .. }) {
+            self.abort(reason, now)?;
+        }
+        self.rollback = Some(Rollback {
+            requested_at: now,
+            finished_at: None,
+        });
+        Ok(())
+    }
+
+    /// Whether the scheduler still has work here: running or paused, or aborted with hosts in
+    /// flight or a rollback under way.
+    pub fn is_active(&self) -> bool {
+        match self.phase {
+            Phase::Running | Phase::Paused { .. } => true,
+            Phase::Planned | Phase::Completed { .. } => false,
+            Phase::Aborted { .. } => {
+                self.in_flight() > 0 || self.rollback.as_ref().is_some_and(Rollback::is_open)
+            }
+        }
     }
 
     /// Lets the current wave's successor start once the soak is over (manual promotion).
@@ -362,5 +416,29 @@ mod tests {
         let json = serde_json::to_string(&state).unwrap();
         assert_eq!(serde_json::from_str::<RolloutState>(&json).unwrap(), state);
         assert!(json.contains(r#""phase":"aborted""#), "{json}");
+        assert!(!json.contains("rollback"), "absent until asked: {json}");
+        assert!(!state.is_active());
+        state.abort_with_rollback("bad release", now).unwrap();
+        assert!(state.is_active());
+        let err = state.abort_with_rollback("again", now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "cannot roll back a rollout that is aborted: wrong target"
+        );
+    }
+
+    #[test]
+    fn an_operator_pause_names_the_operator() {
+        let now = at("2025-01-15T12:00:00Z");
+        let s = spec("1.3.2");
+        let mut state = RolloutState::new(s.clone(), &plan(&[], &s, now));
+        state.start(now).unwrap();
+        state.pause_by("alice", "", now).unwrap();
+        assert_eq!(state.phase.to_string(), "paused: by operator alice");
+        state.resume(now).unwrap();
+        state.pause_by("alice", "lunch", now).unwrap();
+        assert_eq!(state.phase.to_string(), "paused: by operator alice: lunch");
+        let json = serde_json::to_string(&state).unwrap();
+        assert_eq!(serde_json::from_str::<RolloutState>(&json).unwrap(), state);
     }
 }

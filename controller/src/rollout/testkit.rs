@@ -29,8 +29,10 @@ pub fn host(id: &str) -> FleetHost {
         last_seen: None,
         window: None,
         frozen: false,
+        busy: false,
         config_changes: Vec::new(),
         job: None,
+        rollback_job: None,
     }
 }
 

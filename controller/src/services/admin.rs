@@ -5,16 +5,24 @@ use std::time::Duration;
 
 use boltfleet_common::proto::admin_service_server::AdminService;
 use boltfleet_common::proto::{
-    AuditEntry, AuditLogRequest, AuditLogResponse, CreateTokenRequest, CreateTokenResponse,
-    FleetReportRequest, FleetReportResponse, GetJobRequest, JobKind, JobRecord, ListHostsRequest,
-    ListHostsResponse, RevokeHostRequest, RevokeHostResponse, StartJobRequest, StartJobResponse,
+    AbortRolloutRequest, AuditEntry, AuditLogRequest, AuditLogResponse, CreateTokenRequest,
+    CreateTokenResponse, FleetReportRequest, FleetReportResponse, GetJobRequest, GetRolloutRequest,
+    JobKind, JobRecord, ListHostsRequest, ListHostsResponse, ListRolloutsRequest,
+    ListRolloutsResponse, PlanRolloutRequest, RevokeHostRequest, RevokeHostResponse,
+    RolloutActionRequest, RolloutPlan, RolloutStatus, SetFreezeRequest, SetFreezeResponse,
+    SetWindowRequest, SetWindowResponse, StartJobRequest, StartJobResponse, StartRolloutRequest,
+    StartRolloutResponse,
 };
+use jiff::Timestamp;
 use tonic::{Request, Response, Status};
 
 use crate::app::{App, NewToken};
 use crate::auth;
 use crate::error::Error;
 use crate::jobs::NewJob;
+use crate::rollout::{MaintenanceWindow, RolloutSpec, WindowError};
+use crate::rollouts::wire;
+use crate::store::WindowKey;
 
 pub struct Admin {
     pub app: Arc<App>,
@@ -32,6 +40,35 @@ impl Admin {
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(Status::from)
     }
+}
+
+/// The rollout spec of a request, parsed; errors name the field.
+fn spec_of(spec: Option<boltfleet_common::proto::RolloutSpec>) -> Result<RolloutSpec, Status> {
+    let spec = spec.ok_or_else(|| Error::invalid("spec", "missing"))?;
+    Ok(wire::spec_from_wire(&spec).map_err(Error::from)?)
+}
+
+/// The window a `SetWindow` asks for: whose, and the window (`None` clears it).
+fn window_of(req: SetWindowRequest) -> Result<(WindowKey, Option<MaintenanceWindow>), Error> {
+    let key = match (req.tenant.is_empty(), req.host_id.is_empty()) {
+        (false, true) => WindowKey::Tenant(req.tenant),
+        (true, false) => WindowKey::Host(req.host_id),
+        _ => {
+            return Err(Error::invalid(
+                "tenant",
+                "give exactly one of tenant and host_id",
+            ))
+        }
+    };
+    if req.cron.trim().is_empty() {
+        return Ok((key, None));
+    }
+    let duration = humantime::parse_duration(req.duration.trim())
+        .map_err(|_| WindowError::Duration(req.duration.clone()))?;
+    Ok((
+        key,
+        Some(MaintenanceWindow::new(&req.cron, duration, req.tz.trim())?),
+    ))
 }
 
 #[tonic::async_trait]
@@ -101,6 +138,7 @@ impl AdminService for Admin {
             kind,
             target_version: req.target_version,
             options: req.options.unwrap_or_default(),
+            rollout_id: None,
         };
         let job_id = self
             .blocking(move |app| app.start_job(&operator, new, crate::app::now()))
@@ -142,5 +180,137 @@ impl AdminService for Admin {
             })
             .collect();
         Ok(Response::new(AuditLogResponse { entries }))
+    }
+
+    async fn plan_rollout(
+        &self,
+        request: Request<PlanRolloutRequest>,
+    ) -> Result<Response<RolloutPlan>, Status> {
+        auth::operator(&request)?;
+        let spec = spec_of(request.into_inner().spec)?;
+        let plan = self
+            .blocking(move |app| {
+                let plan = app.plan_rollout(&spec, Timestamp::now())?;
+                Ok(wire::plan_to_wire(&plan, &app.store.windows_all()?))
+            })
+            .await?;
+        Ok(Response::new(plan))
+    }
+
+    async fn start_rollout(
+        &self,
+        request: Request<StartRolloutRequest>,
+    ) -> Result<Response<StartRolloutResponse>, Status> {
+        let operator = auth::operator(&request)?;
+        let spec = spec_of(request.into_inner().spec)?;
+        let id = self
+            .blocking(move |app| app.start_rollout(&operator, spec, Timestamp::now()))
+            .await?;
+        Ok(Response::new(StartRolloutResponse { id }))
+    }
+
+    async fn list_rollouts(
+        &self,
+        request: Request<ListRolloutsRequest>,
+    ) -> Result<Response<ListRolloutsResponse>, Status> {
+        auth::operator(&request)?;
+        let rollouts = self.blocking(|app| app.rollout_statuses()).await?;
+        Ok(Response::new(ListRolloutsResponse { rollouts }))
+    }
+
+    async fn get_rollout(
+        &self,
+        request: Request<GetRolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        auth::operator(&request)?;
+        let id = request.into_inner().id;
+        let status = self.blocking(move |app| app.rollout_status(&id)).await?;
+        Ok(Response::new(status))
+    }
+
+    async fn pause_rollout(
+        &self,
+        request: Request<RolloutActionRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let operator = auth::operator(&request)?;
+        let req = request.into_inner();
+        let status = self
+            .blocking(move |app| {
+                app.pause_rollout(&operator, &req.id, &req.reason, Timestamp::now())?;
+                app.rollout_status(&req.id)
+            })
+            .await?;
+        Ok(Response::new(status))
+    }
+
+    async fn resume_rollout(
+        &self,
+        request: Request<RolloutActionRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let operator = auth::operator(&request)?;
+        let req = request.into_inner();
+        let status = self
+            .blocking(move |app| {
+                app.resume_rollout(&operator, &req.id, &req.reason, Timestamp::now())?;
+                app.rollout_status(&req.id)
+            })
+            .await?;
+        Ok(Response::new(status))
+    }
+
+    async fn promote_rollout(
+        &self,
+        request: Request<RolloutActionRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let operator = auth::operator(&request)?;
+        let req = request.into_inner();
+        let status = self
+            .blocking(move |app| {
+                app.promote_rollout(&operator, &req.id, &req.reason)?;
+                app.rollout_status(&req.id)
+            })
+            .await?;
+        Ok(Response::new(status))
+    }
+
+    async fn abort_rollout(
+        &self,
+        request: Request<AbortRolloutRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let operator = auth::operator(&request)?;
+        let req = request.into_inner();
+        let status = self
+            .blocking(move |app| {
+                let now = Timestamp::now();
+                app.abort_rollout(&operator, &req.id, &req.reason, req.rollback, now)?;
+                app.rollout_status(&req.id)
+            })
+            .await?;
+        Ok(Response::new(status))
+    }
+
+    async fn set_window(
+        &self,
+        request: Request<SetWindowRequest>,
+    ) -> Result<Response<SetWindowResponse>, Status> {
+        let operator = auth::operator(&request)?;
+        let (key, window) = window_of(request.into_inner())?;
+        self.blocking(move |app| app.set_window(&operator, key, window))
+            .await?;
+        Ok(Response::new(SetWindowResponse {}))
+    }
+
+    async fn set_freeze(
+        &self,
+        request: Request<SetFreezeRequest>,
+    ) -> Result<Response<SetFreezeResponse>, Status> {
+        let operator = auth::operator(&request)?;
+        let req = request.into_inner();
+        self.blocking(move |app| {
+            let tenant = (!req.tenant.is_empty()).then_some(req.tenant.as_str());
+            app.set_freeze(&operator, tenant, req.on, Timestamp::now())
+        })
+        .await?;
+        Ok(Response::new(SetFreezeResponse {}))
     }
 }

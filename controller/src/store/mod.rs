@@ -1,12 +1,14 @@
 //! The controller's durable state: typed trees over sled, one encoding (JSON), engine hidden.
 
 mod records;
+mod rollouts;
 mod typed;
 
 use std::path::Path;
 
 pub use boltfleet_common::proto::JobRecord;
 pub use records::{AuditEntry, HostRecord, Observed, TokenRecord};
+pub use rollouts::{freeze_key, FreezeRecord, RolloutRecord, WindowKey};
 pub use typed::StoreError;
 use typed::Typed;
 
@@ -15,6 +17,9 @@ const OBSERVED: &str = "observed";
 const TOKENS: &str = "tokens";
 const AUDIT: &str = "audit";
 const JOBS: &str = "jobs";
+const ROLLOUTS: &str = "rollouts";
+const WINDOWS: &str = "windows";
+const FREEZE: &str = "freeze";
 
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
@@ -28,6 +33,12 @@ pub struct Store {
     pub tokens: Typed<TokenRecord>,
     /// Jobs by id: what was asked (desired) and the agent's latest report of it (observed).
     pub jobs: Typed<JobRecord>,
+    /// Rollouts by id: spec, plan snapshot and state (desired; the scheduler advances it).
+    pub rollouts: Typed<RolloutRecord>,
+    /// Maintenance windows by [`WindowKey`] (`tenant/NAME`, `host/ID`).
+    pub windows: Typed<crate::rollout::MaintenanceWindow>,
+    /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`).
+    pub freeze: Typed<FreezeRecord>,
     audit: sled::Tree,
 }
 
@@ -43,6 +54,9 @@ impl Store {
             observed: Typed::open(&db, OBSERVED)?,
             tokens: Typed::open(&db, TOKENS)?,
             jobs: Typed::open(&db, JOBS)?,
+            rollouts: Typed::open(&db, ROLLOUTS)?,
+            windows: Typed::open(&db, WINDOWS)?,
+            freeze: Typed::open(&db, FREEZE)?,
             audit: db.open_tree(AUDIT)?,
             db,
         })
@@ -70,6 +84,21 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// Opens the store in `path` again in the same process, as a restarted controller would.
+/// sled's I/O threads may hold the file lock a moment after the previous handle is dropped:
+/// poll until it is free, within a deadline.
+#[cfg(test)]
+pub(crate) fn reopen(path: &Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match Store::open(path) {
+            Ok(store) => return store,
+            Err(err) if std::time::Instant::now() > deadline => panic!("store not reopened: {err}"),
+            Err(_) => std::thread::yield_now(),
+        }
     }
 }
 
@@ -102,7 +131,7 @@ mod tests {
                 .unwrap();
             store.flush().unwrap();
         }
-        let store = Store::open(dir.path()).unwrap();
+        let store = reopen(dir.path());
         assert_eq!(store.hosts.get("web1").unwrap().unwrap().tenant, "acme");
         assert_eq!(store.hosts.list().unwrap().len(), 1);
         assert_eq!(store.audit_log().unwrap()[0].action, "token.create");

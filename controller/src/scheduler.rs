@@ -1,0 +1,182 @@
+//! The rollout scheduler: a level-triggered loop. Each [`tick`] loads every active rollout
+//! from the store, builds the fleet, asks [`decide`] what to do, stores the decision's state
+//! (flushed), and only then acts: creates jobs, cancels overdue ones, audits what changed.
+//!
+//! Nothing lives only in memory: a controller killed anywhere resumes from the store. A host
+//! whose state says it runs but that has no job of the rollout (killed between the write and
+//! the act) gets its job on the next tick; a host that has one is never given a second, as
+//! the store is checked. Jobs in flight are reconciled with what agents report on reconnect.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boltfleet_common::proto::{JobKind, JobOptions};
+use jiff::Timestamp;
+use tokio::sync::watch;
+use tracing::{debug, info, warn};
+
+use crate::app::App;
+use crate::error::Error;
+use crate::jobs::{is_active, state_of, NewJob};
+use crate::rollout::{decide, Decision, Event, HostState, Revert};
+use crate::rollouts::FleetSnapshot;
+use crate::store::RolloutRecord;
+
+/// The longest the loop sleeps between ticks; reports and operator actions wake it sooner.
+pub const MAX_SLEEP: Duration = Duration::from_secs(1);
+/// After a wake-up, how long to wait for more news before ticking (reports come in bursts).
+const COALESCE: Duration = Duration::from_millis(100);
+
+/// Runs ticks until `stop` turns true or its sender is dropped.
+pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    info!("rollout scheduler started");
+    while !*stop.borrow() {
+        let worker = app.clone();
+        let wait = match tokio::task::spawn_blocking(move || tick(&worker, Timestamp::now())).await
+        {
+            Ok(Ok(wait)) => wait,
+            Ok(Err(err)) => {
+                warn!(error = %err, "scheduler tick failed; retrying");
+                MAX_SLEEP
+            }
+            Err(err) => {
+                warn!(error = %err, "scheduler tick panicked; retrying");
+                MAX_SLEEP
+            }
+        };
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = app.scheduler_wake.notified() => tokio::time::sleep(COALESCE).await,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        if stop.has_changed().is_err() {
+            break;
+        }
+    }
+    info!("rollout scheduler stopped");
+}
+
+/// One pass over every active rollout at `now`; returns how long to sleep before the next.
+pub fn tick(app: &App, now: Timestamp) -> Result<Duration, Error> {
+    let _guard = app.lock_rollouts();
+    let active: Vec<RolloutRecord> = app
+        .store
+        .rollouts_all()?
+        .into_iter()
+        .filter(|r| r.state.is_active())
+        .collect();
+    let mut wake = MAX_SLEEP;
+    if active.is_empty() {
+        return Ok(wake);
+    }
+    let snapshot = app.fleet_snapshot()?;
+    for record in active {
+        let decision = decide(&record.state, &snapshot.for_rollout(&record.id), now);
+        let mut next = record.clone();
+        next.state = decision.next.clone();
+        if next != record {
+            app.store.rollouts.put(&record.id, &next)?;
+            app.store.rollouts.flush()?;
+        }
+        act(app, &snapshot, &next, &decision, now)?;
+        if let Some(at) = decision.next_wake {
+            let until = Duration::try_from(at.duration_since(now)).unwrap_or_default();
+            wake = wake.min(until);
+        }
+    }
+    Ok(wake)
+}
+
+/// Carries out a stored decision: jobs for running hosts that have none, cancels, audit.
+fn act(
+    app: &App,
+    snapshot: &FleetSnapshot,
+    record: &RolloutRecord,
+    decision: &Decision,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let id = &record.id;
+    for event in &decision.events {
+        let (action, target) = match event {
+            Event::Host { host_id, .. } | Event::Revert { host_id, .. } => {
+                ("rollout.host", host_id.as_str())
+            }
+            Event::WaveStarted { .. } | Event::WaveFinished { .. } => ("rollout.wave", id.as_str()),
+            Event::Phase(_) => ("rollout.phase", id.as_str()),
+            Event::RollbackFinished => ("rollout.rollback", id.as_str()),
+        };
+        let detail = match event {
+            Event::Phase(phase) => format!("rollout {id} {phase}"),
+            _ => format!("rollout {id}: {event}"),
+        };
+        app.audit_entry("controller", action, target, &detail)?;
+        info!(rollout = %id, %event, "rollout event");
+    }
+    for host in &record.state.hosts {
+        if matches!(host.state, HostState::Running { .. }) {
+            ensure_job(app, snapshot, record, &host.host_id, JobKind::Update, now)?;
+        }
+        if matches!(host.revert, Some(Revert::Running { .. })) {
+            ensure_job(app, snapshot, record, &host.host_id, JobKind::Rollback, now)?;
+        }
+    }
+    for host_id in &decision.cancel {
+        for kind in [JobKind::Update, JobKind::Rollback] {
+            let overdue = snapshot
+                .job(id, host_id, kind)
+                .filter(|job| is_active(state_of(job)));
+            if let Some(job) = overdue {
+                let reason = format!("rollout {id}: healthy deadline passed");
+                app.cancel_job(&job.job_id, &reason, now.as_second())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Creates the host's job of `kind` for the rollout unless the store already holds one.
+/// A refusal (the host is busy with another job, revoked, ...) is logged and retried on the
+/// next tick; the rollout's healthy deadline bounds the retries.
+fn ensure_job(
+    app: &App,
+    snapshot: &FleetSnapshot,
+    record: &RolloutRecord,
+    host_id: &str,
+    kind: JobKind,
+    now: Timestamp,
+) -> Result<(), Error> {
+    if snapshot.job(&record.id, host_id, kind).is_some() {
+        return Ok(());
+    }
+    let (operator, target) = match kind {
+        JobKind::Rollback => (
+            record.rollback_by.as_deref().unwrap_or(&record.created_by),
+            String::new(),
+        ),
+        _ => (
+            record.created_by.as_str(),
+            record.state.spec.target.to_string(),
+        ),
+    };
+    let job = NewJob {
+        host_id: host_id.into(),
+        kind,
+        target_version: target,
+        options: JobOptions::default(),
+        rollout_id: Some(record.id.clone()),
+    };
+    match app.start_job(operator, job, now.as_second()) {
+        Ok(job_id) => {
+            debug!(rollout = %record.id, host = host_id, job = %job_id, "rollout job created");
+            Ok(())
+        }
+        Err(err @ Error::Store(_)) => Err(err),
+        Err(err) => {
+            warn!(rollout = %record.id, host = host_id, kind = kind.as_str_name(), error = %err, "rollout job not created; retrying");
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,171 @@
+//! Records of staggered rollouts, maintenance windows and freezes: desired state, written by
+//! operators (and, for rollouts, by the scheduler), never by agents.
+
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::{Store, StoreError};
+use crate::rollout::{Freeze, MaintenanceWindow, Plan, RolloutState, Windows};
+
+/// One rollout: what was asked (the spec, inside `state`), the plan it was cut from, and where
+/// it stands. The scheduler rewrites `state`; everything else is written once.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutRecord {
+    pub id: String,
+    pub created_by: String,
+    pub created_at: Timestamp,
+    /// The plan snapshot at creation.
+    pub plan: Plan,
+    pub state: RolloutState,
+    /// Who stopped it (abort), if anyone.
+    #[serde(default)]
+    pub aborted_by: Option<String>,
+    /// Who asked to roll back what it updated; rollback jobs are created in their name.
+    #[serde(default)]
+    pub rollback_by: Option<String>,
+}
+
+/// Whose maintenance window a `windows` record is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum WindowKey {
+    Tenant(String),
+    Host(String),
+}
+
+impl WindowKey {
+    pub fn key(&self) -> String {
+        match self {
+            WindowKey::Tenant(t) => format!("tenant/{t}"),
+            WindowKey::Host(h) => format!("host/{h}"),
+        }
+    }
+
+    pub fn parse(key: &str) -> Option<Self> {
+        if let Some(t) = key.strip_prefix("tenant/") {
+            Some(WindowKey::Tenant(t.into()))
+        } else {
+            key.strip_prefix("host/").map(|h| WindowKey::Host(h.into()))
+        }
+    }
+}
+
+/// A freeze in force: who set it and when. Key `global`, or `tenant/NAME`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FreezeRecord {
+    pub by: String,
+    pub at: Timestamp,
+}
+
+/// The key of the global freeze, or of a tenant's.
+pub fn freeze_key(tenant: Option<&str>) -> String {
+    match tenant {
+        None => "global".into(),
+        Some(t) => format!("tenant/{t}"),
+    }
+}
+
+impl Store {
+    /// Every configured window, by tenant and by host.
+    pub fn windows_all(&self) -> Result<Windows, StoreError> {
+        let mut windows = Windows::default();
+        for (key, window) in self.windows.list()? {
+            match WindowKey::parse(&key) {
+                Some(WindowKey::Tenant(t)) => windows.tenants.insert(t, window),
+                Some(WindowKey::Host(h)) => windows.hosts.insert(h, window),
+                None => None,
+            };
+        }
+        Ok(windows)
+    }
+
+    pub fn put_window(
+        &self,
+        key: &WindowKey,
+        window: Option<&MaintenanceWindow>,
+    ) -> Result<(), StoreError> {
+        match window {
+            Some(w) => self.windows.put(&key.key(), w)?,
+            None => drop(self.windows.remove(&key.key())?),
+        }
+        self.windows.flush()
+    }
+
+    /// The freezes in force.
+    pub fn freeze_all(&self) -> Result<Freeze, StoreError> {
+        let mut freeze = Freeze::default();
+        for (key, _) in self.freeze.list()? {
+            match key.strip_prefix("tenant/") {
+                Some(t) => drop(freeze.tenants.insert(t.into())),
+                None => freeze.global |= key == "global",
+            }
+        }
+        Ok(freeze)
+    }
+
+    /// Every rollout, oldest first.
+    pub fn rollouts_all(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        let mut all: Vec<RolloutRecord> =
+            self.rollouts.list()?.into_iter().map(|(_, r)| r).collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rollout::{plan, RolloutSpec};
+
+    fn record(id: &str) -> RolloutRecord {
+        let spec = RolloutSpec::new(semver::Version::new(1, 3, 2));
+        let now: Timestamp = "2025-01-15T12:00:00Z".parse().unwrap();
+        let plan = plan(&[], &spec, now);
+        let mut state = RolloutState::new(spec, &plan);
+        state.start(now).unwrap();
+        RolloutRecord {
+            id: id.into(),
+            created_by: "alice".into(),
+            created_at: now,
+            plan,
+            state,
+            aborted_by: None,
+            rollback_by: None,
+        }
+    }
+
+    #[test]
+    fn rollouts_windows_and_freezes_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let window: MaintenanceWindow = "0 22 * * * 4h Europe/Paris".parse().unwrap();
+        let at: Timestamp = "2025-01-15T12:00:00Z".parse().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            store.rollouts.put("r1", &record("r1")).unwrap();
+            let acme = WindowKey::Tenant("acme".into());
+            store.put_window(&acme, Some(&window)).unwrap();
+            let web1 = WindowKey::Host("web1".into());
+            store.put_window(&web1, Some(&window)).unwrap();
+            store.put_window(&web1, None).unwrap();
+            let by = FreezeRecord {
+                by: "alice".into(),
+                at,
+            };
+            store.freeze.put(&freeze_key(Some("globex")), &by).unwrap();
+            store.freeze.put(&freeze_key(None), &by).unwrap();
+            store.flush().unwrap();
+        }
+        let store = super::super::reopen(dir.path());
+        assert_eq!(store.rollouts_all().unwrap(), [record("r1")]);
+        let windows = store.windows_all().unwrap();
+        assert_eq!(windows.tenants.get("acme"), Some(&window));
+        assert!(windows.hosts.is_empty(), "cleared");
+        let freeze = store.freeze_all().unwrap();
+        assert!(freeze.global && freeze.tenants.contains("globex"));
+        store.freeze.remove(&freeze_key(None)).unwrap();
+        assert!(!store.freeze_all().unwrap().global);
+        assert_eq!(
+            WindowKey::parse(&WindowKey::Host("h".into()).key()),
+            Some(WindowKey::Host("h".into()))
+        );
+    }
+}
