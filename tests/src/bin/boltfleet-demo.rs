@@ -28,24 +28,41 @@ const FLEET: &[(&str, &str, &str, bool)] = &[
 
 fn main() -> Result<()> {
     let keep = std::env::args().any(|a| a == "--keep");
-    let base = tempfile::Builder::new().prefix("boltfleet-demo-").tempdir()?;
+    let base = tempfile::Builder::new()
+        .prefix("boltfleet-demo-")
+        .tempdir()?;
     say(&format!("working in {}", base.path().display()));
 
     let ctl = Controller::start(base.path()).context("start the controller")?;
-    say(&format!("controller listening on {} (CA pin {})", ctl.url, ctl.pin));
+    say(&format!(
+        "controller listening on {} (CA pin {})",
+        ctl.url, ctl.pin
+    ));
 
     let mut sites = Vec::new();
     for &(host_id, tenant, version, failing) in FLEET {
         let health = version.starts_with("1.6");
-        let mut site = Site::create(base.path(), &ctl, host_id, PassboltHost::builder(version), health)
-            .with_context(|| format!("create fixture host {host_id}"))?;
+        let mut site = Site::create(
+            base.path(),
+            &ctl,
+            host_id,
+            PassboltHost::builder(version),
+            health,
+        )
+        .with_context(|| format!("create fixture host {host_id}"))?;
         if failing {
             // Its 1.4.0 migration fails halfway after changing data, yet exits 0, as v1 does.
             site.host.set_migration_error(Some("1.4.0"))?;
         }
         site.enroll_and_start(&ctl, host_id, tenant)?;
-        let note = if failing { ", its 1.4.0 migration will fail" } else { "" };
-        say(&format!("{host_id}: passbolt {version} ({tenant}) enrolled{note}"));
+        let note = if failing {
+            ", its 1.4.0 migration will fail"
+        } else {
+            ""
+        };
+        say(&format!(
+            "{host_id}: passbolt {version} ({tenant}) enrolled{note}"
+        ));
         sites.push((host_id, site));
     }
 
@@ -54,27 +71,54 @@ fn main() -> Result<()> {
         let report = ctl.report().ok()?;
         FLEET
             .iter()
-            .all(|(id, ..)| row(&report, id).is_some_and(|r| r["online"] == true && r["version"].is_string()))
+            .all(|(id, ..)| {
+                row(&report, id).is_some_and(|r| r["online"] == true && r["version"].is_string())
+            })
             .then_some(())
     })?;
     show(ctl.cli().arg("hosts"))?;
 
-    let failing = sites.iter().find(|(id, _)| *id == "globex-web2").map(|(_, s)| s).expect("failing host");
+    let failing = sites
+        .iter()
+        .find(|(id, _)| *id == "globex-web2")
+        .map(|(_, s)| s)
+        .expect("failing host");
     let before = failing.db.checksum_tables()?;
 
     let rollout_flags = [
-        "--to", TARGET, "--select", "all", "--waves", "1,50%,100%", "--max-parallel", "3",
-        "--max-failures", "1", "--soak", "5s",
+        "--to",
+        TARGET,
+        "--select",
+        "all",
+        "--waves",
+        "1,50%,100%",
+        "--max-parallel",
+        "3",
+        "--max-failures",
+        "1",
+        "--soak",
+        "5s",
     ];
-    say(&format!("boltfleet rollout plan {}", rollout_flags.join(" ")));
+    say(&format!(
+        "boltfleet rollout plan {}",
+        rollout_flags.join(" ")
+    ));
     show(ctl.cli().args(["rollout", "plan"]).args(rollout_flags))?;
     say("boltfleet rollout start ... (prints the rollout id)");
-    let id = ctl.cli_ok(&[&["rollout", "start"][..], &rollout_flags[..]].concat())?.trim().to_string();
+    let id = ctl
+        .cli_ok(&[&["rollout", "start"][..], &rollout_flags[..]].concat())?
+        .trim()
+        .to_string();
     println!("{id}");
 
     say(&format!("boltfleet rollout watch {id}"));
     // watch exits non-zero unless the rollout completed; the demo reports either way.
-    let _ = ctl.cli().args(["rollout", "watch", &id]).stdout(Stdio::inherit()).stderr(Stdio::inherit()).status();
+    let _ = ctl
+        .cli()
+        .args(["rollout", "watch", &id])
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .status();
     show(ctl.cli().args(["rollout", "status", &id]))?;
 
     let after = failing.db.checksum_tables()?;
