@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use boltfleet_agent::config::AgentConfig;
 use boltfleet_agent::credentials::CredentialFiles;
 use boltfleet_agent::{enroll, inventory};
-use boltfleet_common::config::EXIT_CONFIG;
 use boltfleet_common::identity::HostId;
-use boltfleet_common::{telemetry, tls};
+use boltfleet_common::{process, telemetry, tls};
 use clap::{Parser, Subcommand};
 
 /// The Boltfleet agent for one passbolt host.
@@ -99,7 +98,8 @@ async fn dispatch(command: Command) -> ExitCode {
                 Err(err) => fail(&err),
             }
         }
-        Command::Run { .. } => match boltfleet_agent::run(config, shutdown_signal()).await {
+        Command::Run { .. } => match boltfleet_agent::run(config, process::shutdown_signal()).await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(err @ boltfleet_agent::AgentError::Credentials(_)) => usage(&err),
             Err(err) => fail(&err),
@@ -117,21 +117,10 @@ async fn dispatch(command: Command) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 fn usage(err: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("boltfleet-agent: {err}");
-    ExitCode::from(EXIT_CONFIG as u8)
+    process::exit_usage("boltfleet-agent", err)
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("boltfleet-agent: {err}");
-    ExitCode::FAILURE
+    process::exit_failure("boltfleet-agent", err)
 }

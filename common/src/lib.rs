@@ -10,6 +10,7 @@ pub mod config;
 pub mod files;
 pub mod identity;
 pub mod pki;
+pub mod process;
 pub mod telemetry;
 pub mod tls;
 pub mod version;

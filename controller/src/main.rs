@@ -4,8 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use boltfleet_common::config::EXIT_CONFIG;
-use boltfleet_common::{telemetry, tls};
+use boltfleet_common::{process, telemetry, tls};
 use boltfleet_controller::ca::{self, CaError};
 use boltfleet_controller::config::ControllerConfig;
 use clap::{Parser, Subcommand};
@@ -105,7 +104,10 @@ fn serve(config: ControllerConfig) -> ExitCode {
         Ok(rt) => rt,
         Err(err) => return fail(&err),
     };
-    match runtime.block_on(boltfleet_controller::run(config, shutdown_signal())) {
+    match runtime.block_on(boltfleet_controller::run(
+        config,
+        process::shutdown_signal(),
+    )) {
         Ok(()) => ExitCode::SUCCESS,
         Err(boltfleet_controller::server::ServeError::Ca(err @ CaError::NotInitialized(_))) => {
             usage(&err)
@@ -114,21 +116,10 @@ fn serve(config: ControllerConfig) -> ExitCode {
     }
 }
 
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-    }
-}
-
 fn usage(err: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("boltfleet-controller: {err}");
-    ExitCode::from(EXIT_CONFIG as u8)
+    process::exit_usage("boltfleet-controller", err)
 }
 
 fn fail(err: &dyn std::fmt::Display) -> ExitCode {
-    eprintln!("boltfleet-controller: {err}");
-    ExitCode::FAILURE
+    process::exit_failure("boltfleet-controller", err)
 }
