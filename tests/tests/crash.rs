@@ -225,3 +225,25 @@ fn killed_during_the_rollback_the_rollback_is_finished() -> Result<()> {
     converged_to_before(&site, &before)?;
     Ok(())
 }
+
+#[test]
+fn a_job_finishes_while_the_controller_is_down_and_is_reported_after() -> Result<()> {
+    let base = tempfile::tempdir()?;
+    let (mut ctl, mut site) = setup(base.path())?;
+    site.enroll_and_start(&ctl, "web1", "acme")?;
+    site.host.set_hang(true)?;
+
+    let id = start_update(&ctl, "web1", "1.4.0")?;
+    eventually("the migrations to run", WAIT, || site.host.hanging_pid())?;
+    ctl.kill9();
+    site.host.set_hang(false)?;
+    // The agent goes on alone: the host reaches the target with the controller down.
+    eventually("the update to finish on the host", WAIT, || {
+        let done = site.head_tag().ok()? == "v1.4.0" && !site.maintenance_flag().exists();
+        done.then_some(())
+    })?;
+    ctl.serve()?;
+    let job = wait_state(&ctl, &id, &["succeeded", "rolled_back", "failed"])?;
+    assert_eq!(job["state"], "succeeded", "{job}");
+    Ok(())
+}

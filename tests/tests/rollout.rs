@@ -128,6 +128,24 @@ fn a_rollout_in_waves_completes_across_a_controller_kill() -> Result<()> {
         "{first}"
     );
 
+    // An operator pause: hosts in flight finish, nothing new starts.
+    ctl.cli_ok(&["rollout", "pause", &id])?;
+    let paused = wait_status(&ctl, &id, "in-flight hosts to finish while paused", |s| {
+        s["state"] == "paused" && !host_states(s).values().any(|st| st == "running")
+    })?;
+    let pending = host_states(&paused)
+        .values()
+        .filter(|s| *s == "pending")
+        .count();
+    assert!(pending > 0, "{paused}");
+    let started = jobs_started(&ctl)?.len();
+    assert_eq!(
+        started + pending,
+        8,
+        "only the paused hosts are left: {paused}"
+    );
+    ctl.cli_ok(&["rollout", "resume", &id])?;
+
     ctl.kill9();
     ctl.serve()?;
     let done = wait_status(&ctl, &id, "the rollout to complete", |s| {
