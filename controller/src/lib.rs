@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod jobs;
+pub mod limits;
 pub mod registry;
 pub mod report;
 pub mod rollout;

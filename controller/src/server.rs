@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use boltfleet_common::files::write_atomic;
 use boltfleet_common::proto::admin_service_server::AdminServiceServer;
@@ -17,6 +18,7 @@ use tracing::info;
 use crate::app::App;
 use crate::ca::{self, CaError, DataDir};
 use crate::config::ControllerConfig;
+use crate::limits;
 use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
 use crate::store::{Store, StoreError};
@@ -83,9 +85,22 @@ pub async fn run(
     };
     let served = Server::builder()
         .tls_config(tls)?
-        .add_service(AgentServiceServer::new(Agent { app: app.clone() }))
-        .add_service(EnrollServiceServer::new(Enroll { app: app.clone() }))
-        .add_service(AdminServiceServer::new(Admin { app }))
+        // Dead peers are noticed and their streams freed.
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .tcp_keepalive(Some(Duration::from_secs(60)))
+        .add_service(
+            AgentServiceServer::new(Agent { app: app.clone() })
+                .max_decoding_message_size(limits::MAX_AGENT_MESSAGE),
+        )
+        .add_service(
+            EnrollServiceServer::new(Enroll::new(app.clone()))
+                .max_decoding_message_size(limits::MAX_ENROLL_MESSAGE),
+        )
+        .add_service(
+            AdminServiceServer::new(Admin { app })
+                .max_decoding_message_size(limits::MAX_ADMIN_MESSAGE),
+        )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;
     // Let a tick in progress finish its writes before the final flush.

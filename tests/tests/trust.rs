@@ -216,3 +216,89 @@ fn tokio_stream_once(
 ) -> impl tonic::codegen::tokio_stream::Stream<Item = AgentMessage> {
     tonic::codegen::tokio_stream::iter(vec![message])
 }
+
+#[test]
+fn enrollment_attempts_are_rate_limited_and_oversized_messages_refused() -> Result<()> {
+    boltfleet_common::tls::install_crypto_provider();
+    let base = tempfile::tempdir()?;
+    let ctl = Controller::start(base.path())?;
+    let web1 = agent_for(base.path(), &ctl, "web1")?;
+    assert!(web1
+        .enroll(&ctl, &ctl.token("web1", "acme")?, &[])?
+        .status
+        .success());
+    let agent_tls = ClientTls::Mutual {
+        ca_pem: read(web1.state_dir.join("ca.crt")),
+        cert_pem: read(web1.state_dir.join("agent.crt")),
+        key_pem: read(web1.state_dir.join("agent.key")),
+    };
+
+    let rt = tokio::runtime::Runtime::new()?;
+    rt.block_on(async {
+        use boltfleet_common::proto::enroll_service_client::EnrollServiceClient;
+        use boltfleet_common::proto::EnrollRequest;
+        // Guessing tokens: after a burst, attempts from one address are refused outright.
+        let channel = tls::connect(
+            &ctl.url,
+            &ClientTls::Pinned {
+                pin: ctl.pin.clone(),
+            },
+        )
+        .await?;
+        let mut enroll = EnrollServiceClient::new(channel);
+        let mut codes = Vec::new();
+        for i in 0..40 {
+            let request = EnrollRequest {
+                token: format!("bf1.web9.{:064x}", i),
+                csr_pem: String::new(),
+            };
+            codes.push(
+                enroll
+                    .enroll(request)
+                    .await
+                    .expect_err("bogus token")
+                    .code(),
+            );
+        }
+        assert_eq!(codes[0], tonic::Code::PermissionDenied, "{codes:?}");
+        assert!(
+            codes
+                .iter()
+                .skip(20)
+                .all(|c| *c == tonic::Code::ResourceExhausted),
+            "{codes:?}"
+        );
+
+        // A message far over the size limit ends the call; the controller keeps serving.
+        let channel = tls::connect(&ctl.url, &agent_tls).await?;
+        let huge = AgentMessage {
+            msg: Some(boltfleet_common::proto::agent_message::Msg::Hello(Hello {
+                agent_version: "x".repeat(2 * 1024 * 1024),
+                last_job: None,
+            })),
+        };
+        let mut client = AgentServiceClient::new(channel.clone());
+        let refused = match client.connect(tokio_stream_once(huge)).await {
+            Err(_) => true,
+            // Accepted, the stream would stay open and silent: that is the failure.
+            Ok(response) => matches!(
+                tokio::time::timeout(Duration::from_secs(10), response.into_inner().message())
+                    .await,
+                Ok(Err(_))
+            ),
+        };
+        assert!(refused, "a 2 MiB message must be refused");
+        let channel = tls::connect(&ctl.url, &operator_tls(&ctl)).await?;
+        let hosts = AdminServiceClient::new(channel)
+            .list_hosts(ListHostsRequest {})
+            .await?
+            .into_inner()
+            .hosts;
+        assert_eq!(hosts[0].host_id, "web1");
+        assert!(
+            hosts[0].inventory.is_none()
+                || hosts[0].inventory.as_ref().unwrap().agent_version.len() < 1024
+        );
+        anyhow::Ok(())
+    })
+}

@@ -97,8 +97,12 @@ async fn serve_stream(
             }
             Ok(None) => return "closed by agent".into(),
             Err(status) => {
+                // A broken connection or a message the limits refused: tell the agent why
+                // (if it still listens) and end the stream.
                 debug!(host = %host, status = %status, "agent stream error");
-                return status.message().to_string();
+                let reason = status.message().to_string();
+                let _ = tx.try_send(Err(status));
+                return reason;
             }
         }
     }

@@ -1,6 +1,8 @@
 //! `EnrollService`: join token + CSR in, signed agent certificate out.
 
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use boltfleet_common::proto::enroll_service_server::EnrollService;
 use boltfleet_common::proto::{EnrollRequest, EnrollResponse};
@@ -8,9 +10,21 @@ use tonic::{Request, Response, Status};
 use tracing::warn;
 
 use crate::app::App;
+use crate::limits::RateLimiter;
 
 pub struct Enroll {
     pub app: Arc<App>,
+    /// Attempts per source address: tokens are guessed nowhere near fast enough to matter.
+    pub limiter: Mutex<RateLimiter>,
+}
+
+impl Enroll {
+    pub fn new(app: Arc<App>) -> Self {
+        Self {
+            app,
+            limiter: Mutex::new(RateLimiter::for_enrollment()),
+        }
+    }
 }
 
 #[tonic::async_trait]
@@ -20,6 +34,18 @@ impl EnrollService for Enroll {
         request: Request<EnrollRequest>,
     ) -> Result<Response<EnrollResponse>, Status> {
         let peer = request.remote_addr();
+        let ip = peer.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| p.ip());
+        let allowed = self
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .allow(ip, Instant::now());
+        if !allowed {
+            warn!(peer = %ip, "enrollment rate limit hit");
+            return Err(Status::resource_exhausted(format!(
+                "too many enrollment attempts from {ip}; retry later"
+            )));
+        }
         let req = request.into_inner();
         let app = self.app.clone();
         // Signing and the store are blocking work.
