@@ -48,6 +48,43 @@ pub(super) fn programs<'a>(
     }
 }
 
+/// Starts the configured program, or the first of `candidates` that exists, with stdout and
+/// stderr piped (and stdin piped when `feed_stdin`, else empty). A missing program is skipped;
+/// any other failure to start is an error.
+pub(super) fn spawn_first<'a>(
+    configured: &'a Option<String>,
+    candidates: &'a [&'a str],
+    args: &[String],
+    feed_stdin: bool,
+) -> Result<(&'a str, tokio::process::Child), OpError> {
+    let mut missing = Vec::new();
+    for program in programs(configured, candidates) {
+        let stdin = if feed_stdin {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        };
+        let spawned = tokio::process::Command::new(program)
+            .args(args)
+            .stdin(stdin)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        match spawned {
+            Ok(child) => return Ok((program, child)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                missing.push(format!("{program}: {e}"))
+            }
+            Err(e) => return Err(OpError::new(format!("cannot start {program}: {e}"))),
+        }
+    }
+    Err(OpError::new(format!(
+        "no program found ({})",
+        missing.join("; ")
+    )))
+}
+
 pub(super) const CLIENTS: [&str; 2] = ["mariadb", "mysql"];
 const DUMPS: [&str; 2] = ["mariadb-dump", "mysqldump"];
 
@@ -236,26 +273,7 @@ async fn dump(mysql: &MysqlConfig, partial: &Path) -> Result<(String, u64, Strin
         "--hex-blob".into(),
         mysql.database.clone(),
     ];
-    let mut spawned = None;
-    let mut last = String::new();
-    for program in programs(&mysql.dump_program, &DUMPS) {
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        match cmd.spawn() {
-            Ok(child) => {
-                spawned = Some((program, child));
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => last = format!("{program}: {e}"),
-            Err(e) => return Err(OpError::new(format!("cannot start {program}: {e}"))),
-        }
-    }
-    let (program, mut child) =
-        spawned.ok_or_else(|| OpError::new(format!("no dump program found ({last})")))?;
+    let (program, mut child) = spawn_first(&mysql.dump_program, &DUMPS, &args, false)?;
     let mut log = format!("$ {program} {}\n", args.join(" "));
     let _ = std::fs::remove_file(partial);
     let fail =

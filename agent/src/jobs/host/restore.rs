@@ -5,13 +5,12 @@
 use std::fs::File;
 use std::io::Read;
 use std::path::Path;
-use std::process::Stdio;
 
 use flate2::read::GzDecoder;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::database::{client_sql, defaults, mysql, programs, CHUNK, CLIENTS};
+use super::database::{client_sql, defaults, mysql, spawn_first, CHUNK, CLIENTS};
 use super::OpError;
 use crate::config::{AgentConfig, MysqlConfig};
 use crate::inventory::run::Runner;
@@ -105,25 +104,7 @@ pub async fn restore(config: &AgentConfig, backup: &BackupInfo) -> Result<String
 /// Streams the gunzipped backup into the client.
 async fn load(mysql: &MysqlConfig, path: &Path, log: &mut String) -> Result<(), OpError> {
     let args = [defaults(mysql), format!("--database={}", mysql.database)];
-    let mut spawned = None;
-    for program in programs(&mysql.client_program, &CLIENTS) {
-        let mut cmd = tokio::process::Command::new(program);
-        cmd.args(&args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        match cmd.spawn() {
-            Ok(child) => {
-                spawned = Some((program, child));
-                break;
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(OpError::new(format!("cannot start {program}: {e}"))),
-        }
-    }
-    let (program, mut child) =
-        spawned.ok_or_else(|| OpError::new("no MySQL client found (mariadb, mysql)"))?;
+    let (program, mut child) = spawn_first(&mysql.client_program, &CLIENTS, &args, true)?;
     log.push_str(&format!(
         "$ {program} {} < gunzip {}\n",
         args.join(" "),
