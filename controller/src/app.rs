@@ -173,12 +173,7 @@ impl App {
             )
             .map_err(Error::Csr)?;
         let serial = serial_of(&cert_pem)?;
-        loop {
-            let old = self
-                .store
-                .hosts
-                .get(host.as_str())?
-                .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
+        self.update_host(host, |old| {
             if old.revoked {
                 return Err(Error::Revoked(host.to_string()));
             }
@@ -186,14 +181,8 @@ impl App {
             new.cert_serials.push(serial.clone());
             let excess = new.cert_serials.len().saturating_sub(2);
             new.cert_serials.drain(..excess);
-            if self
-                .store
-                .hosts
-                .compare_and_swap(host.as_str(), Some(&old), &new)?
-            {
-                break;
-            }
-        }
+            Ok(new)
+        })?;
         self.store.flush()?;
         info!(host = %host, "agent certificate renewed");
         Ok(cert_pem)
@@ -202,25 +191,13 @@ impl App {
     /// Revokes a host: its certificates are refused from now on and its stream is cut.
     pub fn revoke(&self, operator: &str, host_id: &str) -> Result<(), Error> {
         let host = HostId::new(host_id)?;
-        loop {
-            let old = self
-                .store
-                .hosts
-                .get(host.as_str())?
-                .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
-            let new = HostRecord {
+        self.update_host(&host, |old| {
+            Ok(HostRecord {
                 revoked: true,
                 cert_serials: Vec::new(),
                 ..old.clone()
-            };
-            if self
-                .store
-                .hosts
-                .compare_and_swap(host.as_str(), Some(&old), &new)?
-            {
-                break;
-            }
-        }
+            })
+        })?;
         self.store.flush()?;
         self.registry.kick(
             &host,
@@ -234,6 +211,30 @@ impl App {
         )?;
         warn!(host = %host, operator, "host revoked");
         Ok(())
+    }
+
+    /// Replaces an enrolled host's record with `change(old)`, atomically: a concurrent change
+    /// makes it read the record again and retry.
+    fn update_host(
+        &self,
+        host: &HostId,
+        change: impl Fn(&HostRecord) -> Result<HostRecord, Error>,
+    ) -> Result<(), Error> {
+        loop {
+            let old = self
+                .store
+                .hosts
+                .get(host.as_str())?
+                .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
+            let new = change(&old)?;
+            if self
+                .store
+                .hosts
+                .compare_and_swap(host.as_str(), Some(&old), &new)?
+            {
+                return Ok(());
+            }
+        }
     }
 
     /// Applies `change` to what the host's agent reported; the host is seen now.
