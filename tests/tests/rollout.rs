@@ -169,9 +169,9 @@ fn a_failing_canary_stops_the_rollout_and_abort_rolls_back_the_updated_hosts() -
     let base = tempfile::tempdir()?;
     let ctl = Controller::start(base.path())?;
     let sites = fleet(base.path(), &ctl, "h", 4, "1.3.2")?;
-    let plan: Value = serde_json::from_str(&ctl.cli_ok(&[
-        "rollout",
-        "plan",
+    // The same spec for the dry run and the real thing: the canary the plan names is the one
+    // that runs first.
+    let spec = [
         "--to",
         "1.4.0",
         "--waves",
@@ -183,9 +183,10 @@ fn a_failing_canary_stops_the_rollout_and_abort_rolls_back_the_updated_hosts() -
         "--manual-promote",
         "--soak",
         "1s",
-        "--format",
-        "json",
-    ])?)?;
+    ];
+    let plan: Value = serde_json::from_str(
+        &ctl.cli_ok(&[&["rollout", "plan"][..], &spec, &["--format", "json"]].concat())?,
+    )?;
     let canary = plan["waves"][0]["hosts"][0]["host_id"]
         .as_str()
         .unwrap()
@@ -198,21 +199,7 @@ fn a_failing_canary_stops_the_rollout_and_abort_rolls_back_the_updated_hosts() -
         .collect::<Result<_>>()?;
 
     let id = ctl
-        .cli_ok(&[
-            "rollout",
-            "start",
-            "--to",
-            "1.4.0",
-            "--waves",
-            "1,50%,100%",
-            "--max-parallel",
-            "2",
-            "--max-failures",
-            "0",
-            "--manual-promote",
-            "--soak",
-            "1s",
-        ])?
+        .cli_ok(&[&["rollout", "start"][..], &spec].concat())?
         .trim()
         .to_string();
     let paused = wait_status(&ctl, &id, "the rollout to pause", |s| {
