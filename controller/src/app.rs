@@ -86,11 +86,7 @@ impl App {
         if req.ttl.is_zero() || req.ttl > MAX_TOKEN_TTL {
             return Err(Error::invalid("ttl", "must be between 1s and 7 days"));
         }
-        for key in req.labels.keys() {
-            if key.is_empty() || key.contains('=') {
-                return Err(Error::invalid("labels", format!("bad label key {key:?}")));
-            }
-        }
+        check_labels(&req.labels)?;
         let token = tokens::generate(&host);
         let created_at = now;
         let expires_at = created_at + req.ttl.as_secs() as i64;
@@ -155,7 +151,7 @@ impl App {
             cert_serials: vec![serial],
             revoked: false,
         };
-        self.store.hosts.put(host.as_str(), &host_record)?;
+        self.put_host(&host, &host_record)?;
         self.store.flush()?;
         self.audit_entry(&format!("agent {host}"), "host.enroll", host.as_str(), "")?;
         info!(host = %host, "host enrolled");
@@ -211,6 +207,11 @@ impl App {
         )?;
         warn!(host = %host, operator, "host revoked");
         Ok(())
+    }
+
+    /// Stores a host's record as enrollment wrote it.
+    pub(crate) fn put_host(&self, host: &HostId, record: &HostRecord) -> Result<(), Error> {
+        Ok(self.store.hosts.put(host.as_str(), record)?)
     }
 
     /// Replaces an enrolled host's record with `change(old)`, atomically: a concurrent change
@@ -319,7 +320,17 @@ impl App {
     }
 }
 
-fn serial_of(cert_pem: &str) -> Result<String, Error> {
+/// Label keys are non-empty and hold no `=` (selectors are written `key=value`).
+pub(crate) fn check_labels(labels: &BTreeMap<String, String>) -> Result<(), Error> {
+    for key in labels.keys() {
+        if key.is_empty() || key.contains('=') {
+            return Err(Error::invalid("labels", format!("bad label key {key:?}")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn serial_of(cert_pem: &str) -> Result<String, Error> {
     let der = pki::pem_certs(cert_pem).map_err(Error::Pki)?.remove(0);
     Ok(pki::inspect(&der).map_err(Error::Pki)?.serial)
 }

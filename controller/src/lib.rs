@@ -5,6 +5,7 @@ pub mod auth;
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod enroll_bulk;
 pub mod error;
 pub mod jobs;
 pub mod limits;

@@ -6,18 +6,19 @@ use std::time::Duration;
 use boltfleet_common::proto::admin_service_server::AdminService;
 use boltfleet_common::proto::{
     AbortRolloutRequest, AuditEntry, AuditLogRequest, AuditLogResponse, CreateTokenRequest,
-    CreateTokenResponse, FleetReportRequest, FleetReportResponse, GetJobRequest, GetRolloutRequest,
-    JobKind, JobRecord, ListHostsRequest, ListHostsResponse, ListRolloutsRequest,
-    ListRolloutsResponse, PlanRolloutRequest, RevokeHostRequest, RevokeHostResponse,
-    RolloutActionRequest, RolloutPlan, RolloutStatus, SetFreezeRequest, SetFreezeResponse,
-    SetWindowRequest, SetWindowResponse, StartJobRequest, StartJobResponse, StartRolloutRequest,
-    StartRolloutResponse,
+    CreateTokenResponse, EnrollHostsRequest, EnrollHostsResponse, FleetReportRequest,
+    FleetReportResponse, GetJobRequest, GetRolloutRequest, JobKind, JobRecord, ListHostsRequest,
+    ListHostsResponse, ListRolloutsRequest, ListRolloutsResponse, PlanRolloutRequest,
+    RevokeHostRequest, RevokeHostResponse, RolloutActionRequest, RolloutPlan, RolloutStatus,
+    SetFreezeRequest, SetFreezeResponse, SetWindowRequest, SetWindowResponse, StartJobRequest,
+    StartJobResponse, StartRolloutRequest, StartRolloutResponse,
 };
 use jiff::Timestamp;
 use tonic::{Request, Response, Status};
 
 use crate::app::{App, NewToken};
 use crate::auth;
+use crate::enroll_bulk::HostCsr;
 use crate::error::Error;
 use crate::jobs::NewJob;
 use crate::rollout::{MaintenanceWindow, RolloutSpec, WindowError};
@@ -112,6 +113,28 @@ impl AdminService for Admin {
             .blocking(move |app| app.create_token(&operator, new, crate::app::now()))
             .await?;
         Ok(Response::new(CreateTokenResponse { token, expires_at }))
+    }
+
+    async fn enroll_hosts(
+        &self,
+        request: Request<EnrollHostsRequest>,
+    ) -> Result<Response<EnrollHostsResponse>, Status> {
+        let operator = auth::operator(&request)?;
+        let hosts = request
+            .into_inner()
+            .hosts
+            .into_iter()
+            .map(|h| HostCsr {
+                host_id: h.host_id,
+                tenant: h.tenant,
+                labels: h.labels.into_iter().collect(),
+                csr_pem: h.csr_pem,
+            })
+            .collect();
+        let certificate_pem = self
+            .blocking(move |app| app.enroll_hosts(&operator, hosts))
+            .await?;
+        Ok(Response::new(EnrollHostsResponse { certificate_pem }))
     }
 
     async fn revoke_host(

@@ -71,6 +71,18 @@ impl Store {
         Ok(())
     }
 
+    /// Appends several entries in order, made durable together.
+    pub fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for entry in entries {
+            let id = self.db.generate_id()?;
+            batch.insert(&id.to_be_bytes(), serde_json::to_vec(entry)?);
+        }
+        self.audit.apply_batch(batch)?;
+        self.audit.flush()?;
+        Ok(())
+    }
+
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit
