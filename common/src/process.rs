@@ -26,3 +26,21 @@ pub fn exit_failure(program: &str, err: &dyn Display) -> ExitCode {
     eprintln!("{program}: {err}");
     ExitCode::FAILURE
 }
+
+/// Raises the soft limit on open files to the hard limit (a server holds one socket per peer);
+/// returns the limit now in force, `None` when unlimited or unknown.
+pub fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource, Rlimit};
+    let limit = getrlimit(Resource::Nofile);
+    let hard = limit.maximum?;
+    if limit.current != Some(hard) {
+        let raised = Rlimit {
+            current: Some(hard),
+            maximum: Some(hard),
+        };
+        if setrlimit(Resource::Nofile, raised).is_err() {
+            return limit.current;
+        }
+    }
+    Some(hard)
+}

@@ -36,13 +36,19 @@ pub fn install_crypto_provider() {
 
 /// TLS for the controller's listener: its certificate chain, and client certificates verified
 /// against the CA when presented. Optional so that enrollment works before a host has a
-/// certificate; every other RPC requires one (see the controller's auth).
-pub fn server_config(ca_pem: &str, chain_pem: &str, key_pem: &str) -> ServerTlsConfig {
+/// certificate; every other RPC requires one (see the controller's auth). A connection that has
+/// not finished its handshake after `handshake_timeout` is closed.
+pub fn server_config(
+    ca_pem: &str,
+    chain_pem: &str,
+    key_pem: &str,
+    handshake_timeout: Duration,
+) -> ServerTlsConfig {
     ServerTlsConfig::new()
         .identity(Identity::from_pem(chain_pem, key_pem))
         .client_ca_root(Certificate::from_pem(ca_pem))
         .client_auth_optional(true)
-        .timeout(Duration::from_secs(10))
+        .timeout(handshake_timeout)
 }
 
 /// How a client proves who it is and decides whom to trust.

@@ -7,6 +7,8 @@ use std::time::Duration;
 use boltfleet_common::config::{human_duration, load_toml, ConfigError};
 use serde::Deserialize;
 
+use crate::limits::Limits;
+
 /// Validated controller settings, passed down from `main` (or a test) to [`crate::run`].
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,6 +24,9 @@ pub struct ControllerConfig {
         deserialize_with = "human_duration"
     )]
     pub agent_cert_validity: Duration,
+    /// What one peer may cost the controller (`[limits]`).
+    #[serde(default)]
+    pub limits: Limits,
 }
 
 pub fn default_listen() -> SocketAddr {
@@ -39,6 +44,7 @@ impl ControllerConfig {
             data_dir,
             listen: listen.unwrap_or_else(default_listen),
             agent_cert_validity: default_agent_cert_validity(),
+            limits: Limits::default(),
         }
     }
 
@@ -51,6 +57,10 @@ impl ControllerConfig {
                 "agent_cert_validity: must be at least 1h",
             ));
         }
+        config
+            .limits
+            .check()
+            .map_err(|message| ConfigError::invalid(path, message))?;
         Ok(config)
     }
 }
@@ -68,5 +78,23 @@ mod tests {
             config.agent_cert_validity,
             Duration::from_secs(7 * 24 * 3600)
         );
+        assert_eq!(
+            config.limits,
+            Limits::default(),
+            "the example shows the defaults"
+        );
+    }
+
+    #[test]
+    fn a_bad_limit_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let write = |text: &str| std::fs::write(&path, text).unwrap();
+        write("data_dir = \"/x\"\n[limits]\nhandshake_timeout = \"0s\"\n");
+        let err = ControllerConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("limits.handshake_timeout"), "{err}");
+        write("data_dir = \"/x\"\n[limits]\nmax_conections = 5\n");
+        let err = ControllerConfig::load(&path).unwrap_err().to_string();
+        assert!(err.contains("max_conections"), "{err}");
     }
 }

@@ -1,23 +1,133 @@
-//! Limits that protect the controller from a misbehaving or hostile peer: message sizes and
-//! rate limits on enrollment attempts.
+//! Limits that protect the controller from a misbehaving or hostile peer: message sizes,
+//! timeouts, per-connection buffers and streams, and rate limits on enrollment attempts. Each
+//! is a key of the config's `[limits]` section.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Largest message an agent may send (a report with its healthcheck output is a few KiB).
-pub const MAX_AGENT_MESSAGE: usize = 1024 * 1024;
-/// Largest enrollment request (a token and a CSR).
-pub const MAX_ENROLL_MESSAGE: usize = 64 * 1024;
-/// Largest operator request.
-pub const MAX_ADMIN_MESSAGE: usize = 1024 * 1024;
-
-/// Enrollment attempts a single address may make in a burst, and how fast it earns more.
-pub const ENROLL_BURST: u32 = 20;
-pub const ENROLL_REFILL: Duration = Duration::from_secs(3);
+use boltfleet_common::config::human_duration;
+use serde::Deserialize;
 
 /// Addresses remembered at most; the quietest are forgotten first when full.
 const MAX_TRACKED: usize = 65_536;
+
+/// What one peer may cost the controller. Defaults suit a fleet of 50,000 agents reporting
+/// every 30 s.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// Largest message an agent may send (a report with its healthcheck output is a few KiB).
+    pub max_agent_message_bytes: usize,
+    /// Largest enrollment request (a token and a CSR).
+    pub max_enroll_message_bytes: usize,
+    /// Largest operator request (bulk enrollment of 1000 CSRs is about 600 KiB).
+    pub max_admin_message_bytes: usize,
+    /// A connection that has not finished its TLS handshake by then is closed.
+    #[serde(deserialize_with = "human_duration")]
+    pub handshake_timeout: Duration,
+    /// An agent stream with no message for this long is closed (agents report every 30 s by
+    /// default; keep this well above their `report_interval`).
+    #[serde(deserialize_with = "human_duration")]
+    pub agent_idle_timeout: Duration,
+    /// HTTP/2 pings on idle connections, and how long an answer may take before the peer is
+    /// taken for dead.
+    #[serde(deserialize_with = "human_duration")]
+    pub keepalive_interval: Duration,
+    #[serde(deserialize_with = "human_duration")]
+    pub keepalive_timeout: Duration,
+    /// Concurrent streams per connection (an agent uses one or two, an operator a few).
+    pub max_streams_per_connection: u32,
+    /// HTTP/2 flow-control windows: how much a peer may send before the controller reads it,
+    /// per stream and per connection. They bound each connection's receive buffers.
+    pub stream_window_bytes: u32,
+    pub connection_window_bytes: u32,
+    /// Enrollment attempts one address may make in a burst, and how fast it earns another.
+    pub enroll_burst: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub enroll_refill: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_agent_message_bytes: 1024 * 1024,
+            max_enroll_message_bytes: 64 * 1024,
+            max_admin_message_bytes: 2 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            agent_idle_timeout: Duration::from_secs(300),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(20),
+            max_streams_per_connection: 16,
+            stream_window_bytes: 64 * 1024,
+            connection_window_bytes: 256 * 1024,
+            enroll_burst: 20,
+            enroll_refill: Duration::from_secs(3),
+        }
+    }
+}
+
+impl Limits {
+    /// Checks the values together; the error names the key.
+    pub fn check(&self) -> Result<(), String> {
+        let at_least = |key: &str, value: u64, min: u64| {
+            if value < min {
+                Err(format!("limits.{key}: must be at least {min}"))
+            } else {
+                Ok(())
+            }
+        };
+        at_least(
+            "max_agent_message_bytes",
+            self.max_agent_message_bytes as u64,
+            16 * 1024,
+        )?;
+        at_least(
+            "max_enroll_message_bytes",
+            self.max_enroll_message_bytes as u64,
+            4 * 1024,
+        )?;
+        at_least(
+            "max_admin_message_bytes",
+            self.max_admin_message_bytes as u64,
+            16 * 1024,
+        )?;
+        at_least(
+            "max_streams_per_connection",
+            self.max_streams_per_connection.into(),
+            2,
+        )?;
+        // HTTP/2's smallest legal window.
+        at_least(
+            "stream_window_bytes",
+            self.stream_window_bytes.into(),
+            65_535,
+        )?;
+        at_least(
+            "connection_window_bytes",
+            self.connection_window_bytes.into(),
+            65_535,
+        )?;
+        at_least("enroll_burst", self.enroll_burst.into(), 1)?;
+        for (key, value) in [
+            ("handshake_timeout", self.handshake_timeout),
+            ("agent_idle_timeout", self.agent_idle_timeout),
+            ("keepalive_interval", self.keepalive_interval),
+            ("keepalive_timeout", self.keepalive_timeout),
+            ("enroll_refill", self.enroll_refill),
+        ] {
+            if value < Duration::from_secs(1) {
+                return Err(format!("limits.{key}: must be at least 1s"));
+            }
+        }
+        Ok(())
+    }
+
+    /// The rate limiter for enrollment attempts.
+    pub fn enrollment_limiter(&self) -> RateLimiter {
+        RateLimiter::new(self.enroll_burst, self.enroll_refill)
+    }
+}
 
 /// A token bucket per source address.
 #[derive(Debug)]
@@ -40,11 +150,6 @@ impl RateLimiter {
             refill,
             buckets: HashMap::new(),
         }
-    }
-
-    /// Limits for enrollment attempts.
-    pub fn for_enrollment() -> Self {
-        Self::new(ENROLL_BURST, ENROLL_REFILL)
     }
 
     /// Takes one token for `addr` at `now`; false when it has none left.
@@ -83,6 +188,27 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_defaults_pass_their_own_check_and_a_bad_value_is_named() {
+        assert_eq!(Limits::default().check(), Ok(()));
+        let tiny = Limits {
+            stream_window_bytes: 1024,
+            ..Limits::default()
+        };
+        assert!(tiny
+            .check()
+            .unwrap_err()
+            .starts_with("limits.stream_window_bytes"));
+        let instant = Limits {
+            handshake_timeout: Duration::ZERO,
+            ..Limits::default()
+        };
+        assert!(instant
+            .check()
+            .unwrap_err()
+            .starts_with("limits.handshake_timeout"));
+    }
 
     #[test]
     fn a_burst_then_one_attempt_per_refill_period() {

@@ -8,17 +8,16 @@ use boltfleet_common::files::write_atomic;
 use boltfleet_common::proto::admin_service_server::AdminServiceServer;
 use boltfleet_common::proto::agent_service_server::AgentServiceServer;
 use boltfleet_common::proto::enroll_service_server::EnrollServiceServer;
-use boltfleet_common::tls;
+use boltfleet_common::{process, tls};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::app::App;
 use crate::ca::{self, CaError, DataDir};
 use crate::config::ControllerConfig;
-use crate::limits;
 use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
 use crate::store::{Store, StoreError};
@@ -52,7 +51,8 @@ pub async fn run(
     let dir = DataDir::new(&config.data_dir);
     let ca = ca::load_ca(&config.data_dir)?;
     let (chain, key) = ca::load_server_identity(&config.data_dir)?;
-    let tls = tls::server_config(ca.cert_pem(), &chain, &key);
+    let limits = config.limits.clone();
+    let tls = tls::server_config(ca.cert_pem(), &chain, &key, limits.handshake_timeout);
     let store = Store::open(&dir.store())?;
     let app = App::new(store.clone(), ca, config.agent_cert_validity);
 
@@ -73,7 +73,15 @@ pub async fn run(
             source,
         }
     })?;
-    info!(%addr, data_dir = %config.data_dir.display(), "controller listening");
+    // Every agent holds a socket: the soft limit on open files goes up to the hard one.
+    let max_open_files = process::raise_fd_limit();
+    if max_open_files.is_some_and(|n| n < 65_536) {
+        warn!(
+            max_open_files,
+            "few open files allowed: each agent holds one; raise LimitNOFILE (systemd) or `ulimit -Hn`"
+        );
+    }
+    info!(%addr, data_dir = %config.data_dir.display(), max_open_files, "controller listening");
 
     // The scheduler stops with the server: when `shutdown` fires, or when the server ends
     // for any other reason (the sender is dropped with the shutdown future).
@@ -86,20 +94,27 @@ pub async fn run(
     let served = Server::builder()
         .tls_config(tls)?
         // Dead peers are noticed and their streams freed.
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
         .tcp_keepalive(Some(Duration::from_secs(60)))
+        // Bounded per-connection buffers and streams.
+        .max_concurrent_streams(Some(limits.max_streams_per_connection))
+        .initial_stream_window_size(Some(limits.stream_window_bytes))
+        .initial_connection_window_size(Some(limits.connection_window_bytes))
         .add_service(
-            AgentServiceServer::new(Agent { app: app.clone() })
-                .max_decoding_message_size(limits::MAX_AGENT_MESSAGE),
+            AgentServiceServer::new(Agent {
+                app: app.clone(),
+                idle_timeout: limits.agent_idle_timeout,
+            })
+            .max_decoding_message_size(limits.max_agent_message_bytes),
         )
         .add_service(
-            EnrollServiceServer::new(Enroll::new(app.clone()))
-                .max_decoding_message_size(limits::MAX_ENROLL_MESSAGE),
+            EnrollServiceServer::new(Enroll::new(app.clone(), limits.enrollment_limiter()))
+                .max_decoding_message_size(limits.max_enroll_message_bytes),
         )
         .add_service(
             AdminServiceServer::new(Admin { app })
-                .max_decoding_message_size(limits::MAX_ADMIN_MESSAGE),
+                .max_decoding_message_size(limits.max_admin_message_bytes),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
         .await;

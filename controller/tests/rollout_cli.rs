@@ -111,7 +111,12 @@ async fn operators_start_follow_and_steer_rollouts_from_the_cli() {
     let (app, _streams) = app_with_hosts(&dir, &["web1", "web2"]);
 
     let (chain, key) = ca::load_server_identity(&dir).unwrap();
-    let tls = tls::server_config(ca::load_ca(&dir).unwrap().cert_pem(), &chain, &key);
+    let tls = tls::server_config(
+        ca::load_ca(&dir).unwrap().cert_pem(),
+        &chain,
+        &key,
+        std::time::Duration::from_secs(10),
+    );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();

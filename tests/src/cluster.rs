@@ -114,11 +114,19 @@ pub struct Controller {
     pub addr: String,
     pub proc: Option<Proc>,
     restarts: usize,
+    /// Body of a `[limits]` section to serve with (through a config file), if any.
+    limits: Option<String>,
 }
 
 impl Controller {
     /// Initializes a data dir in `base/controller` and starts serving on a free loopback port.
     pub fn start(base: &Path) -> Result<Self> {
+        Self::start_with_limits(base, None)
+    }
+
+    /// Like [`Controller::start`], serving with a config file whose `[limits]` section is
+    /// `limits` (TOML lines).
+    pub fn start_with_limits(base: &Path, limits: Option<&str>) -> Result<Self> {
         let dir = base.join("controller");
         let out = run(Command::new(bin("boltfleet-controller"))
             .args(["init", "--data-dir"])
@@ -145,6 +153,7 @@ impl Controller {
             addr: "127.0.0.1:0".into(),
             proc: None,
             restarts: 0,
+            limits: limits.map(str::to_string),
         };
         controller.serve()?;
         Ok(controller)
@@ -155,9 +164,23 @@ impl Controller {
         let addr_file = self.dir.join("listen.addr");
         let _ = std::fs::remove_file(&addr_file);
         let mut cmd = Command::new(bin("boltfleet-controller"));
-        cmd.args(["serve", "--listen", &self.addr, "--data-dir"])
-            .arg(&self.dir)
-            .env("RUST_LOG", "info,boltfleet_controller=debug");
+        match &self.limits {
+            None => {
+                cmd.args(["serve", "--listen", &self.addr, "--data-dir"])
+                    .arg(&self.dir);
+            }
+            Some(limits) => {
+                let config = self.dir.join("controller.toml");
+                let text = format!(
+                    "data_dir = {:?}\nlisten = {:?}\n[limits]\n{limits}\n",
+                    self.dir.display().to_string(),
+                    self.addr
+                );
+                std::fs::write(&config, text)?;
+                cmd.args(["serve", "--config"]).arg(&config);
+            }
+        }
+        cmd.env("RUST_LOG", "info,boltfleet_controller=debug");
         let log = self.dir.join(format!("serve-{}.log", self.restarts));
         self.restarts += 1;
         let mut proc = Proc::spawn("controller", cmd, &log)?;

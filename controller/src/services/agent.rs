@@ -2,6 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::agent_message::Msg;
@@ -24,6 +25,8 @@ const OUTBOUND_BUFFER: usize = 16;
 
 pub struct Agent {
     pub app: Arc<App>,
+    /// A stream with no message from the agent for this long is closed.
+    pub idle_timeout: Duration,
 }
 
 type DownStream = Pin<Box<dyn Stream<Item = Result<ControllerMessage, Status>> + Send>>;
@@ -43,8 +46,9 @@ impl AgentService for Agent {
         self.app.touch(&host)?;
         info!(host = %host, "agent connected");
         let app = self.app.clone();
+        let idle = self.idle_timeout;
         tokio::spawn(async move {
-            let ended = serve_stream(&app, &host, inbound, &tx, registration.stop).await;
+            let ended = serve_stream(&app, &host, inbound, &tx, registration.stop, idle).await;
             if app.registry.unregister(&host, registration.generation) {
                 let _ = app.touch(&host);
             }
@@ -76,6 +80,7 @@ async fn serve_stream(
     mut inbound: Streaming<AgentMessage>,
     tx: &Outbound,
     mut stop: tokio::sync::oneshot::Receiver<Status>,
+    idle: Duration,
 ) -> String {
     loop {
         let message = tokio::select! {
@@ -85,7 +90,15 @@ async fn serve_stream(
                 let _ = tx.send(Err(status)).await;
                 return reason;
             }
-            message = inbound.message() => message,
+            message = tokio::time::timeout(idle, inbound.message()) => match message {
+                Ok(message) => message,
+                Err(_) => {
+                    let idle = humantime::format_duration(idle);
+                    let reason = format!("no message from the agent for {idle}");
+                    let _ = tx.try_send(Err(Status::deadline_exceeded(reason.clone())));
+                    return reason;
+                }
+            },
         };
         match message {
             Ok(Some(message)) => {

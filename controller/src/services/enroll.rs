@@ -19,10 +19,10 @@ pub struct Enroll {
 }
 
 impl Enroll {
-    pub fn new(app: Arc<App>) -> Self {
+    pub fn new(app: Arc<App>, limiter: RateLimiter) -> Self {
         Self {
             app,
-            limiter: Mutex::new(RateLimiter::for_enrollment()),
+            limiter: Mutex::new(limiter),
         }
     }
 }

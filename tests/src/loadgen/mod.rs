@@ -7,7 +7,6 @@
 //! backoff, job events while a job runs and a report right after it. They skip the host work.
 
 mod certs;
-mod fdlimit;
 mod sim;
 mod stats;
 
@@ -109,7 +108,7 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<Summary> {
     args.validate()?;
-    let limit = fdlimit::raise()?;
+    let limit = boltfleet_common::process::raise_fd_limit().unwrap_or(u64::MAX);
     // Each agent holds one socket; keep some descriptors for the process itself.
     let room = limit.saturating_sub(256) as usize;
     if args.agents > room {
