@@ -6,15 +6,15 @@ use std::time::Duration;
 
 use boltfleet_common::identity::{HostId, Identity};
 use boltfleet_common::pki::{self, CertificateAuthority};
-use boltfleet_common::proto::{Inventory, JobEvent};
-use boltfleet_common::version::{parse_release, Version};
 use tonic::Status;
 use tracing::{info, warn};
 
+mod agents;
+
 use crate::error::Error;
+use crate::hot::{HostCache, JobCache, Observations};
 use crate::registry::Registry;
-use crate::report::{self, FleetReport, HostView};
-use crate::store::{AuditEntry, HostRecord, Observed, Store, TokenRecord};
+use crate::store::{AuditEntry, HostRecord, Store, StoreError, TokenRecord};
 use crate::tokens;
 
 /// Longest a join token may live.
@@ -34,6 +34,11 @@ pub struct NewToken {
 }
 
 /// State shared by every request handler.
+///
+/// What agents and the scheduler read all the time is also held in memory (see [`crate::hot`]),
+/// loaded from the store by [`App::open`]: host records, each host's latest observation, and an
+/// index of the jobs. Host records change only through `put_host` and `update_host`, jobs only
+/// through [`JobCache::write`], observations only through `observe` (in `app/agents.rs`).
 pub struct App {
     pub store: Store,
     pub ca: CertificateAuthority,
@@ -44,18 +49,59 @@ pub struct App {
     pub scheduler_wake: tokio::sync::Notify,
     /// Serializes changes to rollout records: the scheduler's ticks and operators' actions.
     pub(crate) rollout_lock: std::sync::Mutex<()>,
+    /// Every host record, written through to the store.
+    pub(crate) hosts: HostCache,
+    /// Each host's latest observation, written to the store in batches.
+    pub(crate) observations: Observations,
+    /// The jobs' index, updated with every job write.
+    pub(crate) job_index: JobCache,
 }
 
 impl App {
-    pub fn new(store: Store, ca: CertificateAuthority, agent_cert_validity: Duration) -> Arc<Self> {
-        Arc::new(Self {
+    /// Opens the controller on `store`, loading what it keeps in memory (and indexing the jobs
+    /// of a store written before the job index existed). A record that cannot be decoded is
+    /// logged and skipped; only an unreadable store fails.
+    pub fn open(
+        store: Store,
+        ca: CertificateAuthority,
+        agent_cert_validity: Duration,
+    ) -> Result<Arc<Self>, StoreError> {
+        let hosts = HostCache::load(store.hosts.clone())?;
+        let observations = Observations::load(store.observed.clone())?;
+        let job_index = JobCache::load(store.jobs.clone())?;
+        info!(hosts = hosts.read().len(), "controller state loaded");
+        Ok(Arc::new(Self {
             store,
             ca,
             registry: Registry::default(),
             agent_cert_validity,
             scheduler_wake: tokio::sync::Notify::new(),
             rollout_lock: std::sync::Mutex::new(()),
-        })
+            hosts,
+            observations,
+            job_index,
+        }))
+    }
+
+    /// [`App::open`], for callers with no use for the error (tests, benchmarks).
+    ///
+    /// # Panics
+    ///
+    /// When the store cannot be read (an I/O error, not a bad record).
+    pub fn new(store: Store, ca: CertificateAuthority, agent_cert_validity: Duration) -> Arc<Self> {
+        Self::open(store, ca, agent_cert_validity)
+            .unwrap_or_else(|err| panic!("cannot load the controller's state: {err}"))
+    }
+
+    /// Writes the observations still batched in memory, at once (at shutdown, before the
+    /// store's last flush).
+    pub fn persist_observations(&self) -> Result<(), StoreError> {
+        self.observations.persist().map(drop)
+    }
+
+    /// The host's record, if it is enrolled (revoked or not).
+    pub fn host(&self, id: &str) -> Option<HostRecord> {
+        self.hosts.get(id)
     }
 
     /// Asks the scheduler to tick soon (a permit is kept if it is busy).
@@ -209,114 +255,25 @@ impl App {
         Ok(())
     }
 
-    /// Stores a host's record as enrollment wrote it.
+    /// Stores a host's record as enrollment wrote it (store, then memory).
     pub(crate) fn put_host(&self, host: &HostId, record: &HostRecord) -> Result<(), Error> {
-        Ok(self.store.hosts.put(host.as_str(), record)?)
+        Ok(self.hosts.write().put(host.as_str(), record.clone())?)
     }
 
-    /// Replaces an enrolled host's record with `change(old)`, atomically: a concurrent change
-    /// makes it read the record again and retry.
+    /// Replaces an enrolled host's record with `change(old)`, atomically: host writes hold the
+    /// host cache's write lock from the read to the write.
     fn update_host(
         &self,
         host: &HostId,
-        change: impl Fn(&HostRecord) -> Result<HostRecord, Error>,
+        change: impl FnOnce(&HostRecord) -> Result<HostRecord, Error>,
     ) -> Result<(), Error> {
-        loop {
-            let old = self
-                .store
-                .hosts
-                .get(host.as_str())?
-                .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
-            let new = change(&old)?;
-            if self
-                .store
-                .hosts
-                .compare_and_swap(host.as_str(), Some(&old), &new)?
-            {
-                return Ok(());
-            }
-        }
-    }
-
-    /// Applies `change` to what the host's agent reported; the host is seen now.
-    fn observe(&self, host: &HostId, change: impl FnOnce(&mut Observed)) -> Result<(), Error> {
-        let mut observed = self.store.observed.get(host.as_str())?.unwrap_or_default();
-        change(&mut observed);
-        observed.last_seen = now();
-        self.store.observed.put(host.as_str(), &observed)?;
+        let mut hosts = self.hosts.write();
+        let old = hosts
+            .get(host.as_str())
+            .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
+        let new = change(old)?;
+        hosts.put(host.as_str(), new)?;
         Ok(())
-    }
-
-    /// A (re)connected agent: record what it says of its last job, then hand it queued jobs.
-    pub fn record_hello(
-        &self,
-        host: &HostId,
-        agent_version: &str,
-        last_job: Option<JobEvent>,
-    ) -> Result<(), Error> {
-        self.observe(host, |o| o.agent_version = agent_version.to_string())?;
-        if let Some(event) = last_job.filter(|e| !e.job_id.is_empty()) {
-            self.record_job_event(host, event)?;
-        }
-        self.dispatch(host)
-    }
-
-    pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
-        self.observe(host, |o| {
-            o.agent_version = inventory.agent_version.clone();
-            o.inventory = Some(inventory);
-        })?;
-        self.wake_scheduler();
-        Ok(())
-    }
-
-    /// The agent's latest word on a job, kept with what it observed.
-    pub(crate) fn observe_job(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
-        self.observe(host, |o| o.last_job = Some(event))
-    }
-
-    /// The host was seen (stream opened or closed): it may have come online or gone.
-    pub fn touch(&self, host: &HostId) -> Result<(), Error> {
-        self.observe(host, |_| {})?;
-        self.wake_scheduler();
-        Ok(())
-    }
-
-    /// Every enrolled host with what it reported and whether it is online now.
-    pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
-        let observed: BTreeMap<String, Observed> =
-            self.store.observed.list()?.into_iter().collect();
-        let mut latest_jobs = self.latest_jobs()?;
-        let windows = self.store.windows_all()?;
-        let freeze = self.store.freeze_all()?;
-        let now = jiff::Timestamp::now();
-        let mut views = Vec::new();
-        for (id, record) in self.store.hosts.list()? {
-            let mut observed = observed.get(&id).cloned();
-            // The controller's record of the newest job is fresher than the agent's last word
-            // while the job is still queued.
-            if let Some(job) = latest_jobs.remove(&id) {
-                observed.get_or_insert_with(Observed::default).last_job = job.event;
-            }
-            views.push(HostView {
-                online: self.registry.is_online(&id),
-                window: crate::rollouts::host_window(&windows, &id, &record.tenant, now),
-                frozen: freeze.covers(&record.tenant),
-                observed,
-                record,
-            });
-        }
-        Ok(views)
-    }
-
-    /// The fleet report, against `latest` (X.Y.Z) or the newest version seen in the fleet.
-    pub fn fleet_report(&self, latest: &str) -> Result<FleetReport, Error> {
-        let latest: Option<Version> = if latest.is_empty() {
-            None
-        } else {
-            Some(parse_release(latest).map_err(|e| Error::invalid("latest", e))?)
-        };
-        Ok(report::build(self.host_views()?, latest))
     }
 }
 
@@ -339,6 +296,7 @@ pub(crate) fn serial_of(cert_pem: &str) -> Result<String, Error> {
 pub(crate) mod tests {
     use super::*;
     use boltfleet_common::pki::new_csr;
+    use boltfleet_common::proto::Inventory;
 
     pub(crate) fn app(dir: &std::path::Path) -> Arc<App> {
         let keys = CertificateAuthority::generate().unwrap();

@@ -4,8 +4,8 @@ use boltfleet_common::identity::{HostId, Identity};
 use boltfleet_common::pki;
 use tonic::Request;
 
+use crate::app::App;
 use crate::error::Error;
-use crate::store::Store;
 
 /// The identity and certificate serial of the caller, from its verified client certificate.
 pub fn caller<T>(request: &Request<T>) -> Result<(Identity, String), Error> {
@@ -25,18 +25,17 @@ pub fn operator<T>(request: &Request<T>) -> Result<String, Error> {
     }
 }
 
-/// The agent's host id, checked against the store: enrolled, not revoked, and presenting a
-/// certificate the controller issued to it most recently.
-pub fn agent<T>(request: &Request<T>, store: &Store) -> Result<HostId, Error> {
+/// The agent's host id, checked against the host records (held in memory): enrolled, not
+/// revoked, and presenting a certificate the controller issued to it most recently.
+pub fn agent<T>(request: &Request<T>, app: &App) -> Result<HostId, Error> {
     let (identity, serial) = caller(request)?;
     let Identity::Agent(host) = identity else {
         return Err(Error::Forbidden(format!(
             "{identity} may not use the agent service"
         )));
     };
-    let record = store
-        .hosts
-        .get(host.as_str())?
+    let record = app
+        .host(host.as_str())
         .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
     if record.revoked || !record.cert_serials.contains(&serial) {
         return Err(Error::Revoked(host.to_string()));

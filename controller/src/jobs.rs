@@ -47,9 +47,7 @@ impl App {
     pub fn start_job(&self, operator: &str, req: NewJob, now: i64) -> Result<String, Error> {
         let host = HostId::new(&req.host_id)?;
         let record = self
-            .store
-            .hosts
-            .get(host.as_str())?
+            .host(host.as_str())
             .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
         if record.revoked {
             return Err(Error::Revoked(host.to_string()));
@@ -64,17 +62,6 @@ impl App {
             JobKind::Rollback | JobKind::Backup | JobKind::Healthcheck => String::new(),
             JobKind::Unspecified => return Err(Error::invalid("kind", "missing job kind")),
         };
-        if let Some(active) = self
-            .jobs_of(&host)?
-            .into_iter()
-            .find(|j| is_active(state_of(j)))
-        {
-            return Err(Error::Precondition(format!(
-                "host {host} already has job {} ({})",
-                active.job_id,
-                state_of(&active).as_str_name()
-            )));
-        }
         let job_id = new_job_id(now);
         let request = RunJob {
             job_id: job_id.clone(),
@@ -98,7 +85,18 @@ impl App {
             }),
             rollout_id: req.rollout_id.clone().unwrap_or_default(),
         };
-        self.store.jobs.put(&job_id, &job)?;
+        {
+            // Checked and written under the job lock: two starts cannot both pass the check.
+            let mut jobs = self.job_index.write();
+            if let Some(active) = jobs.index().active(host.as_str()).first() {
+                return Err(Error::Precondition(format!(
+                    "host {host} already has job {} ({})",
+                    active.job_id,
+                    active.state.as_str_name()
+                )));
+            }
+            jobs.put(&job)?;
+        }
         self.store.flush()?;
         let mut detail = format!("{} {target}", req.kind.as_str_name());
         if let Some(rollout) = &req.rollout_id {
@@ -118,11 +116,9 @@ impl App {
     /// Refuses updates the agent would refuse anyway, with the reason, before queuing them.
     fn check_update_class(&self, host: &HostId, target: &semver::Version) -> Result<(), Error> {
         let current = self
-            .store
-            .observed
-            .get(host.as_str())?
-            .and_then(|o| o.inventory)
-            .and_then(|inv| parse_release(&inv.passbolt_version).ok());
+            .observations
+            .get(host.as_str())
+            .and_then(|o| parse_release(&o.inventory.as_ref()?.passbolt_version).ok());
         let Some(current) = current else {
             return Ok(()); // unknown yet: the agent decides.
         };
@@ -137,35 +133,49 @@ impl App {
         Err(Error::Precondition(reason))
     }
 
-    /// Every job of a host, oldest first.
+    /// Every job of a host, oldest first (read through the store's per-host index).
     pub fn jobs_of(&self, host: &HostId) -> Result<Vec<JobRecord>, Error> {
-        let mut jobs: Vec<JobRecord> = self
-            .store
-            .jobs
-            .list()?
-            .into_iter()
-            .map(|(_, j)| j)
-            .filter(|j| j.host_id == host.as_str())
-            .collect();
-        jobs.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
-        Ok(jobs)
+        Ok(self.store.jobs.of_host(host.as_str())?)
     }
 
     /// Sends the host's queued jobs to its agent if it is online (the agent ignores a job id
-    /// it has already received, so re-sending after a reconnect is safe).
+    /// it has already received, so re-sending after a reconnect is safe). Reads only the
+    /// host's active jobs.
     pub fn dispatch(&self, host: &HostId) -> Result<(), Error> {
         let Some(tx) = self.registry.sender(host) else {
             return Ok(());
         };
-        for mut job in self.jobs_of(host)? {
-            if state_of(&job) != JobState::Queued {
-                continue;
+        let mut queued = Vec::new();
+        let mut marked = false;
+        {
+            let mut jobs = self.job_index.write();
+            let active: Vec<String> = jobs
+                .index()
+                .active(host.as_str())
+                .iter()
+                .filter(|j| j.state == JobState::Queued)
+                .map(|j| j.job_id.clone())
+                .collect();
+            for id in active {
+                let Some(mut job) = jobs.get(&id)? else {
+                    continue;
+                };
+                if state_of(&job) != JobState::Queued {
+                    continue;
+                }
+                if !job.dispatched {
+                    job.dispatched = true;
+                    jobs.put(&job)?;
+                    marked = true;
+                }
+                queued.push(job);
             }
-            if !job.dispatched {
-                job.dispatched = true;
-                self.store.jobs.put(&job.job_id, &job)?;
-                self.store.jobs.flush()?;
-            }
+        }
+        if marked {
+            // Durable before the agent has it: a job marked sent is never cancelled locally.
+            self.store.jobs.flush()?;
+        }
+        for job in queued {
             let message = ControllerMessage {
                 msg: job.request.clone().map(Down::RunJob),
             };
@@ -178,39 +188,52 @@ impl App {
 
     /// The agent's report of a job: stored in the job record (if the job is the host's own).
     pub fn record_job_event(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
-        match self.store.jobs.get(&event.job_id)? {
-            Some(mut job) if job.host_id == host.as_str() => {
-                let terminal_before = !is_active(state_of(&job));
-                job.event = Some(event.clone());
-                self.store.jobs.put(&job.job_id, &job)?;
-                let state = event.state();
-                if !is_active(state) && !terminal_before {
-                    self.store.jobs.flush()?;
-                    let detail = format!("{} {}", state.as_str_name(), event.failed_step);
-                    self.audit_entry(
-                        &format!("agent {host}"),
-                        "job.finish",
-                        host.as_str(),
-                        detail.trim(),
-                    )?;
-                    info!(host = %host, job = %event.job_id, state = state.as_str_name(), failed_step = %event.failed_step, "job finished");
-                }
-            }
-            Some(_) => {
-                warn!(host = %host, job = %event.job_id, "job event for another host's job ignored")
-            }
-            None => warn!(host = %host, job = %event.job_id, "event for an unknown job ignored"),
+        if self.store_job_event(host, &event)? {
+            let state = event.state();
+            self.store.jobs.flush()?;
+            let detail = format!("{} {}", state.as_str_name(), event.failed_step);
+            self.audit_entry(
+                &format!("agent {host}"),
+                "job.finish",
+                host.as_str(),
+                detail.trim(),
+            )?;
+            info!(host = %host, job = %event.job_id, state = state.as_str_name(), failed_step = %event.failed_step, "job finished");
         }
         self.observe_job(host, event)?;
         self.wake_scheduler();
         Ok(())
     }
 
+    /// Stores `event` in its job, if the job is the host's own; true when it just ended it.
+    fn store_job_event(&self, host: &HostId, event: &JobEvent) -> Result<bool, Error> {
+        let mut jobs = self.job_index.write();
+        match jobs.get(&event.job_id)? {
+            Some(mut job) if job.host_id == host.as_str() => {
+                let terminal_before = !is_active(state_of(&job));
+                job.event = Some(event.clone());
+                jobs.put(&job)?;
+                Ok(!is_active(event.state()) && !terminal_before)
+            }
+            Some(_) => {
+                warn!(host = %host, job = %event.job_id, "job event for another host's job ignored");
+                Ok(false)
+            }
+            None => {
+                warn!(host = %host, job = %event.job_id, "event for an unknown job ignored");
+                Ok(false)
+            }
+        }
+    }
+
     /// Stops a job the controller no longer wants: one not handed to the agent yet ends here
     /// (`failed`, with `reason`) and is never sent; for one already sent, the agent is asked
     /// (it may finish it anyway: a started job runs to its end or rolls back).
     pub fn cancel_job(&self, job_id: &str, reason: &str, now: i64) -> Result<(), Error> {
-        let mut job = self.job(job_id)?;
+        let mut jobs = self.job_index.write();
+        let mut job = jobs
+            .get(job_id)?
+            .ok_or_else(|| Error::UnknownJob(job_id.to_string()))?;
         if !is_active(state_of(&job)) {
             return Ok(());
         }
@@ -221,12 +244,14 @@ impl App {
             event.failed_step = "cancelled".into();
             event.reason = reason.into();
             event.finished_at = now;
-            self.store.jobs.put(job_id, &job)?;
+            jobs.put(&job)?;
+            drop(jobs);
             self.store.jobs.flush()?;
             self.audit_entry("controller", "job.cancel", host.as_str(), reason)?;
             info!(host = %host, job = %job_id, reason, "queued job cancelled");
             return Ok(());
         }
+        drop(jobs);
         if let Some(tx) = self.registry.sender(&host) {
             let cancel = ControllerMessage {
                 msg: Some(Down::CancelJob(CancelJob {
@@ -246,18 +271,40 @@ impl App {
             .ok_or_else(|| Error::UnknownJob(job_id.to_string()))
     }
 
-    /// The newest job of every host, by host id.
-    pub fn latest_jobs(&self) -> Result<std::collections::HashMap<String, JobRecord>, Error> {
-        let mut latest: std::collections::HashMap<String, JobRecord> = Default::default();
-        for (_, job) in self.store.jobs.list()? {
-            let newer = latest
-                .get(&job.host_id)
-                .is_none_or(|old| (old.created_at, &old.job_id) < (job.created_at, &job.job_id));
-            if newer {
-                latest.insert(job.host_id.clone(), job);
+    /// The newest job of each (host, kind) of rollout `id`, as a scan of every job would find
+    /// them, decoding only those.
+    pub fn rollout_jobs(&self, id: &str) -> Result<crate::rollouts::RolloutJobs, Error> {
+        let mut jobs = crate::rollouts::RolloutJobs::new();
+        let Some(index) = self.job_index.read().rollout(id) else {
+            return Ok(jobs);
+        };
+        for (host, of_host) in index.iter() {
+            for newest in of_host {
+                if let Some(job) = self.store.jobs.get(&newest.job_id)? {
+                    jobs.insert((host.clone(), newest.kind), job);
+                }
             }
         }
-        Ok(latest)
+        Ok(jobs)
+    }
+
+    /// The active jobs rollout `id` created (for an abort to cancel), decoding only those.
+    pub fn active_jobs_of_rollout(&self, id: &str) -> Result<Vec<JobRecord>, Error> {
+        let ids = self.job_index.read().active_of_rollout(id);
+        let mut jobs = Vec::with_capacity(ids.len());
+        for id in ids {
+            jobs.extend(self.store.jobs.get(&id)?);
+        }
+        Ok(jobs)
+    }
+
+    /// The event of the newest job of every host that has one, by host id, from the index.
+    pub fn latest_jobs(&self) -> std::collections::HashMap<String, Option<JobEvent>> {
+        self.job_index
+            .read()
+            .newest_events()
+            .map(|(host, event)| (host.to_string(), event.cloned()))
+            .collect()
     }
 }
 
@@ -265,6 +312,8 @@ impl App {
 mod tests {
     use super::*;
     use crate::app::tests::app_with_host;
+    use crate::hot::JobIndex;
+    use crate::rollouts::harness::Fleet;
     use tokio::sync::mpsc;
 
     fn update(host: &str, to: &str) -> NewJob {
@@ -358,5 +407,134 @@ mod tests {
             app.job(&id).unwrap().event.unwrap().state(),
             JobState::Queued
         );
+    }
+
+    /// The job index and the per-host reads answer as scans of every stored job would.
+    fn answers_as_a_scan(app: &App, hosts: &[&str]) {
+        let all: Vec<JobRecord> = app
+            .store
+            .jobs
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|(_, j)| j)
+            .collect();
+        assert_eq!(*app.job_index.read(), JobIndex::of(&all));
+        for host in hosts {
+            let mut scan: Vec<&JobRecord> = all.iter().filter(|j| j.host_id == *host).collect();
+            scan.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
+            let read = app.jobs_of(&HostId::new(host).unwrap()).unwrap();
+            assert_eq!(read.iter().collect::<Vec<_>>(), scan, "jobs of {host}");
+        }
+    }
+
+    fn backup(host: &str) -> NewJob {
+        NewJob {
+            kind: JobKind::Backup,
+            ..update(host, "")
+        }
+    }
+
+    fn event(id: &str, state: JobState) -> JobEvent {
+        JobEvent {
+            job_id: id.into(),
+            state: state as i32,
+            ..JobEvent::default()
+        }
+    }
+
+    #[test]
+    fn the_index_follows_starts_dispatches_events_and_cancels() {
+        let mut fleet = Fleet::new(&[("web0", "acme"), ("web1", "acme"), ("web2", "acme")]);
+        let hosts = ["web0", "web1", "web2"];
+        let app = fleet.app.clone();
+        fleet.disconnect("web2");
+        let web0 = HostId::new("web0").unwrap();
+        let a = app.start_job("alice", backup("web0"), 10).unwrap();
+        let b = app.start_job("alice", update("web1", "1.3.2"), 10).unwrap();
+        let c = app.start_job("alice", backup("web2"), 11).unwrap();
+        answers_as_a_scan(&app, &hosts);
+        assert!(app.job(&a).unwrap().dispatched && !app.job(&c).unwrap().dispatched);
+        app.record_job_event(&web0, event(&a, JobState::Running))
+            .unwrap();
+        answers_as_a_scan(&app, &hosts);
+        app.record_job_event(&web0, event(&a, JobState::Succeeded))
+            .unwrap();
+        app.cancel_job(&c, "not needed", 12).unwrap(); // never sent: ends here
+        app.cancel_job(&b, "not needed", 12).unwrap(); // sent: the agent is asked
+        answers_as_a_scan(&app, &hosts);
+        assert_eq!(state_of(&app.job(&c).unwrap()), JobState::Failed);
+        assert!(is_active(state_of(&app.job(&b).unwrap())));
+        let d = app.start_job("alice", backup("web0"), 9).unwrap(); // clock went back
+        fleet.connect("web2");
+        answers_as_a_scan(&app, &hosts);
+        let web0_jobs: Vec<String> = app
+            .jobs_of(&web0)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.job_id)
+            .collect();
+        assert_eq!(web0_jobs, [d.clone(), a.clone()]);
+        let latest = app.latest_jobs();
+        assert_eq!(
+            latest["web0"].as_ref().unwrap().job_id,
+            a,
+            "newest by creation time"
+        );
+        assert!(refused(app.start_job("alice", backup("web0"), 13)).contains(&d));
+    }
+
+    #[test]
+    fn a_store_from_before_the_job_index_is_indexed_when_the_app_opens() {
+        let fleet = Fleet::new(&[("web0", "acme"), ("web1", "acme")]);
+        let a = fleet.app.start_job("alice", backup("web0"), 10).unwrap();
+        let b = fleet.app.start_job("alice", backup("web1"), 11).unwrap();
+        fleet.app.store.jobs.drop_index();
+        assert!(fleet
+            .app
+            .jobs_of(&HostId::new("web0").unwrap())
+            .unwrap()
+            .is_empty());
+        let fleet = fleet.restart();
+        answers_as_a_scan(&fleet.app, &["web0", "web1"]);
+        let web1 = fleet.app.jobs_of(&HostId::new("web1").unwrap()).unwrap();
+        assert_eq!(web1[0].job_id, b);
+        assert!(refused(fleet.app.start_job("alice", backup("web0"), 12)).contains(&a));
+    }
+
+    #[test]
+    fn a_rollouts_jobs_are_read_from_the_index_as_a_scan_finds_them() {
+        use crate::rollouts::harness::{spec, t};
+        let fleet = Fleet::new(&[("web0", "acme"), ("web1", "acme"), ("web2", "acme")]);
+        let id = fleet
+            .app
+            .start_rollout("alice", spec("100%", 2, "0"), t(0))
+            .unwrap();
+        fleet.tick(t(0));
+        let first = fleet.active_jobs(&id);
+        fleet.finish(&first[0], JobState::Succeeded, "");
+        fleet.tick(t(5));
+        let mut scan = crate::rollouts::RolloutJobs::new();
+        for job in fleet.jobs(&id) {
+            let kind = job.request.as_ref().unwrap().kind();
+            scan.insert((job.host_id.clone(), kind), job); // oldest first: the newest stays
+        }
+        assert_eq!(fleet.app.rollout_jobs(&id).unwrap(), scan);
+        assert!(fleet.app.rollout_jobs("r0").unwrap().is_empty());
+        let mut active: Vec<String> = fleet
+            .app
+            .active_jobs_of_rollout(&id)
+            .unwrap()
+            .into_iter()
+            .map(|j| j.job_id)
+            .collect();
+        active.sort();
+        let mut expected: Vec<String> = fleet
+            .active_jobs(&id)
+            .into_iter()
+            .map(|j| j.job_id)
+            .collect();
+        expected.sort();
+        assert_eq!((active.len(), active), (2, expected));
     }
 }

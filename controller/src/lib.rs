@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod enroll_bulk;
 pub mod error;
+pub mod hot;
 pub mod jobs;
 pub mod limits;
 pub mod registry;

@@ -21,7 +21,8 @@ struct Conn {
 /// At most one live stream per host: a new stream replaces the old one.
 #[derive(Default)]
 pub struct Registry {
-    conns: Mutex<HashMap<HostId, Conn>>,
+    /// By host id (as a string, so that lookups need no [`HostId`]).
+    conns: Mutex<HashMap<String, Conn>>,
     next: AtomicU64,
 }
 
@@ -42,7 +43,7 @@ impl Registry {
             tx,
             stop: Some(stop_tx),
         };
-        let old = self.lock().insert(host.clone(), conn);
+        let old = self.lock().insert(host.to_string(), conn);
         if let Some(mut old) = old {
             if let Some(stop) = old.stop.take() {
                 let _ = stop.send(Status::aborted(
@@ -59,8 +60,11 @@ impl Registry {
     /// Forgets the stream if it is still the current one; true when it was.
     pub fn unregister(&self, host: &HostId, generation: u64) -> bool {
         let mut conns = self.lock();
-        if conns.get(host).is_some_and(|c| c.generation == generation) {
-            conns.remove(host);
+        if conns
+            .get(host.as_str())
+            .is_some_and(|c| c.generation == generation)
+        {
+            conns.remove(host.as_str());
             true
         } else {
             false
@@ -69,7 +73,7 @@ impl Registry {
 
     /// Ends the host's stream with `status` (revocation).
     pub fn kick(&self, host: &HostId, status: Status) {
-        if let Some(mut conn) = self.lock().remove(host) {
+        if let Some(mut conn) = self.lock().remove(host.as_str()) {
             if let Some(stop) = conn.stop.take() {
                 let _ = stop.send(status);
             }
@@ -77,19 +81,25 @@ impl Registry {
     }
 
     pub fn is_online(&self, host: &str) -> bool {
-        HostId::new(host).is_ok_and(|h| self.lock().contains_key(&h))
+        self.lock().contains_key(host)
+    }
+
+    /// Whether each of `hosts` is online, in their order (one lock for all).
+    pub fn online_all<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) -> Vec<bool> {
+        let conns = self.lock();
+        hosts.into_iter().map(|h| conns.contains_key(h)).collect()
     }
 
     /// The sender of the host's current stream, if it is online.
     pub fn sender(&self, host: &HostId) -> Option<Outbound> {
-        self.lock().get(host).map(|c| c.tx.clone())
+        self.lock().get(host.as_str()).map(|c| c.tx.clone())
     }
 
     pub fn online_count(&self) -> usize {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<HostId, Conn>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Conn>> {
         self.conns.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -113,6 +123,7 @@ mod tests {
             "stale stream must not unregister"
         );
         assert!(reg.is_online("web1"));
+        assert_eq!(reg.online_all(["web1", "web2"]), [true, false]);
         assert!(reg.unregister(&host, second.generation));
         assert!(!reg.is_online("web1"));
     }

@@ -1,12 +1,16 @@
 //! The rollout scheduler: a level-triggered loop. Each [`tick`] loads every active rollout
-//! from the store, builds the fleet, asks [`decide`] what to do, stores the decision's state
-//! (flushed), and only then acts: creates jobs, cancels overdue ones, audits what changed.
+//! from the store, builds the fleet of their hosts, asks [`decide`] what to do, stores the
+//! decision's state (flushed), and only then acts: creates jobs, cancels overdue ones, audits
+//! what changed. The store keeps active rollouts decoded and the fleet is read from memory
+//! ([`crate::hot`]), so a tick decodes no record of the fleet and costs nothing without an
+//! active rollout. Connections, job events and changes of a host's version or health wake it.
 //!
 //! Nothing lives only in memory: a controller killed anywhere resumes from the store. A host
 //! whose state says it runs but that has no job of the rollout (killed between the write and
 //! the act) gets its job on the next tick; a host that has one is never given a second, as
 //! the store is checked. Jobs in flight are reconciled with what agents report on reconnect.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +21,7 @@ use tracing::{debug, info, warn};
 
 use crate::app::App;
 use crate::error::Error;
-use crate::jobs::{is_active, state_of, NewJob};
+use crate::jobs::{is_active, NewJob};
 use crate::rollout::{decide, Decision, Event, HostState, Revert};
 use crate::rollouts::FleetSnapshot;
 use crate::store::RolloutRecord;
@@ -59,17 +63,16 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 /// One pass over every active rollout at `now`; returns how long to sleep before the next.
 pub fn tick(app: &App, now: Timestamp) -> Result<Duration, Error> {
     let _guard = app.lock_rollouts();
-    let active: Vec<RolloutRecord> = app
-        .store
-        .rollouts_all()?
-        .into_iter()
-        .filter(|r| r.state.is_active())
-        .collect();
+    let active: Vec<RolloutRecord> = app.store.active_rollouts();
     let mut wake = MAX_SLEEP;
     if active.is_empty() {
         return Ok(wake);
     }
-    let snapshot = app.fleet_snapshot()?;
+    let hosts: BTreeSet<&str> = active
+        .iter()
+        .flat_map(|r| r.state.hosts.iter().map(|h| h.host_id.as_str()))
+        .collect();
+    let snapshot = app.fleet_snapshot_of(&hosts)?;
     for record in active {
         let decision = decide(&record.state, &snapshot.for_rollout(&record.id), now);
         let mut next = record.clone();
@@ -124,7 +127,7 @@ fn act(
         for kind in [JobKind::Update, JobKind::Rollback] {
             let overdue = snapshot
                 .job(id, host_id, kind)
-                .filter(|job| is_active(state_of(job)));
+                .filter(|job| is_active(job.state));
             if let Some(job) = overdue {
                 let reason = format!("rollout {id}: healthy deadline passed");
                 app.cancel_job(&job.job_id, &reason, now.as_second())?;

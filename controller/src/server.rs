@@ -54,7 +54,7 @@ pub async fn run(
     let limits = config.limits.clone();
     let tls = tls::server_config(ca.cert_pem(), &chain, &key, limits.handshake_timeout);
     let store = Store::open(&dir.store())?;
-    let app = App::new(store.clone(), ca, config.agent_cert_validity);
+    let app = App::open(store.clone(), ca, config.agent_cert_validity)?;
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -113,7 +113,7 @@ pub async fn run(
                 .max_decoding_message_size(limits.max_enroll_message_bytes),
         )
         .add_service(
-            AdminServiceServer::new(Admin { app })
+            AdminServiceServer::new(Admin { app: app.clone() })
                 .max_decoding_message_size(limits.max_admin_message_bytes),
         )
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
@@ -122,6 +122,8 @@ pub async fn run(
     if let Err(err) = scheduler.await {
         tracing::warn!(error = %err, "scheduler task ended abnormally");
     }
+    // Reports are batched in memory: write the pending ones before the final flush.
+    app.persist_observations()?;
     served?;
     store.flush()?;
     info!("controller stopped");

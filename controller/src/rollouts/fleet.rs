@@ -1,25 +1,27 @@
-//! The fleet as the planner and the scheduler see it, read from the store and the registry:
-//! enrolled hosts with what their agents reported, the windows and freezes that apply, and
-//! each host's jobs of each rollout.
+//! The fleet as the planner and the scheduler see it, read from memory (see [`crate::hot`])
+//! and the registry: enrolled hosts with what their agents reported, the windows and freezes
+//! that apply, and each host's jobs of each rollout. No record is decoded but the windows and
+//! freezes.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use boltfleet_common::proto::{JobKind, JobRecord, JobState};
-use boltfleet_common::version::parse_release;
 use jiff::Timestamp;
 
 use crate::app::App;
 use crate::error::Error;
-use crate::jobs::{is_active, state_of};
+use crate::hot::{RolloutJob, RolloutJobs};
+use crate::jobs::state_of;
 use crate::rollout::{FleetHost, JobStatus};
-use crate::store::Observed;
+use crate::store::{HostRecord, Observed};
 
 /// One read of everything the scheduler needs, shared by the rollouts of a tick.
 pub struct FleetSnapshot {
     /// Enrolled, not revoked hosts; no job attached.
     pub hosts: Vec<FleetHost>,
-    /// The newest job of each (rollout, host, kind).
-    jobs: HashMap<(String, String, JobKind), JobRecord>,
+    /// By rollout: the newest job of each kind of each host.
+    jobs: HashMap<String, Arc<RolloutJobs>>,
     /// Rollout ids of the active jobs of each host ("" for an operator's own job).
     active: HashMap<String, Vec<String>>,
     /// Config defaults changing per (from, to) version, from jobs that made that jump.
@@ -36,15 +38,23 @@ impl FleetSnapshot {
                 .active
                 .get(&h.host_id)
                 .is_some_and(|owners| owners.iter().any(|owner| owner != id));
-            h.job = self.job(id, &h.host_id, JobKind::Update).map(job_status);
-            h.rollback_job = self.job(id, &h.host_id, JobKind::Rollback).map(job_status);
+            h.job = self
+                .job(id, &h.host_id, JobKind::Update)
+                .map(rollout_job_status);
+            h.rollback_job = self
+                .job(id, &h.host_id, JobKind::Rollback)
+                .map(rollout_job_status);
         }
         hosts
     }
 
     /// The newest job of `kind` rollout `id` created for `host`.
-    pub fn job(&self, id: &str, host: &str, kind: JobKind) -> Option<&JobRecord> {
-        self.jobs.get(&(id.to_string(), host.to_string(), kind))
+    pub fn job(&self, id: &str, host: &str, kind: JobKind) -> Option<&RolloutJob> {
+        self.jobs
+            .get(id)?
+            .get(host)?
+            .iter()
+            .find(|j| j.kind == kind)
     }
 
     /// Fills in the config defaults known to change on the way to `target`.
@@ -62,15 +72,24 @@ impl FleetSnapshot {
 
 /// What the agent last said of a rollout's job, in the planner's terms.
 pub fn job_status(job: &JobRecord) -> JobStatus {
-    let event = job.event.clone().unwrap_or_default();
+    let step = job.event.as_ref().map_or("", |e| e.failed_step.as_str());
+    status_of(state_of(job), step)
+}
+
+/// [`job_status`] of a job as the index keeps it.
+pub fn rollout_job_status(job: &RolloutJob) -> JobStatus {
+    status_of(job.state, &job.failed_step)
+}
+
+fn status_of(state: JobState, failed_step: &str) -> JobStatus {
     let step = || {
-        if event.failed_step.is_empty() {
+        if failed_step.is_empty() {
             "unknown".to_string()
         } else {
-            event.failed_step.clone()
+            failed_step.to_string()
         }
     };
-    match state_of(job) {
+    match state {
         JobState::Unspecified | JobState::Queued => JobStatus::Queued,
         JobState::Running => JobStatus::Running,
         JobState::Succeeded => JobStatus::Succeeded,
@@ -89,72 +108,108 @@ pub fn is_healthy(observed: Option<&Observed>) -> bool {
 }
 
 impl App {
-    /// Reads the fleet: hosts, observations, online state, windows, freezes, jobs.
+    /// Reads the whole fleet: hosts, observations, online state, windows, freezes, jobs.
     pub fn fleet_snapshot(&self) -> Result<FleetSnapshot, Error> {
-        let observed: BTreeMap<String, Observed> =
-            self.store.observed.list()?.into_iter().collect();
+        self.snapshot(None)
+    }
+
+    /// Reads the fleet restricted to `hosts` (those of the active rollouts, for a tick).
+    pub fn fleet_snapshot_of(&self, hosts: &BTreeSet<&str>) -> Result<FleetSnapshot, Error> {
+        self.snapshot(Some(hosts))
+    }
+
+    fn snapshot(&self, only: Option<&BTreeSet<&str>>) -> Result<FleetSnapshot, Error> {
         let windows = self.store.windows_all()?;
         let freeze = self.store.freeze_all()?;
-        let mut hosts = Vec::new();
-        for (id, record) in self.store.hosts.list()? {
-            if record.revoked {
-                continue;
+        // Each part of memory is read in turn, never two locks at once.
+        let records: Vec<(String, HostRecord)> = {
+            let hosts = self.hosts.read();
+            let enrolled =
+                |(id, r): (&String, &HostRecord)| (!r.revoked).then(|| (id.clone(), r.clone()));
+            match only {
+                None => hosts.iter().filter_map(enrolled).collect(),
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|id| hosts.get_key_value(*id))
+                    .filter_map(enrolled)
+                    .collect(),
             }
-            let seen = observed.get(&id);
-            let version = seen
-                .and_then(|o| o.inventory.as_ref())
-                .and_then(|inv| parse_release(&inv.passbolt_version).ok());
-            hosts.push(FleetHost {
-                online: self.registry.is_online(&id),
-                healthy: is_healthy(seen),
-                last_seen: seen
-                    .filter(|o| o.last_seen > 0)
-                    .and_then(|o| Timestamp::from_second(o.last_seen).ok()),
-                window: windows.for_host(&id, &record.tenant).cloned(),
-                frozen: freeze.covers(&record.tenant),
-                busy: false,
-                config_changes: Vec::new(),
-                job: None,
-                rollback_job: None,
-                version,
-                labels: record.labels,
-                tenant: record.tenant,
-                host_id: id,
-            });
-        }
-        let mut jobs: HashMap<(String, String, JobKind), JobRecord> = HashMap::new();
-        let mut config_changes = HashMap::new();
-        let mut active: HashMap<String, Vec<String>> = HashMap::new();
-        for (_, job) in self.store.jobs.list()? {
-            if is_active(state_of(&job)) {
-                let owners = active.entry(job.host_id.clone()).or_default();
-                owners.push(job.rollout_id.clone());
-            }
-            if let Some(e) = job.event.as_ref().filter(|e| !e.config_changes.is_empty()) {
-                let jump = (e.from_version.clone(), e.target_version.clone());
-                config_changes.insert(jump, e.config_changes.clone());
-            }
-            if job.rollout_id.is_empty() {
-                continue;
-            }
-            let kind = job
-                .request
-                .as_ref()
-                .map(|r| r.kind())
-                .unwrap_or(JobKind::Unspecified);
-            let key = (job.rollout_id.clone(), job.host_id.clone(), kind);
-            let newer = jobs
-                .get(&key)
-                .is_none_or(|old| (old.created_at, &old.job_id) < (job.created_at, &job.job_id));
-            if newer {
-                jobs.insert(key, job);
-            }
-        }
+        };
+        let ids = || records.iter().map(|(id, _)| id.as_str());
+        let seen = self.observations.seen_all(ids());
+        let online = self.registry.online_all(ids());
+        let (jobs, active, config_changes) = {
+            let index = self.job_index.read();
+            let changes = index.config_changes().clone();
+            (index.rollouts(), index.active_owners(), changes)
+        };
+        let each = seen.into_iter().zip(online);
+        let hosts = records
+            .into_iter()
+            .zip(each)
+            .map(|((id, record), (seen, online))| {
+                let seen = seen.unwrap_or_default();
+                FleetHost {
+                    online,
+                    healthy: seen.healthy,
+                    last_seen: Some(seen.last_seen)
+                        .filter(|&s| s > 0)
+                        .and_then(|s| Timestamp::from_second(s).ok()),
+                    window: windows.for_host(&id, &record.tenant).cloned(),
+                    frozen: freeze.covers(&record.tenant),
+                    busy: false,
+                    config_changes: Vec::new(),
+                    job: None,
+                    rollback_job: None,
+                    version: seen.version,
+                    labels: record.labels,
+                    tenant: record.tenant,
+                    host_id: id,
+                }
+            })
+            .collect();
         Ok(FleetSnapshot {
             hosts,
             jobs,
             active,
             config_changes,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use crate::rollouts::harness::{Fleet, TARGET};
+
+    #[test]
+    fn a_snapshot_of_some_hosts_holds_only_those_enrolled() {
+        let fleet = Fleet::new(&[("web0", "acme"), ("web1", "globex"), ("web2", "acme")]);
+        fleet.report("web1", TARGET, false);
+        fleet.app.revoke("alice", "web2").unwrap();
+        let only: BTreeSet<&str> = ["web1", "web2", "web9"].into();
+        let snapshot = fleet.app.fleet_snapshot_of(&only).unwrap();
+        let hosts: Vec<_> = snapshot
+            .hosts
+            .iter()
+            .map(|h| {
+                let version = h.version.as_ref().map(ToString::to_string);
+                (
+                    h.host_id.as_str(),
+                    h.tenant.as_str(),
+                    h.online,
+                    h.healthy,
+                    version,
+                )
+            })
+            .collect();
+        assert_eq!(
+            hosts,
+            [("web1", "globex", true, false, Some(TARGET.to_string()))]
+        );
+        assert!(snapshot.hosts[0].last_seen.is_some());
+        let all = fleet.app.fleet_snapshot().unwrap();
+        assert_eq!(all.hosts.len(), 2, "the revoked host is left out");
     }
 }

@@ -39,7 +39,7 @@ impl AgentService for Agent {
         &self,
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<DownStream>, Status> {
-        let host = auth::agent(&request, &self.app.store)?;
+        let host = auth::agent(&request, &self.app)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
         let registration = self.app.registry.register(&host, tx.clone());
@@ -61,7 +61,7 @@ impl AgentService for Agent {
         &self,
         request: Request<RenewRequest>,
     ) -> Result<Response<RenewResponse>, Status> {
-        let host = auth::agent(&request, &self.app.store)?;
+        let host = auth::agent(&request, &self.app)?;
         let csr = request.into_inner().csr_pem;
         let app = self.app.clone();
         let cert = tokio::task::spawn_blocking(move || app.renew(&host, &csr))

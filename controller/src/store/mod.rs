@@ -1,5 +1,6 @@
 //! The controller's durable state: typed trees over sled, one encoding (JSON), engine hidden.
 
+mod jobs;
 mod records;
 mod rollouts;
 mod typed;
@@ -7,16 +8,17 @@ mod typed;
 use std::path::Path;
 
 pub use boltfleet_common::proto::JobRecord;
+pub use jobs::Jobs;
 pub use records::{AuditEntry, HostRecord, Observed, TokenRecord};
-pub use rollouts::{freeze_key, FreezeRecord, RolloutRecord, WindowKey};
-pub use typed::StoreError;
-use typed::Typed;
+pub use rollouts::{freeze_key, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
+pub use typed::{StoreError, Typed};
 
 const HOSTS: &str = "hosts";
 const OBSERVED: &str = "observed";
 const TOKENS: &str = "tokens";
 const AUDIT: &str = "audit";
 const JOBS: &str = "jobs";
+const JOBS_BY_HOST: &str = "jobs_by_host";
 const ROLLOUTS: &str = "rollouts";
 const WINDOWS: &str = "windows";
 const FREEZE: &str = "freeze";
@@ -26,15 +28,19 @@ const FREEZE: &str = "freeze";
 pub struct Store {
     db: sled::Db,
     /// What operators decided about each host (tenant, labels, certificates, revocation).
+    /// A running controller keeps them in memory: write through `App::put_host`.
     pub hosts: Typed<HostRecord>,
-    /// What each host's agent last reported, and when it was last seen.
+    /// What each host's agent last reported, and when it was last seen. A running controller
+    /// keeps them in memory and writes them here in batches ([`crate::hot::observed`]).
     pub observed: Typed<Observed>,
     /// Join tokens by the hex SHA-256 of the token (the token itself is never stored).
     pub tokens: Typed<TokenRecord>,
-    /// Jobs by id: what was asked (desired) and the agent's latest report of it (observed).
-    pub jobs: Typed<JobRecord>,
+    /// Jobs by id: what was asked (desired) and the agent's latest report of it (observed);
+    /// indexed by host. A running controller indexes them in memory too: write through the
+    /// App's job writer ([`crate::hot::JobCache::write`]).
+    pub jobs: Jobs,
     /// Rollouts by id: spec, plan snapshot and state (desired; the scheduler advances it).
-    pub rollouts: Typed<RolloutRecord>,
+    pub rollouts: Rollouts,
     /// Maintenance windows by [`WindowKey`] (`tenant/NAME`, `host/ID`).
     pub windows: Typed<crate::rollout::MaintenanceWindow>,
     /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`).
@@ -53,8 +59,8 @@ impl Store {
             hosts: Typed::open(&db, HOSTS)?,
             observed: Typed::open(&db, OBSERVED)?,
             tokens: Typed::open(&db, TOKENS)?,
-            jobs: Typed::open(&db, JOBS)?,
-            rollouts: Typed::open(&db, ROLLOUTS)?,
+            jobs: Jobs::open(&db, JOBS, JOBS_BY_HOST)?,
+            rollouts: Rollouts::open(&db, ROLLOUTS)?,
             windows: Typed::open(&db, WINDOWS)?,
             freeze: Typed::open(&db, FREEZE)?,
             audit: db.open_tree(AUDIT)?,

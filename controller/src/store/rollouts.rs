@@ -1,9 +1,13 @@
 //! Records of staggered rollouts, maintenance windows and freezes: desired state, written by
 //! operators (and, for rollouts, by the scheduler), never by agents.
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::typed::Typed;
 use super::{Store, StoreError};
 use crate::rollout::{Freeze, MaintenanceWindow, Plan, RolloutState, Windows};
 
@@ -23,6 +27,64 @@ pub struct RolloutRecord {
     /// Who asked to roll back what it updated; rollback jobs are created in their name.
     #[serde(default)]
     pub rollback_by: Option<String>,
+}
+
+/// The rollouts tree, with the active rollouts (those the scheduler still works on) also kept
+/// decoded in memory: each scheduler tick reads them, and a rollout record holds a plan and a
+/// state for every host, too large to decode every second. Written through: sled first.
+#[derive(Clone)]
+pub struct Rollouts {
+    records: Typed<RolloutRecord>,
+    active: Arc<Mutex<BTreeMap<String, RolloutRecord>>>,
+}
+
+impl Rollouts {
+    /// Opens the tree and reads every rollout once to find the active ones.
+    pub(super) fn open(db: &sled::Db, name: &str) -> Result<Self, StoreError> {
+        let records = Typed::open(db, name)?;
+        let mut active = BTreeMap::new();
+        records.for_each(|id, record: RolloutRecord| {
+            if record.state.is_active() {
+                active.insert(id, record);
+            }
+        })?;
+        Ok(Self {
+            records,
+            active: Arc::new(Mutex::new(active)),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, RolloutRecord>> {
+        self.active.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn get(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        if let Some(record) = self.lock().get(id) {
+            return Ok(Some(record.clone()));
+        }
+        self.records.get(id)
+    }
+
+    pub fn put(&self, id: &str, record: &RolloutRecord) -> Result<(), StoreError> {
+        let mut active = self.lock();
+        self.records.put(id, record)?;
+        if record.state.is_active() {
+            active.insert(id.to_string(), record.clone());
+        } else {
+            active.remove(id);
+        }
+        Ok(())
+    }
+
+    /// Every rollout, ordered by id.
+    pub fn list(&self) -> Result<Vec<(String, RolloutRecord)>, StoreError> {
+        self.records.list()
+    }
+
+    /// Makes the rollouts' writes durable now.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.records.flush()
+    }
 }
 
 /// Whose maintenance window a `windows` record is.
@@ -104,11 +166,19 @@ impl Store {
 
     /// Every rollout, oldest first.
     pub fn rollouts_all(&self) -> Result<Vec<RolloutRecord>, StoreError> {
-        let mut all: Vec<RolloutRecord> =
-            self.rollouts.list()?.into_iter().map(|(_, r)| r).collect();
-        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
-        Ok(all)
+        let all = self.rollouts.list()?.into_iter().map(|(_, r)| r).collect();
+        Ok(oldest_first(all))
     }
+
+    /// The rollouts the scheduler still works on, oldest first, from memory.
+    pub fn active_rollouts(&self) -> Vec<RolloutRecord> {
+        oldest_first(self.rollouts.lock().values().cloned().collect())
+    }
+}
+
+fn oldest_first(mut rollouts: Vec<RolloutRecord>) -> Vec<RolloutRecord> {
+    rollouts.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+    rollouts
 }
 
 #[cfg(test)]
@@ -167,5 +237,38 @@ mod tests {
             WindowKey::parse(&WindowKey::Host("h".into()).key()),
             Some(WindowKey::Host("h".into()))
         );
+    }
+
+    #[test]
+    fn active_rollouts_are_kept_in_memory_and_found_again_on_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let now: Timestamp = "2025-01-15T13:00:00Z".parse().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for id in ["r1", "r2", "r3"] {
+                store.rollouts.put(id, &record(id)).unwrap();
+            }
+            let mut done = record("r2");
+            done.state.abort("by operator bob", now).unwrap();
+            assert!(!done.state.is_active());
+            store.rollouts.put("r2", &done).unwrap();
+            let active: Vec<String> = store.active_rollouts().into_iter().map(|r| r.id).collect();
+            assert_eq!(active, ["r1", "r3"]);
+            assert_eq!(
+                store.rollouts.get("r2").unwrap(),
+                Some(done),
+                "from the store"
+            );
+            assert_eq!(
+                store.rollouts.get("r1").unwrap(),
+                Some(record("r1")),
+                "from memory"
+            );
+            store.flush().unwrap();
+        }
+        let store = super::super::reopen(dir.path());
+        let active: Vec<String> = store.active_rollouts().into_iter().map(|r| r.id).collect();
+        assert_eq!(active, ["r1", "r3"]);
+        assert_eq!(store.rollouts_all().unwrap().len(), 3);
     }
 }

@@ -4,6 +4,7 @@ use std::marker::PhantomData;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::warn;
 
 /// The store could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,38 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
                 ))
             })
             .collect()
+    }
+
+    /// Visits every record in key order. A record that does not decode is logged and skipped:
+    /// loading the controller's state must not fail on one bad record.
+    pub fn for_each(&self, mut visit: impl FnMut(String, T)) -> Result<(), StoreError> {
+        for kv in self.tree.iter() {
+            let (k, v) = kv?;
+            let key = String::from_utf8_lossy(&k).into_owned();
+            match serde_json::from_slice(&v) {
+                Ok(value) => visit(key, value),
+                Err(err) => {
+                    warn!(tree = %String::from_utf8_lossy(&self.tree.name()), %key, error = %err, "corrupt record skipped")
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes several records in one batch (atomically).
+    pub fn put_all<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a str, &'a T)>,
+    ) -> Result<(), StoreError>
+    where
+        T: 'a,
+    {
+        let mut batch = sled::Batch::default();
+        for (key, value) in records {
+            batch.insert(key, serde_json::to_vec(value)?);
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
     }
 
     /// Makes this tree's writes durable now.

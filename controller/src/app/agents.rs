@@ -1,0 +1,185 @@
+//! What agents tell the controller (hellos, reports, job events, connections), kept in
+//! memory, and the fleet as operators see it from there.
+
+use boltfleet_common::identity::HostId;
+use boltfleet_common::proto::{Inventory, JobEvent};
+use boltfleet_common::version::{parse_release, Version};
+
+use super::{now, App};
+use crate::error::Error;
+use crate::report::{self, FleetReport, HostView};
+use crate::store::{HostRecord, Observed};
+
+impl App {
+    /// Applies `change` to what the host's agent reported; the host is seen now. Kept in
+    /// memory and stored with the next batch (see [`crate::hot::observed`]). Returns whether
+    /// the host's version or health changed, which rollouts act on.
+    fn observe(&self, host: &HostId, change: impl FnOnce(&mut Observed)) -> bool {
+        self.observations.update(host.as_str(), now(), change)
+    }
+
+    /// A (re)connected agent: record what it says of its last job, then hand it queued jobs.
+    pub fn record_hello(
+        &self,
+        host: &HostId,
+        agent_version: &str,
+        last_job: Option<JobEvent>,
+    ) -> Result<(), Error> {
+        self.observe(host, |o| o.agent_version = agent_version.to_string());
+        if let Some(event) = last_job.filter(|e| !e.job_id.is_empty()) {
+            self.record_job_event(host, event)?;
+        }
+        self.dispatch(host)
+    }
+
+    /// A report wakes the scheduler only when it changes what rollouts act on (the version or
+    /// health); `last_seen` alone matters only for offline hosts, which do not report.
+    pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
+        let changed = self.observe(host, |o| {
+            o.agent_version = inventory.agent_version.clone();
+            o.inventory = Some(inventory);
+        });
+        if changed {
+            self.wake_scheduler();
+        }
+        Ok(())
+    }
+
+    /// The agent's latest word on a job, kept with what it observed.
+    pub(crate) fn observe_job(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
+        self.observe(host, |o| o.last_job = Some(event));
+        Ok(())
+    }
+
+    /// The host was seen (stream opened or closed): it may have come online or gone.
+    pub fn touch(&self, host: &HostId) -> Result<(), Error> {
+        self.observe(host, |_| {});
+        self.wake_scheduler();
+        Ok(())
+    }
+
+    /// Every enrolled host with what it reported and whether it is online now, from memory.
+    pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
+        let windows = self.store.windows_all()?;
+        let freeze = self.store.freeze_all()?;
+        let records: Vec<(String, HostRecord)> = self
+            .hosts
+            .read()
+            .iter()
+            .map(|(id, r)| (id.clone(), r.clone()))
+            .collect();
+        let ids = || records.iter().map(|(id, _)| id.as_str());
+        let observed = self.observations.get_all(ids());
+        let online = self.registry.online_all(ids());
+        let newest_jobs: Vec<Option<Option<JobEvent>>> = {
+            let index = self.job_index.read();
+            ids()
+                .map(|id| index.newest_event(id).map(Option::<&JobEvent>::cloned))
+                .collect()
+        };
+        let now = jiff::Timestamp::now();
+        let mut views = Vec::with_capacity(records.len());
+        let each = observed.into_iter().zip(online).zip(newest_jobs);
+        for ((id, record), ((observed, online), newest_job)) in records.into_iter().zip(each) {
+            let mut observed = observed.map(|o| Observed::clone(&o));
+            // The controller's record of the newest job is fresher than the agent's last word
+            // while the job is still queued.
+            if let Some(event) = newest_job {
+                observed.get_or_insert_with(Observed::default).last_job = event;
+            }
+            views.push(HostView {
+                online,
+                window: crate::rollouts::host_window(&windows, &id, &record.tenant, now),
+                frozen: freeze.covers(&record.tenant),
+                observed,
+                record,
+            });
+        }
+        Ok(views)
+    }
+
+    /// The fleet report, against `latest` (X.Y.Z) or the newest version seen in the fleet.
+    pub fn fleet_report(&self, latest: &str) -> Result<FleetReport, Error> {
+        let latest: Option<Version> = if latest.is_empty() {
+            None
+        } else {
+            Some(parse_release(latest).map_err(|e| Error::invalid("latest", e))?)
+        };
+        Ok(report::build(self.host_views()?, latest))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use boltfleet_common::pki::CertificateAuthority;
+
+    use super::*;
+    use crate::app::tests::app_with_host;
+
+    /// Whether the scheduler was woken since last asked (consumes the wake-up).
+    fn woken(app: &App) -> bool {
+        use std::future::Future;
+        let notified = std::pin::pin!(app.scheduler_wake.notified());
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        notified.poll(&mut cx).is_ready()
+    }
+
+    fn inventory(version: &str, healthy: bool) -> Inventory {
+        Inventory {
+            passbolt_version: version.into(),
+            health: Some(boltfleet_common::proto::Health {
+                healthy,
+                ..Default::default()
+            }),
+            ..Inventory::default()
+        }
+    }
+
+    #[test]
+    fn only_reports_that_change_version_or_health_wake_the_scheduler() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web1", "1.6.9");
+        let host = HostId::new("web1").unwrap();
+        woken(&app);
+        app.record_report(&host, inventory("1.6.9", true)).unwrap();
+        assert!(woken(&app), "now healthy");
+        app.record_report(&host, inventory("1.6.9", true)).unwrap();
+        assert!(!woken(&app), "nothing new but last_seen");
+        app.record_report(&host, inventory("1.6.10", true)).unwrap();
+        assert!(woken(&app), "updated");
+        app.record_hello(&host, "0.2.0", None).unwrap();
+        assert!(!woken(&app));
+        app.touch(&host).unwrap();
+        assert!(woken(&app), "connections always wake it");
+    }
+
+    /// The App on `dir` again, as a restarted controller.
+    fn reopened(dir: &std::path::Path) -> Arc<App> {
+        let keys = CertificateAuthority::generate().unwrap();
+        let ca = CertificateAuthority::load(&keys.cert_pem, &keys.key_pem).unwrap();
+        App::open(crate::store::reopen(dir), ca, Duration::from_secs(3600)).unwrap()
+    }
+
+    #[test]
+    fn reports_are_batched_and_still_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let app = app_with_host(dir.path(), "web1", "1.6.9");
+            let host = HostId::new("web1").unwrap();
+            app.record_report(&host, inventory("1.6.10", true)).unwrap();
+            app.persist_observations().unwrap();
+            let stored = app.store.observed.get("web1").unwrap().unwrap();
+            assert_eq!(stored.inventory.unwrap().passbolt_version, "1.6.10");
+            app.record_report(&host, inventory("1.6.11", true)).unwrap();
+            // Dropped (shut down) before the writer's next batch.
+        }
+        let app = reopened(dir.path());
+        let report = app.fleet_report("").unwrap();
+        assert_eq!(report.rows[0].version, "1.6.11");
+        assert!(report.rows[0].healthy);
+        assert_eq!(app.host("web1").unwrap().tenant, "acme");
+    }
+}

@@ -1,0 +1,88 @@
+//! Enrolled hosts' records in memory, written through to the store by [`HostWriter`] only.
+
+use std::collections::BTreeMap;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::store::{HostRecord, StoreError, Typed};
+
+/// Every host record, by host id (ordered, as the store lists them).
+pub struct HostCache {
+    tree: Typed<HostRecord>,
+    hosts: RwLock<BTreeMap<String, HostRecord>>,
+}
+
+/// Exclusive access for changing host records: the store is written first, then memory. Held
+/// across a read and the write that follows, it makes the pair atomic (the store belongs to
+/// this process alone).
+pub struct HostWriter<'a> {
+    tree: &'a Typed<HostRecord>,
+    hosts: RwLockWriteGuard<'a, BTreeMap<String, HostRecord>>,
+}
+
+impl HostCache {
+    /// Reads every host record from `tree`.
+    pub fn load(tree: Typed<HostRecord>) -> Result<Self, StoreError> {
+        let mut hosts = BTreeMap::new();
+        tree.for_each(|id, record| {
+            hosts.insert(id, record);
+        })?;
+        Ok(Self {
+            tree,
+            hosts: RwLock::new(hosts),
+        })
+    }
+
+    pub fn get(&self, id: &str) -> Option<HostRecord> {
+        self.read().get(id).cloned()
+    }
+
+    pub fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, HostRecord>> {
+        self.hosts.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn write(&self) -> HostWriter<'_> {
+        HostWriter {
+            tree: &self.tree,
+            hosts: self.hosts.write().unwrap_or_else(|p| p.into_inner()),
+        }
+    }
+}
+
+impl HostWriter<'_> {
+    pub fn get(&self, id: &str) -> Option<&HostRecord> {
+        self.hosts.get(id)
+    }
+
+    pub fn put(&mut self, id: &str, record: HostRecord) -> Result<(), StoreError> {
+        self.tree.put(id, &record)?;
+        self.hosts.insert(id.to_string(), record);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{reopen, Store};
+
+    #[test]
+    fn writes_reach_the_store_and_a_reload_sees_them() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let cache = HostCache::load(store.hosts.clone()).unwrap();
+            let record = HostRecord {
+                host_id: "web1".into(),
+                tenant: "acme".into(),
+                ..HostRecord::default()
+            };
+            cache.write().put("web1", record).unwrap();
+            assert_eq!(cache.get("web1").unwrap().tenant, "acme");
+            assert_eq!(store.hosts.get("web1").unwrap().unwrap().tenant, "acme");
+            store.flush().unwrap();
+        }
+        let store = reopen(dir.path());
+        let cache = HostCache::load(store.hosts.clone()).unwrap();
+        assert_eq!(cache.read().keys().collect::<Vec<_>>(), ["web1"]);
+    }
+}

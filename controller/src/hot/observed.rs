@@ -1,0 +1,308 @@
+//! What each host's agent last said, in memory. A report changes it here and marks the host
+//! dirty; a writer thread stores the dirty observations in one batch every [`WRITE_EVERY`] and
+//! flushes, so a `kill -9` loses at most the last [`WRITE_EVERY`] of reports (as it did when
+//! each report was a sled insert and sled flushed every 200 ms). [`Observations::persist`], and
+//! dropping [`Observations`], write what is pending at once.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use boltfleet_common::version::{parse_release, Version};
+use tracing::warn;
+
+use super::lock;
+use crate::rollouts::is_healthy;
+use crate::store::{Observed, StoreError, Typed};
+
+/// How often dirty observations are written (and flushed).
+pub const WRITE_EVERY: Duration = Duration::from_millis(200);
+
+/// What rollouts look at in an observation, parsed once per message.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Seen {
+    /// The installed release, when the agent reported a valid one.
+    pub version: Option<Version>,
+    /// Healthy as the fleet report judges it.
+    pub healthy: bool,
+    /// Unix seconds of the last message from the agent.
+    pub last_seen: i64,
+}
+
+impl Seen {
+    fn of(observed: &Observed) -> Self {
+        Self {
+            version: observed
+                .inventory
+                .as_ref()
+                .and_then(|inv| parse_release(&inv.passbolt_version).ok()),
+            healthy: is_healthy(Some(observed)),
+            last_seen: observed.last_seen,
+        }
+    }
+}
+
+struct Entry {
+    /// Shared with batches being written and readers; copied on write only then.
+    observed: Arc<Observed>,
+    seen: Seen,
+}
+
+#[derive(Default)]
+struct State {
+    hosts: HashMap<String, Entry>,
+    /// Hosts whose observation changed since it was last written.
+    dirty: HashSet<String>,
+}
+
+struct Shared {
+    tree: Typed<Observed>,
+    state: Mutex<State>,
+    /// One batch at a time, so that batches reach the store in the order they were taken.
+    writing: Mutex<()>,
+}
+
+/// Every host's latest observation, and the writer that stores them.
+pub struct Observations {
+    shared: Arc<Shared>,
+    writer: Option<Writer>,
+}
+
+struct Writer {
+    /// Dropped to stop the thread.
+    stop: mpsc::Sender<()>,
+    thread: JoinHandle<()>,
+}
+
+impl Observations {
+    /// Reads every observation from `tree` and starts the writer.
+    pub fn load(tree: Typed<Observed>) -> Result<Self, StoreError> {
+        let mut hosts = HashMap::new();
+        tree.for_each(|id, observed| {
+            let seen = Seen::of(&observed);
+            let observed = Arc::new(observed);
+            hosts.insert(id, Entry { observed, seen });
+        })?;
+        let shared = Arc::new(Shared {
+            tree,
+            state: Mutex::new(State {
+                hosts,
+                dirty: HashSet::new(),
+            }),
+            writing: Mutex::new(()),
+        });
+        let (stop, stopped) = mpsc::channel();
+        let writing = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("observed-writer".into())
+            .spawn(move || write_loop(&writing, &stopped))
+            .map_err(|err| StoreError::Engine(sled::Error::Io(err)))?;
+        Ok(Self {
+            shared,
+            writer: Some(Writer { stop, thread }),
+        })
+    }
+
+    /// Applies `change` to `host`'s observation, seen at `now`, to be written with the next
+    /// batch. Returns whether what rollouts look at beyond `last_seen` (the version and health)
+    /// changed.
+    pub fn update(&self, host: &str, now: i64, change: impl FnOnce(&mut Observed)) -> bool {
+        let mut state = lock(&self.shared.state);
+        let State { hosts, dirty } = &mut *state;
+        if !hosts.contains_key(host) {
+            let fresh = Entry {
+                observed: Arc::default(),
+                seen: Seen::default(),
+            };
+            hosts.insert(host.to_string(), fresh);
+        }
+        let Some(entry) = hosts.get_mut(host) else {
+            return false;
+        };
+        let observed = Arc::make_mut(&mut entry.observed);
+        change(observed);
+        observed.last_seen = now;
+        let seen = Seen::of(observed);
+        let changed = seen.version != entry.seen.version || seen.healthy != entry.seen.healthy;
+        entry.seen = seen;
+        if !dirty.contains(host) {
+            dirty.insert(host.to_string());
+        }
+        changed
+    }
+
+    /// The host's latest observation.
+    pub fn get(&self, host: &str) -> Option<Arc<Observed>> {
+        lock(&self.shared.state)
+            .hosts
+            .get(host)
+            .map(|e| e.observed.clone())
+    }
+
+    /// The latest observation of each of `hosts`, in their order.
+    pub fn get_all<'a>(
+        &self,
+        hosts: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<Option<Arc<Observed>>> {
+        let state = lock(&self.shared.state);
+        hosts
+            .into_iter()
+            .map(|h| state.hosts.get(h).map(|e| e.observed.clone()))
+            .collect()
+    }
+
+    /// What rollouts look at of each of `hosts`, in their order.
+    pub fn seen_all<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) -> Vec<Option<Seen>> {
+        let state = lock(&self.shared.state);
+        hosts
+            .into_iter()
+            .map(|h| state.hosts.get(h).map(|e| e.seen.clone()))
+            .collect()
+    }
+
+    /// Writes the pending observations now, in one batch, and flushes; returns how many.
+    pub fn persist(&self) -> Result<usize, StoreError> {
+        self.shared.persist()
+    }
+
+    /// Observations changed and not written yet.
+    #[cfg(test)]
+    pub fn pending(&self) -> usize {
+        lock(&self.shared.state).dirty.len()
+    }
+}
+
+impl Shared {
+    fn persist(&self) -> Result<usize, StoreError> {
+        let _one = lock(&self.writing);
+        let batch: Vec<(String, Arc<Observed>)> = {
+            let mut state = lock(&self.state);
+            let dirty = std::mem::take(&mut state.dirty);
+            dirty
+                .into_iter()
+                .filter_map(|h| {
+                    let observed = state.hosts.get(&h)?.observed.clone();
+                    Some((h, observed))
+                })
+                .collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let written = self
+            .tree
+            .put_all(batch.iter().map(|(h, o)| (h.as_str(), &**o)))
+            .and_then(|()| self.tree.flush());
+        if let Err(err) = written {
+            // Written next time, unless changed meanwhile (then the newer one is).
+            lock(&self.state)
+                .dirty
+                .extend(batch.into_iter().map(|(h, _)| h));
+            return Err(err);
+        }
+        Ok(batch.len())
+    }
+}
+
+/// Writes a batch every [`WRITE_EVERY`] until `stop`'s sender is dropped.
+fn write_loop(shared: &Shared, stop: &mpsc::Receiver<()>) {
+    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(WRITE_EVERY) {
+        if let Err(err) = shared.persist() {
+            warn!(error = %err, "observations not written; retrying");
+        }
+    }
+}
+
+impl Drop for Observations {
+    /// Stops the writer and writes what is pending: nothing a dropped App was told is lost.
+    fn drop(&mut self) {
+        if let Some(writer) = self.writer.take() {
+            drop(writer.stop);
+            if writer.thread.join().is_err() {
+                warn!("observation writer panicked");
+            }
+        }
+        if let Err(err) = self.shared.persist() {
+            warn!(error = %err, "observations not written at shutdown");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{reopen, Store};
+    use boltfleet_common::proto::{Health, Inventory};
+
+    fn report(version: &str, healthy: bool) -> impl FnOnce(&mut Observed) {
+        let inventory = Inventory {
+            passbolt_version: version.into(),
+            health: Some(Health {
+                healthy,
+                ..Health::default()
+            }),
+            ..Inventory::default()
+        };
+        move |o: &mut Observed| o.inventory = Some(inventory)
+    }
+
+    #[test]
+    fn only_version_and_health_changes_count_for_rollouts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = Observations::load(store.observed.clone()).unwrap();
+        assert!(!cache.update("web1", 1, |o| o.agent_version = "0.1.0".into()));
+        assert!(cache.update("web1", 2, report("1.3.0", true)));
+        assert!(
+            !cache.update("web1", 3, report("1.3.0", true)),
+            "same again"
+        );
+        assert!(cache.update("web1", 4, report("1.3.0", false)));
+        assert!(cache.update("web1", 5, report("1.3.2", false)));
+        let seen = cache.seen_all(["web1", "web2"]);
+        assert_eq!(seen[0].as_ref().unwrap().last_seen, 5);
+        assert_eq!(
+            seen[0].as_ref().unwrap().version,
+            Some("1.3.2".parse().unwrap())
+        );
+        assert!(seen[1].is_none());
+        assert_eq!(cache.get("web1").unwrap().agent_version, "0.1.0");
+    }
+
+    #[test]
+    fn the_writer_stores_dirty_observations_in_the_background() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = Observations::load(store.observed.clone()).unwrap();
+        cache.update("web1", 7, report("1.3.0", true));
+        cache.update("web2", 8, |_| {});
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while cache.pending() > 0 || store.observed.get("web2").unwrap().is_none() {
+            assert!(std::time::Instant::now() < deadline, "never written");
+            std::thread::sleep(Duration::from_millis(10)); // eventually: poll to the deadline
+        }
+        assert_eq!(store.observed.get("web1").unwrap().unwrap().last_seen, 7);
+        assert_eq!(store.observed.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn pending_observations_are_written_on_persist_and_on_drop_and_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let cache = Observations::load(store.observed.clone()).unwrap();
+            cache.update("web1", 7, report("1.3.0", true));
+            assert_eq!(cache.persist().unwrap() + cache.persist().unwrap(), 1);
+            assert_eq!(store.observed.get("web1").unwrap().unwrap().last_seen, 7);
+            cache.update("web2", 9, |_| {});
+            drop(cache); // shutdown, before the writer's next batch
+        }
+        let store = reopen(dir.path());
+        let cache = Observations::load(store.observed.clone()).unwrap();
+        assert_eq!(cache.get("web2").unwrap().last_seen, 9);
+        let seen = cache.seen_all(["web1"]).remove(0).unwrap();
+        assert!(seen.healthy && seen.version == Some("1.3.0".parse().unwrap()));
+    }
+}
