@@ -24,6 +24,8 @@ pub struct Registry {
     /// By host id (as a string, so that lookups need no [`HostId`]).
     conns: Mutex<HashMap<String, Conn>>,
     next: AtomicU64,
+    /// Set when the controller stops: streams that register later end at once.
+    closed: std::sync::atomic::AtomicBool,
 }
 
 /// What a stream gets when it registers.
@@ -38,12 +40,19 @@ impl Registry {
     pub fn register(&self, host: &HostId, tx: Outbound) -> Registration {
         let generation = self.next.fetch_add(1, Ordering::Relaxed) + 1;
         let (stop_tx, stop_rx) = oneshot::channel();
-        let conn = Conn {
+        let mut conn = Conn {
             generation,
             tx,
             stop: Some(stop_tx),
         };
-        let old = self.lock().insert(host.to_string(), conn);
+        let mut conns = self.lock();
+        if self.closed.load(Ordering::SeqCst) {
+            if let Some(stop) = conn.stop.take() {
+                let _ = stop.send(Status::unavailable("the controller is stopping"));
+            }
+        }
+        let old = conns.insert(host.to_string(), conn);
+        drop(conns);
         if let Some(mut old) = old {
             if let Some(stop) = old.stop.take() {
                 let _ = stop.send(Status::aborted(
@@ -76,6 +85,18 @@ impl Registry {
         if let Some(mut conn) = self.lock().remove(host.as_str()) {
             if let Some(stop) = conn.stop.take() {
                 let _ = stop.send(status);
+            }
+        }
+    }
+
+    /// Ends every stream with `status` (the controller is stopping): a stream never ends by
+    /// itself, and the server waits for open calls before it exits.
+    pub fn close_all(&self, status: Status) {
+        let mut conns = self.lock();
+        self.closed.store(true, Ordering::SeqCst);
+        for (_, mut conn) in conns.drain() {
+            if let Some(stop) = conn.stop.take() {
+                let _ = stop.send(status.clone());
             }
         }
     }
@@ -129,6 +150,21 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn close_all_ends_every_stream() {
+        let reg = Registry::default();
+        let (tx, _rx) = mpsc::channel(1);
+        let web1 = reg.register(&HostId::new("web1").unwrap(), tx.clone());
+        let web2 = reg.register(&HostId::new("web2").unwrap(), tx);
+        reg.close_all(Status::unavailable("stopping"));
+        assert_eq!(web1.stop.await.unwrap().code(), tonic::Code::Unavailable);
+        assert_eq!(web2.stop.await.unwrap().code(), tonic::Code::Unavailable);
+        assert_eq!(reg.online_count(), 0);
+        let (tx, _rx) = mpsc::channel(1);
+        let late = reg.register(&HostId::new("web3").unwrap(), tx);
+        assert_eq!(late.stop.await.unwrap().code(), tonic::Code::Unavailable);
+    }
+
+    #[tokio::test]
     async fn kick_ends_the_stream() {
         let reg = Registry::default();
         let host = HostId::new("web1").unwrap();
@@ -140,5 +176,8 @@ mod tests {
             tonic::Code::PermissionDenied
         );
         assert_eq!(reg.online_count(), 0);
+        let (tx, _rx) = mpsc::channel(1);
+        let late = reg.register(&HostId::new("web3").unwrap(), tx);
+        assert_eq!(late.stop.await.unwrap().code(), tonic::Code::Unavailable);
     }
 }

@@ -43,6 +43,9 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// How long open calls may take to end once the controller is stopping.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Runs the controller until `shutdown` completes.
 pub async fn run(
     config: ControllerConfig,
@@ -86,12 +89,22 @@ pub async fn run(
     // The scheduler stops with the server: when `shutdown` fires, or when the server ends
     // for any other reason (the sender is dropped with the shutdown future).
     let (stop_tx, stop_rx) = watch::channel(false);
+    let mut stopping = stop_rx.clone();
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx));
+    let streams = app.clone();
     let shutdown = async move {
         shutdown.await;
         let _ = stop_tx.send(true);
+        // Agent streams stay open until told otherwise; the server waits for them.
+        info!(
+            agents = streams.registry.online_count(),
+            "stopping: closing agent streams"
+        );
+        streams
+            .registry
+            .close_all(tonic::Status::unavailable("the controller is stopping"));
     };
-    let served = Server::builder()
+    let server = Server::builder()
         .tls_config(tls)?
         // Dead peers are noticed and their streams freed.
         .http2_keepalive_interval(Some(limits.keepalive_interval))
@@ -116,8 +129,23 @@ pub async fn run(
             AdminServiceServer::new(Admin { app: app.clone() })
                 .max_decoding_message_size(limits.max_admin_message_bytes),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-        .await;
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+    // A peer that keeps its side of a call open after being told to go must not keep the
+    // controller from stopping.
+    let deadline = async {
+        if stopping.wait_for(|stop| *stop).await.is_ok() {
+            tokio::time::sleep(STOP_GRACE).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = server => served,
+        () = deadline => {
+            warn!(grace = ?STOP_GRACE, "calls still open after the grace period; stopping anyway");
+            Ok(())
+        }
+    };
     // Let a tick in progress finish its writes before the final flush.
     if let Err(err) = scheduler.await {
         tracing::warn!(error = %err, "scheduler task ended abnormally");

@@ -1,6 +1,7 @@
 //! End to end: the limits that protect the controller from peers that hold resources without
 //! using them: a connection that never finishes its TLS handshake, an agent stream that goes
-//! silent, a second stream from the same host. Each is set short in `[limits]` here.
+//! silent, a second stream from the same host; and open streams do not hold up a stopping
+//! controller. Limits are set short in `[limits]` here.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -170,4 +171,39 @@ fn a_second_stream_from_the_same_host_replaces_the_first() -> Result<()> {
         assert!(matches!(ack.and_then(|m| m.msg), Some(Down::Ack(a)) if a.seq == 1));
         anyhow::Ok(())
     })
+}
+
+#[test]
+fn a_controller_stops_promptly_with_agents_connected_and_tells_them_why() -> Result<()> {
+    tls::install_crypto_provider();
+    let base = tempfile::tempdir()?;
+    let mut ctl = Controller::start(base.path())?;
+    let rt = tokio::runtime::Runtime::new()?;
+    // An agent that listens on its stream, as the real one does, and hangs up when it ends.
+    let ended = rt.block_on(async {
+        let web = enrolled(&ctl, "web1").await?;
+        let (tx, mut inbound) = open_stream(&ctl, &web).await?;
+        tx.send(report(1)).await?;
+        tokio::time::timeout(NEVER, inbound.message()).await??;
+        anyhow::Ok(tokio::spawn(async move {
+            let ended = loop {
+                match inbound.message().await {
+                    Ok(Some(_)) => continue,
+                    Ok(None) => break None,
+                    Err(status) => break Some(status),
+                }
+            };
+            drop(tx);
+            ended
+        }))
+    })?;
+    // Open streams do not hold the controller up (it waits for open calls when stopping).
+    let mut proc = ctl.proc.take().expect("serving");
+    assert_eq!(proc.terminate()?, Some(0), "{}", proc.log_text());
+    let status = rt
+        .block_on(async { tokio::time::timeout(NEVER, ended).await })??
+        .expect("the stream must end with a status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
+    assert!(status.message().contains("stopping"), "{status}");
+    Ok(())
 }

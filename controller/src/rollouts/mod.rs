@@ -14,9 +14,7 @@ pub(crate) mod harness;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
-
-use boltfleet_common::proto::{self as pb, JobKind, JobRecord};
+use boltfleet_common::proto::{self as pb};
 use jiff::Timestamp;
 use tracing::info;
 
@@ -26,7 +24,6 @@ pub use wire::RolloutJobs;
 
 use crate::app::App;
 use crate::error::Error;
-use crate::jobs::{is_active, state_of};
 use crate::rollout::{plan, PhaseError, Plan, Promotion, RolloutSpec, RolloutState};
 use crate::store::RolloutRecord;
 
@@ -103,29 +100,17 @@ impl App {
 
     /// Every rollout's status, oldest first.
     pub fn rollout_statuses(&self) -> Result<Vec<pb::RolloutStatus>, Error> {
-        let mut jobs: HashMap<String, RolloutJobs> = HashMap::new();
-        for (_, job) in self.store.jobs.list()? {
-            if !job.rollout_id.is_empty() {
-                add_job(jobs.entry(job.rollout_id.clone()).or_default(), job);
-            }
-        }
         let records = self.store.rollouts_all()?;
-        Ok(records
+        records
             .iter()
-            .map(|r| wire::status_to_wire(r, jobs.get(&r.id).unwrap_or(&RolloutJobs::new())))
-            .collect())
+            .map(|r| Ok(wire::status_to_wire(r, &self.rollout_jobs(&r.id)?)))
+            .collect()
     }
 
     /// One rollout's status: the state of every host with its job's progress.
     pub fn rollout_status(&self, id: &str) -> Result<pb::RolloutStatus, Error> {
         let record = self.rollout(id)?;
-        let mut jobs = RolloutJobs::new();
-        for (_, job) in self.store.jobs.list()? {
-            if job.rollout_id == id {
-                add_job(&mut jobs, job);
-            }
-        }
-        Ok(wire::status_to_wire(&record, &jobs))
+        Ok(wire::status_to_wire(&record, &self.rollout_jobs(id)?))
     }
 
     pub fn rollout(&self, id: &str) -> Result<RolloutRecord, Error> {
@@ -204,8 +189,8 @@ impl App {
             r.aborted_by.get_or_insert_with(|| operator.into());
             Ok(())
         })?;
-        for (_, job) in self.store.jobs.list()? {
-            if job.rollout_id == id && !job.dispatched && is_active(state_of(&job)) {
+        for job in self.active_jobs_of_rollout(id)? {
+            if !job.dispatched {
                 self.cancel_job(
                     &job.job_id,
                     &format!("rollout {id} aborted"),
@@ -241,20 +226,6 @@ impl App {
 }
 
 /// Keeps the newest job of each (host, kind).
-fn add_job(jobs: &mut RolloutJobs, job: JobRecord) {
-    let kind = job
-        .request
-        .as_ref()
-        .map_or(JobKind::Unspecified, |r| r.kind());
-    let key = (job.host_id.clone(), kind);
-    let newer = jobs
-        .get(&key)
-        .is_none_or(|old| (old.created_at, &old.job_id) < (job.created_at, &job.job_id));
-    if newer {
-        jobs.insert(key, job);
-    }
-}
-
 fn phase_error(id: &str, source: PhaseError) -> Error {
     Error::Phase {
         id: id.into(),
