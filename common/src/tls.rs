@@ -5,11 +5,11 @@ use std::time::Duration;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
-use tonic::transport::{
-    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
-};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
 
 use crate::pki::{fingerprint, parse_pin, PkiError};
 
@@ -20,6 +20,8 @@ pub enum TlsError {
     Url { url: String, reason: String },
     #[error(transparent)]
     Pki(#[from] PkiError),
+    #[error("TLS setup: {0}")]
+    Config(String),
     #[error("cannot connect to {url}: {source}")]
     Connect {
         url: String,
@@ -36,19 +38,37 @@ pub fn install_crypto_provider() {
 
 /// TLS for the controller's listener: its certificate chain, and client certificates verified
 /// against the CA when presented. Optional so that enrollment works before a host has a
-/// certificate; every other RPC requires one (see the controller's auth). A connection that has
-/// not finished its handshake after `handshake_timeout` is closed.
+/// certificate; every other RPC requires one (see the controller's auth). HTTP/2 only.
 pub fn server_config(
     ca_pem: &str,
     chain_pem: &str,
     key_pem: &str,
-    handshake_timeout: Duration,
-) -> ServerTlsConfig {
-    ServerTlsConfig::new()
-        .identity(Identity::from_pem(chain_pem, key_pem))
-        .client_ca_root(Certificate::from_pem(ca_pem))
-        .client_auth_optional(true)
-        .timeout(handshake_timeout)
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = RootCertStore::empty();
+    for der in crate::pki::pem_certs(ca_pem)? {
+        roots
+            .add(CertificateDer::from(der))
+            .map_err(|e| TlsError::Config(format!("CA certificate: {e}")))?;
+    }
+    let clients = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| TlsError::Config(format!("client verifier: {e}")))?;
+    let chain: Vec<CertificateDer<'static>> = crate::pki::pem_certs(chain_pem)?
+        .into_iter()
+        .map(CertificateDer::from)
+        .collect();
+    let key = PrivateKeyDer::from_pem_slice(key_pem.as_bytes())
+        .map_err(|e| TlsError::Config(format!("server key: {e}")))?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Config(e.to_string()))?
+        .with_client_cert_verifier(clients)
+        .with_single_cert(chain, key)
+        .map_err(|e| TlsError::Config(format!("server certificate: {e}")))?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(Arc::new(config))
 }
 
 /// How a client proves who it is and decides whom to trust.

@@ -1,5 +1,6 @@
 //! The Boltfleet controller: enrollment, agent streams, fleet reports; and the operator CLI.
 
+pub mod accept;
 pub mod app;
 pub mod auth;
 pub mod ca;

@@ -26,6 +26,9 @@ pub struct Limits {
     /// A connection that has not finished its TLS handshake by then is closed.
     #[serde(deserialize_with = "human_duration")]
     pub handshake_timeout: Duration,
+    /// TLS handshakes in progress at once; more connections wait in the accept backlog. Keeps
+    /// a reconnecting fleet from slowing every handshake past the timeout.
+    pub max_handshakes: usize,
     /// An agent stream with no message for this long is closed (agents report every 30 s by
     /// default; keep this well above their `report_interval`).
     #[serde(deserialize_with = "human_duration")]
@@ -55,6 +58,7 @@ impl Default for Limits {
             max_enroll_message_bytes: 64 * 1024,
             max_admin_message_bytes: 2 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            max_handshakes: 128,
             agent_idle_timeout: Duration::from_secs(300),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
@@ -109,6 +113,7 @@ impl Limits {
             65_535,
         )?;
         at_least("enroll_burst", self.enroll_burst.into(), 1)?;
+        at_least("max_handshakes", self.max_handshakes as u64, 1)?;
         for (key, value) in [
             ("handshake_timeout", self.handshake_timeout),
             ("agent_idle_timeout", self.agent_idle_timeout),

@@ -11,10 +11,10 @@ use boltfleet_common::proto::enroll_service_server::EnrollServiceServer;
 use boltfleet_common::{process, tls};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::Server;
 use tracing::{info, warn};
 
+use crate::accept;
 use crate::app::App;
 use crate::ca::{self, CaError, DataDir};
 use crate::config::ControllerConfig;
@@ -39,6 +39,8 @@ pub enum ServeError {
         path: std::path::PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -55,7 +57,7 @@ pub async fn run(
     let ca = ca::load_ca(&config.data_dir)?;
     let (chain, key) = ca::load_server_identity(&config.data_dir)?;
     let limits = config.limits.clone();
-    let tls = tls::server_config(ca.cert_pem(), &chain, &key, limits.handshake_timeout);
+    let tls = tls::server_config(ca.cert_pem(), &chain, &key)?;
     let store = Store::open(&dir.store())?;
     let app = App::open(store.clone(), ca, config.agent_cert_validity)?;
 
@@ -105,11 +107,9 @@ pub async fn run(
             .close_all(tonic::Status::unavailable("the controller is stopping"));
     };
     let server = Server::builder()
-        .tls_config(tls)?
         // Dead peers are noticed and their streams freed.
         .http2_keepalive_interval(Some(limits.keepalive_interval))
         .http2_keepalive_timeout(Some(limits.keepalive_timeout))
-        .tcp_keepalive(Some(Duration::from_secs(60)))
         // Bounded per-connection buffers and streams.
         .max_concurrent_streams(Some(limits.max_streams_per_connection))
         .initial_stream_window_size(Some(limits.stream_window_bytes))
@@ -129,7 +129,15 @@ pub async fn run(
             AdminServiceServer::new(Admin { app: app.clone() })
                 .max_decoding_message_size(limits.max_admin_message_bytes),
         )
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown);
+        .serve_with_incoming_shutdown(
+            accept::spawn(
+                listener,
+                tls,
+                limits.max_handshakes,
+                limits.handshake_timeout,
+            ),
+            shutdown,
+        );
     // A peer that keeps its side of a call open after being told to go must not keep the
     // controller from stopping.
     let deadline = async {

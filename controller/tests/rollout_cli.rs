@@ -12,13 +12,13 @@ use boltfleet_common::pki::new_csr;
 use boltfleet_common::proto::admin_service_server::AdminServiceServer;
 use boltfleet_common::proto::{Health, Inventory};
 use boltfleet_common::tls;
+use boltfleet_controller::accept;
 use boltfleet_controller::app::{App, NewToken};
 use boltfleet_controller::ca::{self, DataDir};
 use boltfleet_controller::services::admin::Admin;
 use boltfleet_controller::store::Store;
 use serde_json::Value;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 struct Cli {
     url: String,
@@ -111,23 +111,19 @@ async fn operators_start_follow_and_steer_rollouts_from_the_cli() {
     let (app, _streams) = app_with_hosts(&dir, &["web1", "web2"]);
 
     let (chain, key) = ca::load_server_identity(&dir).unwrap();
-    let tls = tls::server_config(
-        ca::load_ca(&dir).unwrap().cert_pem(),
-        &chain,
-        &key,
-        std::time::Duration::from_secs(10),
-    );
+    let tls = tls::server_config(ca::load_ca(&dir).unwrap().cert_pem(), &chain, &key).unwrap();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("https://{}", listener.local_addr().unwrap());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .tls_config(tls)
-            .unwrap()
             .add_service(AdminServiceServer::new(Admin { app: app.clone() }))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stop_rx.await;
-            }),
+            .serve_with_incoming_shutdown(
+                accept::spawn(listener, tls, 16, Duration::from_secs(10)),
+                async {
+                    let _ = stop_rx.await;
+                },
+            ),
     );
     let cli = Cli { url, ops };
     let spec = [

@@ -1,7 +1,7 @@
 //! End to end: the limits that protect the controller from peers that hold resources without
 //! using them: a connection that never finishes its TLS handshake, an agent stream that goes
-//! silent, a second stream from the same host; and open streams do not hold up a stopping
-//! controller. Limits are set short in `[limits]` here.
+//! silent, a second stream from the same host, more handshakes at once than allowed; and open
+//! streams do not hold up a stopping controller. Limits are set short in `[limits]` here.
 
 use std::io::Read;
 use std::net::TcpStream;
@@ -205,5 +205,31 @@ fn a_controller_stops_promptly_with_agents_connected_and_tells_them_why() -> Res
         .expect("the stream must end with a status");
     assert_eq!(status.code(), tonic::Code::Unavailable, "{status}");
     assert!(status.message().contains("stopping"), "{status}");
+    Ok(())
+}
+
+#[test]
+fn handshakes_beyond_the_cap_wait_their_turn() -> Result<()> {
+    let base = tempfile::tempdir()?;
+    let ctl = Controller::start_with_limits(
+        base.path(),
+        Some("max_handshakes = 1\nhandshake_timeout = \"2s\""),
+    )?;
+    // A client that never starts its handshake holds the only slot until the timeout.
+    let mut silent = TcpStream::connect(&ctl.addr)?;
+    silent.set_read_timeout(Some(NEVER))?;
+    let closed = std::thread::spawn(move || {
+        let _ = silent.read(&mut [0u8; 16]);
+        std::time::Instant::now()
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    // An operator connecting meanwhile is served, after the slot is free: not refused, not cut.
+    ctl.cli_ok(&["hosts"])?;
+    let served = std::time::Instant::now();
+    let closed = closed.join().expect("reader thread");
+    assert!(
+        closed <= served,
+        "the second handshake ran while the first held the only slot"
+    );
     Ok(())
 }

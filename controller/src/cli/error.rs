@@ -82,6 +82,7 @@ impl From<TlsError> for CliError {
             TlsError::Url { url, reason } => CliError::BadUrl { url, reason },
             // Only pinned (enrollment) TLS parses a pin; keep the message as it is.
             TlsError::Pki(err) => CliError::Settings(err.to_string()),
+            TlsError::Config(reason) => CliError::Settings(reason),
             TlsError::Connect { url, source } => {
                 CliError::Connect(format!("cannot connect to {url}: {}", chain(&source)))
             }

@@ -45,6 +45,8 @@ struct State {
     last_job: Option<JobEvent>,
     /// When the stream was lost (None before the first connection).
     lost_at: Option<Instant>,
+    /// A first connection counts apart from reconnections, even after failed attempts.
+    ever_connected: bool,
 }
 
 struct Job {
@@ -62,6 +64,7 @@ pub async fn run(shared: Arc<Shared>, me: AgentIdentity, source: IpAddr, version
         job: None,
         last_job: None,
         lost_at: None,
+        ever_connected: false,
     };
     let mut stop = shared.stop.clone();
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
@@ -86,7 +89,9 @@ pub async fn run(shared: Arc<Shared>, me: AgentIdentity, source: IpAddr, version
         if let Err(err) = ended {
             shared.stats.error(&err);
         }
-        state.lost_at.get_or_insert_with(Instant::now);
+        if state.ever_connected {
+            state.lost_at.get_or_insert_with(Instant::now);
+        }
         if began.elapsed() >= STABLE_SESSION {
             backoff.reset();
         }
@@ -134,6 +139,7 @@ async fn session(
     shared
         .stats
         .connected(state.lost_at.take().map(|t| t.elapsed()));
+    state.ever_connected = true;
     let _online = Online(&shared.stats);
 
     let mut next_report =
