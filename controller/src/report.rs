@@ -1,8 +1,8 @@
 //! The fleet report: one row per host and hosts per version, a pure function of what is stored.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use boltfleet_common::proto::{HostRow, HostWindow};
+use boltfleet_common::proto::{HostRow, HostWindow, Inventory};
 use boltfleet_common::version::{classify, parse_release, parse_release_tag, UpdateClass, Version};
 
 use crate::store::{HostRecord, Observed};
@@ -28,35 +28,78 @@ pub struct FleetReport {
 /// The newest release the fleet has seen: the highest release tag any host's repository
 /// holds, or the highest installed version.
 pub fn newest_seen(hosts: &[HostView]) -> Option<Version> {
+    newest_seen_with(hosts, &mut Releases::default())
+}
+
+fn newest_seen_with(hosts: &[HostView], releases: &mut Releases) -> Option<Version> {
     hosts
         .iter()
         .filter_map(|h| h.observed.as_ref()?.inventory.as_ref())
         .flat_map(|inv| {
             [
-                parse_release_tag(&inv.newest_tag),
-                parse_release(&inv.passbolt_version).ok(),
+                releases.tag(&inv.newest_tag),
+                releases.parse(&inv.passbolt_version),
             ]
         })
         .flatten()
         .max()
 }
 
+/// Release versions and tags, each distinct text parsed once: a fleet runs a handful of
+/// releases, and a report over a large fleet would otherwise parse the same few strings (and
+/// allocate for each) for every host.
+#[derive(Default)]
+struct Releases {
+    versions: HashMap<String, Option<Version>>,
+    tags: HashMap<String, Option<Version>>,
+}
+
+impl Releases {
+    /// [`parse_release`], remembered.
+    fn parse(&mut self, text: &str) -> Option<Version> {
+        remember(&mut self.versions, text, |t| parse_release(t).ok())
+    }
+
+    /// [`parse_release_tag`], remembered.
+    fn tag(&mut self, text: &str) -> Option<Version> {
+        remember(&mut self.tags, text, parse_release_tag)
+    }
+}
+
+fn remember(
+    seen: &mut HashMap<String, Option<Version>>,
+    text: &str,
+    parse: impl Fn(&str) -> Option<Version>,
+) -> Option<Version> {
+    if let Some(parsed) = seen.get(text) {
+        return parsed.clone();
+    }
+    let parsed = parse(text);
+    seen.insert(text.to_string(), parsed.clone());
+    parsed
+}
+
 /// Builds the report; `latest` overrides the newest version seen in the fleet.
 pub fn build(hosts: Vec<HostView>, latest: Option<Version>) -> FleetReport {
-    let latest = latest.or_else(|| newest_seen(&hosts));
-    let mut versions = BTreeMap::new();
+    let mut releases = Releases::default();
+    let latest = latest.or_else(|| newest_seen_with(&hosts, &mut releases));
     let rows: Vec<HostRow> = hosts
         .into_iter()
-        .map(|view| row(view, latest.as_ref()))
+        .map(|view| row(view, latest.as_ref(), &mut releases))
         .collect();
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
     for row in &rows {
         let key = if row.version.is_empty() {
-            "unknown".to_string()
+            "unknown"
         } else {
-            row.version.clone()
+            row.version.as_str()
         };
-        *versions.entry(key).or_insert(0) += 1;
+        *counts.entry(key).or_insert(0) += 1;
     }
+    let versions = counts
+        .into_iter()
+        .map(|(version, n)| (version.to_string(), n))
+        .collect();
     FleetReport {
         rows,
         versions,
@@ -64,7 +107,8 @@ pub fn build(hosts: Vec<HostView>, latest: Option<Version>) -> FleetReport {
     }
 }
 
-fn row(view: HostView, latest: Option<&Version>) -> HostRow {
+/// One host's row. The view is taken apart, not cloned: the inventory moves into the row.
+fn row(view: HostView, latest: Option<&Version>, releases: &mut Releases) -> HostRow {
     let HostView {
         record,
         observed,
@@ -72,36 +116,46 @@ fn row(view: HostView, latest: Option<&Version>) -> HostRow {
         window,
         frozen,
     } = view;
-    let observed = observed.unwrap_or_default();
-    let inventory = observed.inventory.clone();
-    let inv = inventory.clone().unwrap_or_default();
-    let health = inv.health.clone().unwrap_or_default();
-    let mut reasons = inv.errors.clone();
-    reasons.extend(health.reasons.iter().cloned());
+    let Observed {
+        inventory,
+        last_seen,
+        last_job,
+        ..
+    } = observed.unwrap_or_default();
+    let none = Inventory::default();
+    let inv = inventory.as_ref().unwrap_or(&none);
+    let (health_ok, health_reasons) = match &inv.health {
+        Some(health) => (health.healthy, health.reasons.as_slice()),
+        None => (false, &[][..]),
+    };
+    let mut reasons: Vec<String> = inv.errors.iter().chain(health_reasons).cloned().collect();
     if inventory.is_none() {
         reasons.push("no report received yet".into());
     }
-    let update = match (parse_release(&inv.passbolt_version).ok(), latest) {
+    let update = match (releases.parse(&inv.passbolt_version), latest) {
         (Some(current), Some(latest)) => match classify(&current, latest) {
             c @ (UpdateClass::Patch | UpdateClass::Minor | UpdateClass::Major) => c.to_string(),
             UpdateClass::AtTarget | UpdateClass::Downgrade => String::new(),
         },
         _ => String::new(),
     };
+    let version = inv.passbolt_version.clone();
+    let healthy = inventory.is_some() && health_ok && inv.errors.is_empty();
+    let migrations_pending = inv.migrations.as_ref().is_some_and(|m| m.pending);
     HostRow {
         host_id: record.host_id,
         tenant: record.tenant,
         labels: record.labels.into_iter().collect(),
-        version: inv.passbolt_version.clone(),
+        version,
         online,
-        healthy: inventory.is_some() && health.healthy && inv.errors.is_empty(),
-        last_seen: observed.last_seen,
-        migrations_pending: inv.migrations.as_ref().is_some_and(|m| m.pending),
+        healthy,
+        last_seen,
+        migrations_pending,
         update,
         revoked: record.revoked,
         health_reasons: reasons,
         inventory,
-        last_job: observed.last_job,
+        last_job,
         window,
         frozen,
     }
@@ -110,7 +164,7 @@ fn row(view: HostView, latest: Option<&Version>) -> HostRow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boltfleet_common::proto::{Health, Inventory, MigrationState};
+    use boltfleet_common::proto::{Health, MigrationState};
 
     fn view(id: &str, version: &str, newest_tag: &str, healthy: bool) -> HostView {
         HostView {

@@ -1,7 +1,7 @@
 //! The rollout planner: a pure function from a fleet snapshot and a spec to classified hosts
 //! ordered into waves.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use boltfleet_common::version::{classify, UpdateClass, Version};
@@ -156,23 +156,26 @@ impl Plan {
 /// canary and early waves sample many customers and no tenant is updated whole before others
 /// start; then cut into waves by [`wave_sizes`].
 pub fn plan(fleet: &[FleetHost], spec: &RolloutSpec, now: Timestamp) -> Plan {
-    let mut selected: Vec<&FleetHost> = fleet
-        .iter()
-        .filter(|h| spec.selector.matches(&h.host_id, &h.tenant, &h.labels))
-        .collect();
-    selected.sort_by(|a, b| (&a.tenant, &a.host_id).cmp(&(&b.tenant, &b.host_id)));
-    selected.dedup_by(|a, b| a.host_id == b.host_id);
-
-    let mut eligible: BTreeMap<&str, Vec<PlannedHost>> = BTreeMap::new();
+    let selected = select(fleet, spec);
+    // Hosts share a few windows (their tenant's): look each distinct one up once.
+    let mut starts = HashMap::new();
+    let mut eligible: Vec<Vec<PlannedHost>> = Vec::new();
     let mut skipped = Vec::new();
+    let mut tenant = None;
     for host in selected {
-        let planned = plan_host(host, spec, now);
-        match planned.class {
-            HostClass::Skip(_) => skipped.push(planned),
-            _ => eligible.entry(&host.tenant).or_default().push(planned),
+        let planned = plan_host(host, spec, now, &mut starts);
+        if let HostClass::Skip(_) = planned.class {
+            skipped.push(planned);
+            continue;
         }
+        // `selected` is grouped by tenant: a new tenant starts a new group.
+        if tenant != Some(host.tenant.as_str()) {
+            tenant = Some(host.tenant.as_str());
+            eligible.push(Vec::new());
+        }
+        eligible.last_mut().expect("a group").push(planned);
     }
-    let mut ordered = interleave(eligible.into_values().collect());
+    let mut ordered = interleave(eligible);
     let mut waves = Vec::new();
     let mut next = 0;
     for (wave, size) in wave_sizes(&spec.waves, ordered.len())
@@ -193,13 +196,43 @@ pub fn plan(fleet: &[FleetHost], spec: &RolloutSpec, now: Timestamp) -> Plan {
     }
 }
 
-fn plan_host(host: &FleetHost, spec: &RolloutSpec, now: Timestamp) -> PlannedHost {
+/// The hosts the selector picks, ordered by tenant then host id (input order among equals),
+/// without repeated host ids. Grouping by tenant first spares a sort of the whole fleet by
+/// string pairs, which dominated the plan of a large fleet.
+fn select<'a>(fleet: &'a [FleetHost], spec: &RolloutSpec) -> Vec<&'a FleetHost> {
+    let mut by_tenant: HashMap<&str, Vec<&FleetHost>> = HashMap::new();
+    for host in fleet
+        .iter()
+        .filter(|h| spec.selector.matches(&h.host_id, &h.tenant, &h.labels))
+    {
+        by_tenant.entry(&host.tenant).or_default().push(host);
+    }
+    let mut tenants: Vec<(&str, Vec<&FleetHost>)> = by_tenant.into_iter().collect();
+    tenants.sort_unstable_by_key(|(tenant, _)| *tenant);
+    let mut selected = Vec::with_capacity(tenants.iter().map(|(_, hosts)| hosts.len()).sum());
+    for (_, mut hosts) in tenants {
+        hosts.sort_by(|a, b| a.host_id.cmp(&b.host_id));
+        selected.extend(hosts);
+    }
+    selected.dedup_by(|a, b| a.host_id == b.host_id);
+    selected
+}
+
+fn plan_host<'a>(
+    host: &'a FleetHost,
+    spec: &RolloutSpec,
+    now: Timestamp,
+    starts: &mut HashMap<&'a MaintenanceWindow, Option<Timestamp>>,
+) -> PlannedHost {
     let mut next_window = None;
     let class = match classify_host(host, &spec.target) {
         Err(reason) => HostClass::Skip(reason),
         Ok(class) => match &host.window {
             None => class,
-            Some(window) => match window.next_start(now, spec.expected_job_duration) {
+            Some(window) => match *starts
+                .entry(window)
+                .or_insert_with(|| window.next_start(now, spec.expected_job_duration))
+            {
                 None => HostClass::Skip(SkipReason::NoWindowInHorizon),
                 at => {
                     next_window = at;
@@ -249,17 +282,15 @@ fn classify_host(host: &FleetHost, target: &Version) -> Result<HostClass, SkipRe
     }
 }
 
-/// Round-robin over the groups: the first of each, then the second of each, ...
+/// Round-robin over the groups: the first of each, then the second of each, ... Exhausted
+/// groups drop out, so a few large tenants do not make every round visit every small one.
 fn interleave<T>(groups: Vec<Vec<T>>) -> Vec<T> {
+    let mut out = Vec::with_capacity(groups.iter().map(Vec::len).sum());
     let mut iters: Vec<_> = groups.into_iter().map(Vec::into_iter).collect();
-    let mut out = Vec::new();
-    loop {
-        let before = out.len();
-        out.extend(iters.iter_mut().filter_map(Iterator::next));
-        if out.len() == before {
-            return out;
-        }
+    while !iters.is_empty() {
+        iters.retain_mut(|group| group.next().map(|item| out.push(item)).is_some());
     }
+    out
 }
 
 #[cfg(test)]
@@ -412,6 +443,31 @@ mod tests {
 
         s.selector = "label:env=test".parse().unwrap();
         assert_eq!(plan(&fleet, &s, now).waves, [vec!["a2"]]);
+    }
+
+    #[test]
+    fn selection_matches_a_sort_of_the_whole_fleet_even_with_repeated_ids() {
+        // The order before selection grouped by tenant: a stable sort by (tenant, host id),
+        // then repeated ids dropped (keeping the first).
+        let fleet: Vec<FleetHost> = (0..400)
+            .map(|i| {
+                host(&format!("h{}", (i * 7919) % 97))
+                    .tenant(&format!("t{}", (i * 31) % 13))
+                    .version("1.3.0")
+            })
+            .collect();
+        let mut want: Vec<&FleetHost> = fleet.iter().collect();
+        want.sort_by(|a, b| (&a.tenant, &a.host_id).cmp(&(&b.tenant, &b.host_id)));
+        want.dedup_by(|a, b| a.host_id == b.host_id);
+        let got = select(&fleet, &spec("1.3.2"));
+        assert_eq!(got.len(), want.len());
+        assert!(got.iter().zip(&want).all(|(g, w)| std::ptr::eq(*g, *w)));
+    }
+
+    #[test]
+    fn interleaving_takes_one_of_each_group_in_turn() {
+        let groups = vec![vec![1, 4, 6, 7], vec![], vec![2, 5], vec![3]];
+        assert_eq!(interleave(groups), [1, 2, 3, 4, 5, 6, 7]);
     }
 
     #[test]

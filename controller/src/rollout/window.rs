@@ -53,7 +53,7 @@ pub struct MaintenanceWindow {
 }
 
 /// The stored form: `{"cron": "0 22 * * *", "duration": "4h", "tz": "Europe/Paris"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 struct WindowText {
     cron: String,
     duration: String,
@@ -245,6 +245,16 @@ impl fmt::Debug for MaintenanceWindow {
 impl PartialEq for MaintenanceWindow {
     fn eq(&self, other: &Self) -> bool {
         self.text == other.text
+    }
+}
+
+impl Eq for MaintenanceWindow {}
+
+/// By the text, as equality: equal windows open and close alike, so the planner computes each
+/// distinct window once.
+impl std::hash::Hash for MaintenanceWindow {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.text.hash(state);
     }
 }
 
