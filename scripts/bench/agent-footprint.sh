@@ -20,17 +20,19 @@ OUT="${OUT:-target/bench/agent-footprint-$(date +%Y%m%d-%H%M%S)}"
 [[ "$DURATION" =~ ^[0-9]+$ && "$INTERVAL" =~ ^[0-9]+$ && "$INTERVAL" -gt 0 ]] ||
     { echo "usage: $0 [DURATION_SECONDS] (INTERVAL=seconds)" >&2; exit 64; }
 mkdir -p "$OUT"
-bin_dir="${CARGO_TARGET_DIR:-target}/release"
+# The agent is measured as shipped: built with the `agent` profile (PROFILE=release to compare).
+PROFILE="${PROFILE:-agent}"
+bin_dir="${CARGO_TARGET_DIR:-target}/$PROFILE"
 
-cargo build --release --locked -p boltfleet-agent -p boltfleet-controller \
+cargo build --profile "$PROFILE" --locked -p boltfleet-agent -p boltfleet-controller \
     --bin boltfleet-agent --bin boltfleet-controller --bin boltfleet
-cargo build --release --locked -p boltfleet-tests --bin boltfleet-idle-host
+cargo build --profile "$PROFILE" --locked -p boltfleet-tests --bin boltfleet-idle-host
 
 agent_bin="$bin_dir/boltfleet-agent"
 bin_bytes=$(stat -c %s "$agent_bin")
 stripped=$(file -b "$agent_bin" | grep -o 'not stripped\|stripped' || echo unknown)
 build=$(env | grep '^CARGO_PROFILE_RELEASE_' | sort | tr '\n' ' ' || true)
-build="${build% }"; build="${build:-release profile as in Cargo.toml}"
+build="${build% }"; build="${build:-profile $PROFILE as in Cargo.toml}"
 
 HZ=$(getconf CLK_TCK)
 host_out="$OUT/idle-host.out"
