@@ -211,6 +211,17 @@ impl Controller {
         cmd
     }
 
+    /// Operator `alice`'s mTLS identity, for talking to the admin service directly.
+    pub fn operator_tls(&self) -> boltfleet_common::tls::ClientTls {
+        let ops = self.dir.join("operator");
+        let read = |name: &str| std::fs::read_to_string(ops.join(name)).expect("operator file");
+        boltfleet_common::tls::ClientTls::Mutual {
+            ca_pem: read("ca.crt"),
+            cert_pem: read("alice.crt"),
+            key_pem: read("alice.key"),
+        }
+    }
+
     /// Runs the CLI and returns stdout, failing with stderr when it exits non-zero.
     pub fn cli_ok(&self, args: &[&str]) -> Result<String> {
         let out = run(self.cli().args(args))?;

@@ -30,19 +30,10 @@ fn read(path: impl AsRef<std::path::Path>) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
-fn operator_tls(ctl: &Controller) -> ClientTls {
-    let ops = ctl.dir.join("operator");
-    ClientTls::Mutual {
-        ca_pem: read(ops.join("ca.crt")),
-        cert_pem: read(ops.join("alice.crt")),
-        key_pem: read(ops.join("alice.key")),
-    }
-}
-
 /// Enrolls `host` through the operator's bulk enrollment; returns its mTLS identity.
 async fn enrolled(ctl: &Controller, host: &str) -> Result<ClientTls> {
     let (csr, key) = new_csr(&Identity::Agent(HostId::new(host)?))?;
-    let mut admin = AdminServiceClient::new(tls::connect(&ctl.url, &operator_tls(ctl)).await?);
+    let mut admin = AdminServiceClient::new(tls::connect(&ctl.url, &ctl.operator_tls()).await?);
     let request = EnrollHostsRequest {
         hosts: vec![HostCsr {
             host_id: host.into(),

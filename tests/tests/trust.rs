@@ -31,15 +31,6 @@ fn read(path: impl AsRef<Path>) -> String {
     std::fs::read_to_string(path).unwrap()
 }
 
-fn operator_tls(ctl: &Controller) -> ClientTls {
-    let ops = ctl.dir.join("operator");
-    ClientTls::Mutual {
-        ca_pem: read(ops.join("ca.crt")),
-        cert_pem: read(ops.join("alice.crt")),
-        key_pem: read(ops.join("alice.key")),
-    }
-}
-
 #[test]
 fn enrollment_refuses_reused_tokens_foreign_csrs_and_wrong_pins() -> Result<()> {
     let base = tempfile::tempdir()?;
@@ -153,7 +144,7 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     rt.block_on(async {
         // The operator's certificate on the agent service: permission denied.
-        let channel = tls::connect(&ctl.url, &operator_tls(&ctl)).await?;
+        let channel = tls::connect(&ctl.url, &ctl.operator_tls()).await?;
         let hello = AgentMessage {
             msg: Some(boltfleet_common::proto::agent_message::Msg::Hello(
                 Hello::default(),
@@ -200,7 +191,7 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
         assert!(refused, "a certificate from another CA must be refused");
 
         // And the real operator gets through.
-        let channel = tls::connect(&ctl.url, &operator_tls(&ctl)).await?;
+        let channel = tls::connect(&ctl.url, &ctl.operator_tls()).await?;
         let hosts = AdminServiceClient::new(channel)
             .list_hosts(ListHostsRequest {})
             .await?
@@ -288,7 +279,7 @@ fn enrollment_attempts_are_rate_limited_and_oversized_messages_refused() -> Resu
             ),
         };
         assert!(refused, "a 2 MiB message must be refused");
-        let channel = tls::connect(&ctl.url, &operator_tls(&ctl)).await?;
+        let channel = tls::connect(&ctl.url, &ctl.operator_tls()).await?;
         let hosts = AdminServiceClient::new(channel)
             .list_hosts(ListHostsRequest {})
             .await?
