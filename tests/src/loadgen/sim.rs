@@ -16,6 +16,7 @@ use boltfleet_common::proto::{
     MigrationSection, MigrationState, Report, RunJob, StepRecord, StepState,
 };
 use boltfleet_common::tls;
+use boltfleet_controller::cli::error::chain;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::time::{sleep_until, Instant};
 use tokio_stream::wrappers::ReceiverStream;
@@ -120,7 +121,7 @@ async fn session(
             .local_address(Some(source))
             .connect()
             .await
-            .map_err(|e| format!("connect: {}", source_chain(&e)))?
+            .map_err(|e| format!("connect: {}", chain(&e)))?
     };
     let mut client = AgentServiceClient::new(channel);
     let (tx, rx) = mpsc::channel::<AgentMessage>(16);
@@ -370,15 +371,4 @@ fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)
-}
-
-/// An error with its causes, which is where transport errors say what happened.
-fn source_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(c) = cause {
-        text = format!("{text}: {c}");
-        cause = c.source();
-    }
-    text
 }
