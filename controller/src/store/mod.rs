@@ -70,11 +70,7 @@ impl Store {
 
     /// Appends to the audit log (ordered, never rewritten) and makes it durable.
     pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        let id = self.db.generate_id()?;
-        self.audit
-            .insert(id.to_be_bytes(), serde_json::to_vec(entry)?)?;
-        self.audit.flush()?;
-        Ok(())
+        self.audit_all(std::slice::from_ref(entry))
     }
 
     /// Appends several entries in order, made durable together.
