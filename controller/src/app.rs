@@ -169,14 +169,7 @@ impl App {
             return Err(Error::TokenExpired);
         }
         let host = HostId::new(&record.host_id)?;
-        let cert_pem = self
-            .ca
-            .sign_csr(
-                csr_pem,
-                &Identity::Agent(host.clone()),
-                self.agent_cert_validity,
-            )
-            .map_err(Error::Csr)?;
+        let cert_pem = self.sign_agent_csr(&host, csr_pem)?;
         let used = TokenRecord {
             used_at: Some(now),
             ..record.clone()
@@ -206,14 +199,7 @@ impl App {
 
     /// Signs a fresh certificate for an enrolled agent (its key stays on the host).
     pub fn renew(&self, host: &HostId, csr_pem: &str) -> Result<String, Error> {
-        let cert_pem = self
-            .ca
-            .sign_csr(
-                csr_pem,
-                &Identity::Agent(host.clone()),
-                self.agent_cert_validity,
-            )
-            .map_err(Error::Csr)?;
+        let cert_pem = self.sign_agent_csr(host, csr_pem)?;
         let serial = serial_of(&cert_pem)?;
         self.update_host(host, |old| {
             if old.revoked {
@@ -228,6 +214,17 @@ impl App {
         self.store.flush()?;
         info!(host = %host, "agent certificate renewed");
         Ok(cert_pem)
+    }
+
+    /// Signs an agent's CSR for `host`: the CSR must name that host and nothing else.
+    pub(crate) fn sign_agent_csr(&self, host: &HostId, csr_pem: &str) -> Result<String, Error> {
+        self.ca
+            .sign_csr(
+                csr_pem,
+                &Identity::Agent(host.clone()),
+                self.agent_cert_validity,
+            )
+            .map_err(Error::Csr)
     }
 
     /// Revokes a host: its certificates are refused from now on and its stream is cut.

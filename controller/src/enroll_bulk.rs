@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use boltfleet_common::identity::{HostId, Identity};
+use boltfleet_common::identity::HostId;
 use tracing::info;
 
 use crate::app::{check_labels, now, serial_of, App};
@@ -42,14 +42,7 @@ impl App {
             let named = |e: Error| Error::invalid("hosts", format!("entry {i} ({id}): {e}"));
             let host = HostId::new(&entry.host_id).map_err(|e| named(e.into()))?;
             check_labels(&entry.labels).map_err(named)?;
-            let cert_pem = self
-                .ca
-                .sign_csr(
-                    &entry.csr_pem,
-                    &Identity::Agent(host.clone()),
-                    self.agent_cert_validity,
-                )
-                .map_err(|e| named(Error::Csr(e)))?;
+            let cert_pem = self.sign_agent_csr(&host, &entry.csr_pem).map_err(named)?;
             let record = HostRecord {
                 host_id: host.to_string(),
                 tenant: entry.tenant,
@@ -89,6 +82,7 @@ impl App {
 mod tests {
     use super::*;
     use crate::app::tests::app;
+    use boltfleet_common::identity::Identity;
     use boltfleet_common::pki::new_csr;
 
     fn entry(host: &str) -> HostCsr {
