@@ -20,6 +20,14 @@ pub struct AgentConfig {
         deserialize_with = "human_duration"
     )]
     pub report_interval: Duration,
+    /// How often passbolt's own commands (git, `cake` migration status, the healthcheck
+    /// command, PHP) run when nothing changed; a change of HEAD or of the version file, and
+    /// the end of a job, run them at once. Cheap facts go out at every report.
+    #[serde(
+        default = "default_probe_interval",
+        deserialize_with = "human_duration"
+    )]
+    pub probe_interval: Duration,
     pub passbolt: PassboltConfig,
     #[serde(default)]
     pub mysql: Option<MysqlConfig>,
@@ -139,6 +147,10 @@ fn default_report_interval() -> Duration {
     Duration::from_secs(30)
 }
 
+fn default_probe_interval() -> Duration {
+    Duration::from_secs(10 * 60)
+}
+
 fn default_php() -> String {
     "php".to_string()
 }
@@ -163,8 +175,11 @@ impl AgentConfig {
                 self.controller
             ));
         }
-        if self.report_interval < Duration::from_secs(1) {
-            return bad("report_interval: must be at least 1s".into());
+        if self.report_interval < Duration::from_millis(100) {
+            return bad("report_interval: must be at least 100ms".into());
+        }
+        if self.probe_interval < Duration::from_secs(1) {
+            return bad("probe_interval: must be at least 1s".into());
         }
         if !self.passbolt.root.is_absolute() {
             return bad("passbolt.root: must be an absolute path".into());

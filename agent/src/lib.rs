@@ -4,9 +4,11 @@ pub mod backoff;
 pub mod config;
 pub mod credentials;
 pub mod enroll;
+pub mod host_gate;
 pub mod inventory;
 pub mod jobs;
 pub mod session;
+pub mod state_lock;
 
 use std::future::Future;
 
@@ -24,6 +26,7 @@ pub async fn run(
 ) -> Result<(), AgentError> {
     let files = CredentialFiles::new(&config.state_dir);
     files.load()?;
+    let _lock = state_lock::StateDirLock::acquire(&config.state_dir)?;
     let config = Arc::new(config);
     let jobs = Jobs::new(config.clone())?;
     // A job the agent was running when it stopped is finished or rolled back first.
@@ -39,4 +42,6 @@ pub enum AgentError {
     Credentials(#[from] CredentialsError),
     #[error(transparent)]
     Jobs(#[from] jobs::JobsError),
+    #[error(transparent)]
+    StateDir(#[from] state_lock::StateLockError),
 }

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use crate::backoff::Backoff;
 use crate::config::AgentConfig;
 use crate::credentials::{CredentialFiles, Credentials, CredentialsError};
+use crate::host_gate::HostGate;
 use crate::inventory;
 use crate::jobs::Jobs;
 
@@ -108,7 +109,12 @@ async fn session(
         last_job: jobs.last_job(),
     });
     let _ = tx.send(AgentMessage { msg: Some(hello) }).await;
-    let mut reporter = Reporter { seq: 0, tx: &tx };
+    let mut reporter = Reporter {
+        seq: 0,
+        tx: &tx,
+        prober: inventory::Prober::new(config.probe_interval),
+        gate: jobs.gate(),
+    };
     reporter.send(config).await;
     let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
     info!(host = %creds.host, controller = %config.controller, "connected");
@@ -135,6 +141,7 @@ async fn session(
                     let _ = tx.send(AgentMessage { msg: Some(Up::JobEvent(event)) }).await;
                     if finished {
                         // The install may have changed: report it now, not at the next tick.
+                        reporter.prober.invalidate();
                         reporter.send(config).await;
                         last_probe = probe(config);
                         report_tick.reset();
@@ -147,6 +154,7 @@ async fn session(
                 if now != last_probe {
                     debug!("install changed, reporting");
                     last_probe = now;
+                    reporter.prober.invalidate();
                     reporter.send(config).await;
                     report_tick.reset();
                 }
@@ -158,12 +166,17 @@ async fn session(
 struct Reporter<'a> {
     seq: u64,
     tx: &'a mpsc::Sender<AgentMessage>,
+    prober: inventory::Prober,
+    gate: &'a HostGate,
 }
 
 impl Reporter<'_> {
     async fn send(&mut self, config: &AgentConfig) {
         self.seq += 1;
-        let inventory = inventory::collect(config).await;
+        let inventory = self
+            .prober
+            .inventory(config, self.gate, std::time::Instant::now())
+            .await;
         let report = Up::Report(Report {
             seq: self.seq,
             inventory: Some(inventory),

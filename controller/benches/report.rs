@@ -133,6 +133,7 @@ fn inventory(h: &SimHost) -> Option<Inventory> {
         errors: Vec::new(),
         collected_at,
         newest_tag: format!("v{}", fleet::TARGET),
+        ..Default::default()
     })
 }
 

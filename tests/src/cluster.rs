@@ -297,6 +297,18 @@ impl Agent {
         })
     }
 
+    /// Adds a top-level `key = value` line to the config (before its first table); takes
+    /// effect at the next start.
+    pub fn set_top_level(&self, line: &str) -> Result<()> {
+        let text = std::fs::read_to_string(&self.config)?;
+        let at = text.find("\n[").map_or(text.len(), |i| i + 1);
+        std::fs::write(
+            &self.config,
+            format!("{}{line}\n{}", &text[..at], &text[at..]),
+        )?;
+        Ok(())
+    }
+
     /// `boltfleet-agent enroll`; returns the process output.
     pub fn enroll(&self, controller: &Controller, token: &str, extra: &[&str]) -> Result<Output> {
         run(Command::new(bin("boltfleet-agent"))

@@ -44,6 +44,9 @@ fn three_agents_report_and_the_inventory_survives_a_controller_restart() -> Resu
     let mut web3 = site(base.path(), &ctl, "web3", "1.6.10", 0, true)?;
     // web3's database refuses its user: migration status and the healthcheck fail for real.
     web3.db.set_user_enabled(false)?;
+    // Nothing of the install changes when the database is fixed: passbolt's commands see it at
+    // the agent's slow probe interval, short here.
+    web3.agent.set_top_level("probe_interval = \"1s\"")?;
     web1.enroll_and_start(&ctl, "web1", "acme")?;
     web2.enroll_and_start(&ctl, "web2", "acme")?;
     web3.enroll_and_start(&ctl, "web3", "globex")?;

@@ -16,11 +16,55 @@ use crate::config::AgentConfig;
 /// Deadline of each git command.
 const GIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Takes the inventory of the host described by `config`. Never fails: each problem reading
-/// the host becomes an entry of `errors` (or a failing health check) and makes the host
-/// unhealthy. Runs the probes concurrently; takes as long as the slowest (the healthcheck
-/// command can take minutes offline, see [`probes::HEALTHCHECK_TIMEOUT`]).
+/// What passbolt's own commands said: the costly part of an inventory (git, `cake`'s migration
+/// status, the healthcheck command and PHP each start a process; a `cake` boot is a PHP run).
+/// Taken when the install changed, after a job, or at the slow probe interval; see
+/// [`super::Prober`].
+#[derive(Debug, Clone)]
+pub struct Probed {
+    git: Result<(GitState, String), Option<String>>,
+    migrations: MigrationState,
+    php: Result<String, String>,
+    command: Result<Vec<HealthCheck>, (String, String)>,
+    /// Unix seconds when the commands ran.
+    pub at: i64,
+}
+
+/// Takes the inventory of the host described by `config`, running every probe. Never fails:
+/// each problem reading the host becomes an entry of `errors` (or a failing health check) and
+/// makes the host unhealthy. Takes as long as the slowest probe (the healthcheck command can
+/// take minutes offline, see [`probes::HEALTHCHECK_TIMEOUT`]).
 pub async fn collect(config: &AgentConfig) -> Inventory {
+    let probed = probe(config).await;
+    assemble(config, &probed).await
+}
+
+/// Runs passbolt's commands concurrently: git state, migration status, PHP version, the
+/// healthcheck command. Nothing here may run while a job holds the host.
+pub async fn probe(config: &AgentConfig) -> Probed {
+    let pb = &config.passbolt;
+    let root = pb.root.as_path();
+    let runner = Runner::new(pb.web_user.as_deref(), GIT_TIMEOUT).ok();
+    let runner = runner.as_ref().filter(|_| root.is_dir());
+    let layout = detect_layout(root);
+    let (git, migrations, php, command) = tokio::join!(
+        git_probe(runner, root),
+        migration_probe(runner, root, layout),
+        php_probe(runner, &pb.php, root),
+        command_probe(runner, pb.healthcheck_command.as_deref(), root),
+    );
+    Probed {
+        git,
+        migrations,
+        php,
+        command,
+        at: unix_now(),
+    }
+}
+
+/// The inventory from `probed` and the cheap facts read now: the version file, free space and
+/// the HTTP healthcheck. Judges health from all of them.
+pub async fn assemble(config: &AgentConfig, probed: &Probed) -> Inventory {
     let pb = &config.passbolt;
     let root = pb.root.as_path();
     let mut errors = Vec::new();
@@ -31,16 +75,17 @@ pub async fn collect(config: &AgentConfig) -> Inventory {
             root.display()
         ));
     }
-    let runner = match Runner::new(pb.web_user.as_deref(), GIT_TIMEOUT) {
-        Ok(runner) => Some(runner),
+    let runner_ok = match Runner::new(pb.web_user.as_deref(), GIT_TIMEOUT) {
+        Ok(_) => true,
         Err(e) => {
             errors.push(format!("web user: {e}"));
-            None
+            false
         }
     };
     let mut inv = Inventory {
         agent_version: env!("CARGO_PKG_VERSION").to_string(),
         collected_at: unix_now(),
+        probed_at: probed.at,
         ..Default::default()
     };
     if root_ok {
@@ -52,52 +97,43 @@ pub async fn collect(config: &AgentConfig) -> Inventory {
             Err(e) => errors.push(e.to_string()),
         }
     }
-    let runner = runner.as_ref().filter(|_| root_ok);
-    let layout = detect_layout(root);
-    let (git, migrations, php, command, http_check) = tokio::join!(
-        git_probe(runner, root),
-        migration_probe(runner, root, layout),
-        php_probe(runner, &pb.php, root),
-        command_probe(runner, pb.healthcheck_command.as_deref(), root),
-        async {
-            match &pb.healthcheck_url {
-                Some(url) => Some(probes::http_check(url).await),
-                None => None,
-            }
-        },
-    );
-    match git {
+    let http_check = match &pb.healthcheck_url {
+        Some(url) => Some(probes::http_check(url).await),
+        None => None,
+    };
+    match &probed.git {
         Ok((state, newest)) => {
-            inv.git = Some(state);
-            inv.newest_tag = newest;
+            inv.git = Some(state.clone());
+            inv.newest_tag = newest.clone();
         }
-        Err(e) => errors.extend(e),
+        Err(e) => errors.extend(e.clone()),
     }
+    let migrations = probed.migrations.clone();
     // Without a runner or a layout the cause is already among the errors.
-    if !migrations.known && runner.is_some() && layout.is_some() {
+    if !migrations.known && runner_ok && root_ok && detect_layout(root).is_some() {
         errors.push(migrations.error.clone());
     }
     inv.migrations = Some(migrations);
-    match php {
-        Ok(version) => inv.php_version = version,
-        Err(e) => errors.push(e),
+    match &probed.php {
+        Ok(version) => inv.php_version = version.clone(),
+        Err(e) => errors.push(e.clone()),
     }
     inv.disks = disks(config, root_ok, &mut errors);
     let mut checks: Vec<HealthCheck> = http_check.into_iter().collect();
-    let command_failure = match command {
+    let command_failure = match &probed.command {
         Ok(found) => {
-            checks.extend(found);
+            checks.extend(found.iter().cloned());
             None
         }
         Err((name, why)) => {
             // Shown as a failing check too, so a report lists what was tried.
             checks.push(HealthCheck {
                 source: "command".into(),
-                name,
+                name: name.clone(),
                 status: CheckStatus::Fail.as_str().into(),
                 detail: why.clone(),
             });
-            Some(why)
+            Some(why.clone())
         }
     };
     inv.health = Some(judge_health(

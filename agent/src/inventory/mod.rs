@@ -9,12 +9,14 @@ mod health;
 pub mod healthcheck;
 pub mod http;
 pub mod migrations;
+mod prober;
 pub mod probes;
 pub mod run;
 pub mod version_file;
 
-pub use collect::collect;
+pub use collect::{assemble, collect, probe, Probed};
 pub use fingerprint::fingerprint;
+pub use prober::Prober;
 
 /// `text` on one line (lines joined with ` / `), cut to `max` characters.
 pub(crate) fn excerpt(text: &str, max: usize) -> String {

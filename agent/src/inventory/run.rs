@@ -142,14 +142,17 @@ impl Runner {
         self.run_inner(program, args, cwd, Some(input)).await
     }
 
-    async fn run_inner(
+    /// The command line `program args` as this runner starts it: in `cwd` (a relative program
+    /// path containing `/` is taken from there), as its user, in its own process group (so a
+    /// deadline kills cake's children too), stdout and stderr piped, stdin piped when
+    /// `stdin_piped` and empty otherwise.
+    pub fn command(
         &self,
         program: &str,
         args: &[impl AsRef<OsStr>],
         cwd: &Path,
-        input: Option<&[u8]>,
-    ) -> Result<Output, RunError> {
-        let name = program.to_string();
+        stdin_piped: bool,
+    ) -> std::process::Command {
         let path = if program.contains('/') && Path::new(program).is_relative() {
             cwd.join(program)
         } else {
@@ -158,14 +161,13 @@ impl Runner {
         let mut cmd = std::process::Command::new(path);
         cmd.args(args)
             .current_dir(cwd)
-            .stdin(if input.is_some() {
+            .stdin(if stdin_piped {
                 Stdio::piped()
             } else {
                 Stdio::null()
             })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            // Own process group, so a timeout kills cake's children (php) too.
             .process_group(0);
         if let Some(user) = &self.run_as {
             cmd.uid(user.uid)
@@ -174,6 +176,18 @@ impl Runner {
                 .env("USER", &user.name)
                 .env("LOGNAME", &user.name);
         }
+        cmd
+    }
+
+    async fn run_inner(
+        &self,
+        program: &str,
+        args: &[impl AsRef<OsStr>],
+        cwd: &Path,
+        input: Option<&[u8]>,
+    ) -> Result<Output, RunError> {
+        let name = program.to_string();
+        let cmd = self.command(program, args, cwd, input.is_some());
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
         let mut child = cmd.spawn().map_err(|source| RunError::Spawn {

@@ -23,14 +23,21 @@ use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::config::AgentConfig;
+use crate::host_gate::{HostGate, JobGuard};
+use crate::inventory::probes::HEALTHCHECK_TIMEOUT;
 use host::{HostOps, RealHost};
 use journal::{Journal, JournalError};
 use lock::JobLock;
 use model::{gist, unix_now, JobRecord};
-use runner::Run;
+use runner::{Failed, Run};
 
 /// Events kept for subscribers that lag behind.
 const EVENT_BUFFER: usize = 256;
+
+/// How long a job waits for the inventory's probes running when it arrived (the slowest is
+/// the healthcheck command) before it is refused.
+const PROBE_WAIT: std::time::Duration =
+    HEALTHCHECK_TIMEOUT.saturating_add(std::time::Duration::from_secs(20));
 
 /// The job subsystem could not start.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +72,7 @@ struct Inner<H> {
     journal: Journal,
     lock_path: PathBuf,
     events: Events,
+    gate: HostGate,
 }
 
 /// The jobs of this host. Cheap to clone.
@@ -99,6 +107,7 @@ impl<H: HostOps> Jobs<H> {
                 journal,
                 lock_path: state_dir.join("job.lock"),
                 events: Events::new(last),
+                gate: HostGate::default(),
             }),
         })
     }
@@ -127,9 +136,16 @@ impl<H: HostOps> Jobs<H> {
                 return;
             }
         };
+        // Owned before this returns, so no report of the restarted agent probes the host
+        // while the job converges.
+        let owner = self.inner.gate.try_own();
         let inner = self.inner.clone();
         tokio::spawn(async move {
             let _lock = lock;
+            let _owner = match owner {
+                Some(owner) => owner,
+                None => inner.gate.own_when_free().await,
+            };
             for record in unfinished {
                 info!(job = %record.request.job_id, "unfinished job found");
                 Run::new(&inner.host, &inner.journal, &inner.events, record)
@@ -182,10 +198,26 @@ impl<H: HostOps> Jobs<H> {
         let inner = self.inner.clone();
         tokio::spawn(async move {
             let _lock = lock;
-            Run::new(&inner.host, &inner.journal, &inner.events, record)
-                .run()
-                .await;
+            let run = Run::new(&inner.host, &inner.journal, &inner.events, record);
+            let Some(_owner): Option<JobGuard> = inner.gate.own(PROBE_WAIT).await else {
+                let reason = format!(
+                    "the inventory's probes of the host still ran after {}s",
+                    PROBE_WAIT.as_secs()
+                );
+                let mut run = run;
+                return run.finish(
+                    JobState::Refused,
+                    Some(Failed::new(model::step::PREFLIGHT, reason)),
+                );
+            };
+            run.run().await;
         });
+    }
+
+    /// The host's owner lock: held by every job while it runs, shared by the inventory's
+    /// probes.
+    pub fn gate(&self) -> &HostGate {
+        &self.inner.gate
     }
 
     /// Reports a refused job; journals it when it has a record (a valid id).

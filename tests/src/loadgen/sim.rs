@@ -357,6 +357,7 @@ fn inventory(version: &str) -> Inventory {
         errors: Vec::new(),
         collected_at: unix_now(),
         newest_tag: String::new(),
+        ..Default::default()
     }
 }
 
