@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use boltfleet_agent::config::AgentConfig;
 use boltfleet_agent::credentials::CredentialFiles;
+use boltfleet_agent::jobs::lock::JobLock;
+use boltfleet_agent::state_lock::StateLockError;
 use boltfleet_agent::{enroll, inventory};
 use boltfleet_common::identity::HostId;
 use boltfleet_common::{process, telemetry, tls};
@@ -101,10 +103,26 @@ async fn dispatch(command: Command) -> ExitCode {
         Command::Run { .. } => match boltfleet_agent::run(config, process::shutdown_signal()).await
         {
             Ok(()) => ExitCode::SUCCESS,
-            Err(err @ boltfleet_agent::AgentError::Credentials(_)) => usage(&err),
+            Err(
+                err @ (boltfleet_agent::AgentError::Credentials(_)
+                | boltfleet_agent::AgentError::StateDir(StateLockError::Busy { .. })),
+            ) => usage(&err),
             Err(err) => fail(&err),
         },
         Command::Inventory { .. } => {
+            // A running job owns the host: its database and tree are not probed under it.
+            let lock_path = config.state_dir.join("job.lock");
+            let _job_lock = match JobLock::try_acquire(&lock_path) {
+                Ok(Some(lock)) => Some(lock),
+                Ok(None) => {
+                    return fail(&format!(
+                        "a job is running on this host ({} is held); try again when it ended",
+                        lock_path.display()
+                    ))
+                }
+                // No state dir yet (not enrolled): no job can run either.
+                Err(_) => None,
+            };
             let inventory = inventory::collect(&config).await;
             match serde_json::to_string_pretty(&inventory) {
                 Ok(json) => {

@@ -200,12 +200,12 @@ fn killed_during_the_migrations_the_host_is_restored() -> Result<()> {
 fn killed_during_the_rollback_the_rollback_is_finished() -> Result<()> {
     let base = tempfile::tempdir()?;
     let (ctl, mut site) = setup(base.path())?;
-    // Queries run with --batch; only the restore (the backup on stdin) pauses.
+    // Only the restore session (the one client run with --unbuffered) pauses.
     let (client, pause, reached) = pausing_wrapper(
         base.path(),
         "client",
         &which(&["mariadb", "mysql"]),
-        r#"[[ " $* " != *" --batch "* ]]"#,
+        r#"[[ " $* " == *" --unbuffered "* ]]"#,
     )?;
     add_mysql_keys(&site, &format!("client_program = {:?}", client))?;
     site.enroll_and_start(&ctl, "web1", "acme")?;

@@ -14,6 +14,7 @@ use flate2::Compression;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
+use super::tracked::{self, Recorded, Tracked};
 use super::{partial_path, transcript, OpError};
 use crate::config::{AgentConfig, MysqlConfig};
 use crate::inventory::run::Runner;
@@ -49,14 +50,16 @@ pub(super) fn programs<'a>(
 }
 
 /// Starts the configured program, or the first of `candidates` that exists, with stdout and
-/// stderr piped (and stdin piped when `feed_stdin`, else empty). A missing program is skipped;
-/// any other failure to start is an error.
+/// stderr piped (and stdin piped when `feed_stdin`, else empty), in its own process group
+/// recorded in `pidfile` (see [`super::tracked`]). A missing program is skipped; any other
+/// failure to start is an error.
 pub(super) fn spawn_first<'a>(
     configured: &'a Option<String>,
     candidates: &'a [&'a str],
     args: &[String],
     feed_stdin: bool,
-) -> Result<(&'a str, tokio::process::Child), OpError> {
+    pidfile: &Path,
+) -> Result<(&'a str, tokio::process::Child, Recorded), OpError> {
     let mut missing = Vec::new();
     for program in programs(configured, candidates) {
         let stdin = if feed_stdin {
@@ -64,15 +67,13 @@ pub(super) fn spawn_first<'a>(
         } else {
             Stdio::null()
         };
-        let spawned = tokio::process::Command::new(program)
-            .args(args)
+        let mut cmd = std::process::Command::new(program);
+        cmd.args(args)
             .stdin(stdin)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn();
-        match spawned {
-            Ok(child) => return Ok((program, child)),
+            .stderr(Stdio::piped());
+        match tracked::spawn(cmd, pidfile) {
+            Ok((child, recorded)) => return Ok((program, child, recorded)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 missing.push(format!("{program}: {e}"))
             }
@@ -215,7 +216,9 @@ pub async fn backup(config: &AgentConfig, path: &Path) -> Result<(BackupInfo, St
             .map_err(|e| OpError::new(format!("cannot create {}: {e}", dir.display())))?;
     }
     let partial = partial_path(path);
-    let result = tokio::time::timeout(config.jobs.step_timeout, dump(mysql, &partial)).await;
+    let pidfile = Tracked::Dump.pidfile(&config.state_dir);
+    let result =
+        tokio::time::timeout(config.jobs.step_timeout, dump(mysql, &partial, &pidfile)).await;
     let result = match result {
         Ok(r) => r,
         Err(_) => Err(OpError::new(format!(
@@ -264,7 +267,11 @@ fn sum_path(path: &Path) -> PathBuf {
 }
 
 /// Runs the dump into `partial` (gzip); returns the file's sha256, its size and a log.
-async fn dump(mysql: &MysqlConfig, partial: &Path) -> Result<(String, u64, String), OpError> {
+async fn dump(
+    mysql: &MysqlConfig,
+    partial: &Path,
+    pidfile: &Path,
+) -> Result<(String, u64, String), OpError> {
     let args = [
         defaults(mysql),
         "--single-transaction".into(),
@@ -273,7 +280,8 @@ async fn dump(mysql: &MysqlConfig, partial: &Path) -> Result<(String, u64, Strin
         "--hex-blob".into(),
         mysql.database.clone(),
     ];
-    let (program, mut child) = spawn_first(&mysql.dump_program, &DUMPS, &args, false)?;
+    let (program, mut child, _recorded) =
+        spawn_first(&mysql.dump_program, &DUMPS, &args, false, pidfile)?;
     let mut log = format!("$ {program} {}\n", args.join(" "));
     let _ = std::fs::remove_file(partial);
     let fail =

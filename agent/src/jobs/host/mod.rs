@@ -123,8 +123,8 @@ pub trait HostOps: Send + Sync + 'static {
     fn migrate(&self, answers: &[String]) -> impl Future<Output = Result<String, OpError>> + Send;
     /// Empties the database and loads `backup` into it (after checking its checksum).
     fn restore(&self, backup: &BackupInfo) -> impl Future<Output = Result<String, OpError>> + Send;
-    /// Stops a command a killed agent left running (a migration), before a restarted one
-    /// converges its job; says what it stopped.
+    /// Stops the commands a killed agent left running (a migration, a dump, a restore
+    /// client), before a restarted one converges its job; says what it stopped.
     fn reap_orphans(&self) -> Option<String>;
 }
 
@@ -167,7 +167,7 @@ impl RealHost {
 
     /// Where the running migration's pid is kept (`<state_dir>/jobs/child.pid`).
     fn pidfile(&self) -> PathBuf {
-        self.config.state_dir.join("jobs").join("child.pid")
+        tracked::Tracked::Migrate.pidfile(&self.config.state_dir)
     }
 
     fn web(&self) -> Result<&Runner, OpError> {
@@ -274,7 +274,7 @@ impl HostOps for RealHost {
     }
 
     fn reap_orphans(&self) -> Option<String> {
-        tracked::reap(&self.pidfile(), self.root())
+        tracked::reap_all(&self.config.state_dir, self.root())
     }
 
     async fn restore(&self, backup: &BackupInfo) -> Result<String, OpError> {
