@@ -29,17 +29,22 @@ struct Env {
 
 impl Env {
     fn new(builder: HostBuilder, health_command: bool) -> Env {
+        Env::with_extra(builder, health_command, "")
+    }
+
+    /// A host whose agent config ends with `extra` (TOML sections).
+    fn with_extra(builder: HostBuilder, health_command: bool, extra: &str) -> Env {
         let db = mysql::server().create_database().expect("database");
         let dir = tempfile::tempdir().expect("temp dir");
         let host = builder.create(dir.path(), &db).expect("host");
-        let jobs = Jobs::new(Arc::new(config(
-            dir.path(),
-            &host,
-            &db,
-            health_command,
-            None,
-        )))
-        .expect("jobs");
+        let mut config = config(dir.path(), &host, &db, health_command, None);
+        if !extra.is_empty() {
+            let path = dir.path().join("agent.toml");
+            let text = std::fs::read_to_string(&path).unwrap() + extra;
+            std::fs::write(&path, text).unwrap();
+            config = AgentConfig::load(&path).expect("valid config");
+        }
+        let jobs = Jobs::new(Arc::new(config)).expect("jobs");
         Env {
             dir,
             db,
@@ -321,6 +326,57 @@ async fn a_migration_error_is_rolled_back() {
         "{}",
         event.reason
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restore_waits_for_the_database_lock_and_touches_nothing_without_it() {
+    // Step deadline 10 s: the restore waits 5 s for the lock.
+    let env = Env::with_extra(
+        PassboltHost::builder("1.3.2"),
+        false,
+        "[jobs]\nstep_timeout = \"10s\"\n",
+    );
+    env.host.set_migration_error(Some("1.4.0")).unwrap();
+    let before = env.sums();
+    // Another session holds the lock every restore of this database takes: a restore that
+    // was left running, or a second one.
+    let lock = boltfleet_agent::jobs::host::lock_name(&env.db.name);
+    let mut holder = std::process::Command::new(mysql::server().client())
+        .arg(format!(
+            "--defaults-extra-file={}",
+            env.db.option_file.display()
+        ))
+        .args(["--batch", "--skip-column-names", "--unbuffered"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::{BufRead, Write};
+        let stdin = holder.stdin.as_mut().unwrap();
+        writeln!(stdin, "SELECT GET_LOCK('{lock}', 5);").unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(holder.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert_eq!(line.trim(), "1", "the test holds the lock");
+    }
+    let event = env.run(update("j-locked", "1.4.0")).await;
+    assert_eq!(event.state(), JobState::RollbackFailed, "{event:#?}");
+    assert!(
+        event
+            .reason
+            .contains(&format!("another restore holds the database lock {lock}")),
+        "{}",
+        event.reason
+    );
+    let half_migrated = env.sums();
+    // Left as the failed migration left it: neither restored nor emptied.
+    assert_ne!(half_migrated, before, "no restore ran without the lock");
+    assert!(!half_migrated.is_empty(), "nothing was dropped");
+    assert!(env.flag().exists(), "maintenance stays on");
+    drop(holder.stdin.take());
+    holder.wait().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -14,9 +14,10 @@ use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
 
-/// A wrapper around a real MariaDB program that, while `pause` exists and the bash test `when`
-/// holds for its arguments, marks `reached` and waits (before the program runs, so a kill in the
-/// meantime leaves nothing half done).
+/// A wrapper around a real MariaDB program that, the first time the bash test `when` holds
+/// for its arguments while `pause` exists, marks `reached` and waits as long as `pause` exists
+/// (before the program runs, so a kill in the meantime leaves nothing half done). Later calls
+/// run the program at once.
 fn pausing_wrapper(
     dir: &Path,
     name: &str,
@@ -29,7 +30,7 @@ fn pausing_wrapper(
     std::fs::write(
         &script,
         format!(
-            "#!/usr/bin/env bash\nif [ -e {pause:?} ] && {when}; then\n  touch {reached:?}\n  while [ -e {pause:?} ]; do sleep 0.1; done\nfi\nexec {real} \"$@\"\n"
+            "#!/usr/bin/env bash\nif [ -e {pause:?} ] && [ ! -e {reached:?} ] && {when}; then\n  touch {reached:?}\n  while [ -e {pause:?} ]; do sleep 0.1; done\nfi\nexec {real} \"$@\"\n"
         ),
     )?;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755))?;
@@ -77,6 +78,37 @@ fn add_mysql_keys(site: &Site, keys: &str) -> Result<()> {
         &site.agent.config,
         text.replacen("[mysql]\n", &format!("[mysql]\n{keys}\n"), 1),
     )?;
+    Ok(())
+}
+
+/// The pid a command recorded in the agent's `jobs/<name>.pid`, when that process runs.
+fn running_recorded(site: &Site, name: &str) -> Option<u32> {
+    let text = std::fs::read_to_string(site.agent.state_dir.join("jobs").join(name)).ok()?;
+    let pid: u32 = text.split_whitespace().next()?.parse().ok()?;
+    alive(pid).then_some(pid)
+}
+
+/// Whether `pid` is a live process (not a zombie).
+fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
+/// The restarted agent stopped the orphan `pid` (which was running) and said so.
+fn reaped(site: &Site, pid: u32, what: &str) -> Result<()> {
+    eventually(&format!("orphan {pid} to be stopped"), WAIT, || {
+        (!alive(pid)).then_some(())
+    })?;
+    let log = site.agent.proc.as_ref().unwrap().log_text();
+    assert!(
+        log.contains(&format!("stopped process group {pid} ({what})")),
+        "{log}"
+    );
     Ok(())
 }
 
@@ -149,7 +181,8 @@ fn killed_during_the_backup_the_host_is_left_as_it_was() -> Result<()> {
         assert_eq!(mode & 0o077, 0, "{} is mode {mode:o}", path.display());
     }
     site.agent.proc.as_mut().unwrap().kill9();
-    std::fs::remove_file(&pause)?;
+    // The dump client outlives the agent, still paused: the restarted agent must stop it.
+    let orphan = running_recorded(&site, "dump.pid").expect("the dump client runs on");
     site.agent.start()?;
 
     let job = wait_state(&ctl, &id, &["failed", "rolled_back"])?;
@@ -157,6 +190,8 @@ fn killed_during_the_backup_the_host_is_left_as_it_was() -> Result<()> {
         job["reason"].as_str().unwrap_or("").contains("backup"),
         "{job}"
     );
+    reaped(&site, orphan, "dump")?;
+    std::fs::remove_file(&pause)?;
     converged_to_before(&site, &before)?;
     let leftovers: Vec<_> = std::fs::read_dir(site.backup_dir())
         .into_iter()
@@ -217,11 +252,15 @@ fn killed_during_the_rollback_the_rollback_is_finished() -> Result<()> {
         reached.exists().then_some(())
     })?;
     site.agent.proc.as_mut().unwrap().kill9();
-    std::fs::remove_file(&pause)?;
+    // The restore client outlives the agent, still paused: the restarted agent stops it
+    // before it restores (its own client runs at once: the wrapper pauses only once).
+    let orphan = running_recorded(&site, "restore.pid").expect("the restore client runs on");
     site.agent.start()?;
 
     let job = wait_state(&ctl, &id, &["rolled_back", "rollback_failed"])?;
     assert_eq!(job["state"], "rolled_back", "{job}");
+    reaped(&site, orphan, "restore")?;
+    std::fs::remove_file(&pause)?;
     converged_to_before(&site, &before)?;
     Ok(())
 }

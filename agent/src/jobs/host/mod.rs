@@ -22,6 +22,7 @@ use crate::inventory::run::{Output, Runner};
 
 pub use database::{backup_file_name, parse_size};
 pub use migrate::{error_gist, statuses_up_to_date};
+pub use restore::lock_name;
 
 /// A host operation that failed: a one-line reason and the output that shows why.
 #[derive(Debug, Clone, PartialEq, Eq)]

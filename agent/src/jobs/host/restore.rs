@@ -21,7 +21,8 @@ use super::OpError;
 use crate::config::AgentConfig;
 use crate::jobs::model::{gist, BackupInfo};
 
-/// How long a restore waits for another holder of the database's lock.
+/// How long a restore waits at most for another holder of the database's lock (less when the
+/// job's step deadline is shorter).
 const LOCK_WAIT: Duration = Duration::from_secs(30);
 /// Printed by the session once the objects are listed, and once everything is loaded.
 const LISTED: &str = "boltfleet: listed";
@@ -135,15 +136,12 @@ async fn session(
         let _ = stderr.read_to_end(&mut buf).await;
         String::from_utf8_lossy(&buf).into_owned()
     });
+    let wait = LOCK_WAIT.min(config.jobs.step_timeout / 2);
     let talk = async {
         let lock = lock_name(&mysql.database);
         send(
             &mut stdin,
-            &format!(
-                "SELECT GET_LOCK({}, {});\n",
-                literal(&lock),
-                LOCK_WAIT.as_secs()
-            ),
+            &format!("SELECT GET_LOCK({}, {});\n", literal(&lock), wait.as_secs()),
         )
         .await?;
         match lines.recv().await.as_deref() {
@@ -151,7 +149,7 @@ async fn session(
             Some(other) => {
                 return Err(format!(
                     "another restore holds the database lock {lock} (GET_LOCK answered {other} after {}s)",
-                    LOCK_WAIT.as_secs()
+                    wait.as_secs()
                 ))
             }
             None => return Err("the client ended before taking the database lock".into()),
