@@ -10,8 +10,11 @@ use tracing::{error, info, warn};
 
 use super::host::{partial_path, HostOps, OpError};
 use super::journal::Journal;
-use super::model::{gist, step, tail, unix_now, JobRecord, Kind, Phase};
+use super::model::{gist, step, tail, unix_now, BackupInfo, JobRecord, Kind, Phase};
 use super::{preflight, validate, Events};
+
+/// How many times the rollback tries to restore the database before it gives up.
+const RESTORE_TRIES: u32 = 3;
 
 /// A step that failed, and why in one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -350,10 +353,28 @@ impl<'a, H: HostOps> Run<'a, H> {
         let copy = self.email_copy();
         let checkout = async { host.checkout(&from, &copy, true).await.map(|l| ((), l)) };
         self.step(step::ROLLBACK_CHECKOUT, checkout).await?;
-        let restore = async { host.restore(&backup).await.map(|l| ((), l)) };
-        self.step(step::RESTORE_DATABASE, restore).await?;
+        self.restore_step(&backup).await?;
         self.health_step(step::ROLLBACK_HEALTHCHECK).await?;
         self.maintenance_off().await
+    }
+
+    /// Restores `backup`, again when a try fails before the end (a client killed, a dropped
+    /// connection): each try empties the database and loads the whole dump, so a later try
+    /// never builds on a partial one.
+    async fn restore_step(&mut self, backup: &BackupInfo) -> Result<(), Failed> {
+        let host = self.host;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            let restore = async { host.restore(backup).await.map(|l| ((), l)) };
+            match self.step(step::RESTORE_DATABASE, restore).await {
+                Ok(()) => return Ok(()),
+                Err(f) if tries < RESTORE_TRIES => {
+                    warn!(job = %self.id(), tries, reason = %f.reason, "restore failed, trying again");
+                }
+                Err(f) => return Err(f),
+            }
+        }
     }
 
     pub(super) async fn finish_update(&mut self) {

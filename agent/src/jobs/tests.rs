@@ -24,6 +24,8 @@ fn v(s: &str) -> Version {
 struct Fake {
     calls: Mutex<Vec<String>>,
     fail: Mutex<Vec<&'static str>>,
+    /// Operations that fail the first time only.
+    fail_once: Mutex<Vec<&'static str>>,
     at: Mutex<Version>,
     porcelain: Vec<String>,
     /// Release at which a check newly fails.
@@ -39,6 +41,7 @@ impl Fake {
         Fake {
             calls: Mutex::new(Vec::new()),
             fail: Mutex::new(Vec::new()),
+            fail_once: Mutex::new(Vec::new()),
             at: Mutex::new(v("1.3.0")),
             porcelain: Vec::new(),
             sick_at: None,
@@ -53,8 +56,19 @@ impl Fake {
         self
     }
 
+    fn failing_once(self, op: &'static str) -> Self {
+        self.fail_once.lock().unwrap().push(op);
+        self
+    }
+
     fn call(&self, op: &str) -> Result<(), OpError> {
         self.calls.lock().unwrap().push(op.to_string());
+        let mut once = self.fail_once.lock().unwrap();
+        if let Some(at) = once.iter().position(|o| *o == op) {
+            once.remove(at);
+            return Err(OpError::new(format!("{op} broke once")));
+        }
+        drop(once);
         if self.fail.lock().unwrap().contains(&op) {
             return Err(OpError::new(format!("{op} broke")).with_log("fake output"));
         }
@@ -415,6 +429,23 @@ async fn a_failed_rollback_leaves_maintenance_on_and_names_the_backup() {
     );
     assert!(event.reason.contains("j1.sql.gz"), "{}", event.reason);
     assert!(!calls(&s).contains(&"maint_off".to_string()));
+    let restores = calls(&s).iter().filter(|c| *c == "restore").count();
+    assert_eq!(restores, 3, "tried three times");
+}
+
+#[tokio::test]
+async fn a_restore_that_fails_once_is_tried_again_and_the_rollback_completes() {
+    let s = setup(|f| f.failing("migrate").failing_once("restore"));
+    let event = run(&s, update("j1", "1.3.2")).await;
+    assert_eq!(event.state(), JobState::RolledBack, "{event:?}");
+    let restores: Vec<StepState> = event
+        .steps
+        .iter()
+        .filter(|s| s.name == step::RESTORE_DATABASE)
+        .map(|s| s.state())
+        .collect();
+    assert_eq!(restores, [StepState::Failed, StepState::Succeeded]);
+    assert!(calls(&s).contains(&"maint_off".to_string()));
 }
 
 #[tokio::test]
