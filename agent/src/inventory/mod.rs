@@ -12,6 +12,7 @@ pub mod migrations;
 pub mod probes;
 pub mod run;
 pub mod version_file;
+pub mod worktree;
 
 pub use collect::collect;
 pub use fingerprint::fingerprint;

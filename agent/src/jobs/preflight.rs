@@ -15,7 +15,7 @@ pub struct UpdatePreflight {
 }
 
 /// Release tag, clean tree, target fetched and allowed, database reachable, room for the
-/// backup, health baseline.
+/// backup, the database user's rights to restore it, health baseline.
 pub async fn update<H: HostOps>(
     host: &H,
     target: &str,
@@ -33,6 +33,9 @@ pub async fn update<H: HostOps>(
     ));
     for line in &repo.porcelain {
         log.push_str(&format!("local change: {line}\n"));
+    }
+    for line in &repo.runtime {
+        log.push_str(&format!("runtime state (not a local change): {line}\n"));
     }
     let tags = host.fetch_tags().await.map_err(|e| e.with_log(&log))?;
     log.push_str(&tags.log);
@@ -55,6 +58,11 @@ pub async fn update<H: HostOps>(
         "database: {size} bytes; free for backups: {free} bytes\n"
     ));
     validate::check_space(size, free).map_err(|why| OpError::new(why).with_log(&log))?;
+    let rights = host
+        .restore_privileges()
+        .await
+        .map_err(|e| e.with_log(&log))?;
+    log.push_str(&rights);
     let health = host.health().await;
     log.push_str(&health.log);
     log.push_str(&format!("{current} -> {target} allowed\n"));
@@ -68,7 +76,7 @@ pub async fn update<H: HostOps>(
 }
 
 /// An operator's rollback: there is a successful update, the host is still where it left it,
-/// its backup is there and the database reachable.
+/// its backup is there, the database reachable and its user allowed to restore.
 pub async fn rollback<H: HostOps>(
     host: &H,
     update: Option<&JobRecord>,
@@ -115,5 +123,10 @@ pub async fn rollback<H: HostOps>(
     }
     host.database_size().await.map_err(|e| e.with_log(&log))?;
     log.push_str("database reachable\n");
+    let rights = host
+        .restore_privileges()
+        .await
+        .map_err(|e| e.with_log(&log))?;
+    log.push_str(&rights);
     Ok(((), log))
 }

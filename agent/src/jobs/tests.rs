@@ -68,6 +68,7 @@ impl HostOps for Arc<Fake> {
         Ok(RepoFacts {
             current: Some(self.at.lock().unwrap().clone()),
             porcelain: self.porcelain.clone(),
+            ..RepoFacts::default()
         })
     }
 
@@ -88,6 +89,10 @@ impl HostOps for Arc<Fake> {
     fn backup_free_space(&self) -> Result<u64, OpError> {
         self.call("free")?;
         Ok(1000)
+    }
+
+    async fn restore_privileges(&self) -> Result<String, OpError> {
+        self.call("rights").map(|()| String::new())
     }
 
     async fn health(&self) -> HealthFacts {
@@ -247,6 +252,7 @@ async fn an_update_runs_its_steps_in_order() {
             "fetch",
             "size",
             "free",
+            "rights",
             "health",
             "maint_on",
             "review",
@@ -309,9 +315,10 @@ async fn without_maintenance_the_steps_are_skipped() {
 
 #[tokio::test]
 async fn failures_before_the_backup_only_turn_maintenance_off() {
-    let cases: [(&str, &str, JobState); 6] = [
+    let cases: [(&str, &str, JobState); 7] = [
         ("repo", step::PREFLIGHT, JobState::Refused),
         ("size", step::PREFLIGHT, JobState::Refused),
+        ("rights", step::PREFLIGHT, JobState::Refused),
         ("maint_on", step::MAINTENANCE_ON, JobState::Failed),
         ("review", step::CONFIG_REVIEW, JobState::Failed),
         ("backup", step::BACKUP, JobState::Failed),

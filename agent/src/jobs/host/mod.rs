@@ -1,11 +1,13 @@
 //! The side effects of jobs on the host, behind one narrow trait ([`HostOps`]) so the runner's
 //! transitions can be tested with a fake; [`RealHost`] runs git, cake, the dump and restore.
 
+mod client_error;
 mod database;
 mod git;
 mod health;
 mod maintenance;
 mod migrate;
+mod privileges;
 mod restore;
 mod tracked;
 
@@ -48,12 +50,15 @@ impl OpError {
 }
 
 /// The work tree as a job sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepoFacts {
     /// The newest release tag on HEAD.
     pub current: Option<Version>,
-    /// `git status --porcelain` lines.
+    /// `git status --porcelain` lines that are local modifications.
     pub porcelain: Vec<String>,
+    /// `git status --porcelain` lines that are the install's runtime state (untracked entries
+    /// under its runtime directories, see `inventory::worktree`): shown, never blocking.
+    pub runtime: Vec<String>,
 }
 
 /// Release tags present after fetching, and what fetching said.
@@ -88,6 +93,9 @@ pub trait HostOps: Send + Sync + 'static {
     fn database_size(&self) -> impl Future<Output = Result<u64, OpError>> + Send;
     /// Free bytes where backups go.
     fn backup_free_space(&self) -> Result<u64, OpError>;
+    /// Checks, changing nothing, that the database user holds what a restore of the backup
+    /// needs on the database; the error names what it lacks.
+    fn restore_privileges(&self) -> impl Future<Output = Result<String, OpError>> + Send;
     /// Runs the configured health checks.
     fn health(&self) -> impl Future<Output = HealthFacts> + Send;
     /// Whether a maintenance method is configured.
@@ -202,6 +210,10 @@ impl HostOps for RealHost {
 
     async fn database_size(&self) -> Result<u64, OpError> {
         database::size(&self.agent, &self.config).await
+    }
+
+    async fn restore_privileges(&self) -> Result<String, OpError> {
+        privileges::check(&self.agent, &self.config).await
     }
 
     fn backup_free_space(&self) -> Result<u64, OpError> {
