@@ -2,7 +2,7 @@
 
 use boltfleet_common::version::{parse_release, release_tag, Version};
 
-use super::host::{HostOps, OpError};
+use super::host::{HostOps, OpError, UPDATE_SECTIONS};
 use super::model::JobRecord;
 use super::validate;
 
@@ -12,6 +12,8 @@ pub struct UpdatePreflight {
     pub current: Version,
     /// Failing checks before the update (the health baseline).
     pub failing: Vec<String>,
+    /// The healthcheck command line when it gave no checks: no comparable baseline.
+    pub no_baseline: Option<String>,
 }
 
 /// Release tag, clean tree, target fetched and allowed, database reachable, room for the
@@ -65,14 +67,26 @@ pub async fn update<H: HostOps>(
     log.push_str(&rights);
     let health = host.health().await;
     log.push_str(&health.log);
+    if let Some(command) = &health.no_checks {
+        log.push_str(&format!("{}\n", no_baseline_note(command)));
+    }
     log.push_str(&format!("{current} -> {target} allowed\n"));
     Ok((
         UpdatePreflight {
             current,
             failing: health.failing,
+            no_baseline: health.no_checks,
         },
         log,
     ))
+}
+
+/// What a job says when the healthcheck gave no checks before it.
+pub fn no_baseline_note(command: &str) -> String {
+    format!(
+        "no healthcheck baseline: {command} gave no checks before the update; the new release is judged by the checks an update can break ({} sections, schema and migrations) and known_failures, not by comparison",
+        UPDATE_SECTIONS.join(", ")
+    )
 }
 
 /// An operator's rollback: there is a successful update, the host is still where it left it,

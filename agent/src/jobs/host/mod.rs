@@ -23,6 +23,7 @@ use crate::config::AgentConfig;
 use crate::inventory::run::{Output, Runner};
 
 pub use database::{backup_file_name, parse_size};
+pub use health::UPDATE_SECTIONS;
 pub use migrate::{error_gist, statuses_up_to_date};
 
 /// A host operation that failed: a one-line reason and the output that shows why.
@@ -78,6 +79,12 @@ pub struct HealthFacts {
     pub failing: Vec<String>,
     /// Those of `failing` the operator accepts (`passbolt.known_failures`).
     pub accepted: Vec<String>,
+    /// Those of `failing` an update can break (the status URL, and the healthcheck's checks in
+    /// `health::UPDATE_SECTIONS`): what judges an update when there is no baseline to compare.
+    pub breakable: Vec<String>,
+    /// The healthcheck command's line when it ran but gave no checks (a v1 release before the
+    /// healthcheck shell): no comparable baseline.
+    pub no_checks: Option<String>,
     pub log: String,
 }
 
