@@ -2,7 +2,7 @@
 
 use boltfleet_common::version::{parse_release, release_tag, Version};
 
-use super::host::{HostOps, OpError, UPDATE_SECTIONS};
+use super::host::{HostOps, OpError, UPDATE_CHECK_WORDS, UPDATE_SECTIONS};
 use super::model::JobRecord;
 use super::validate;
 
@@ -84,8 +84,9 @@ pub async fn update<H: HostOps>(
 /// What a job says when the healthcheck gave no checks before it.
 pub fn no_baseline_note(command: &str) -> String {
     format!(
-        "no healthcheck baseline: {command} gave no checks before the update; the new release is judged by the checks an update can break ({} sections, schema and migrations) and known_failures, not by comparison",
-        UPDATE_SECTIONS.join(", ")
+        "no healthcheck baseline: {command} gave no checks before the update; the new release is judged by the checks an update can break (sections {}; checks naming {}) and known_failures, not by comparison",
+        UPDATE_SECTIONS.join(", "),
+        UPDATE_CHECK_WORDS.join(", ")
     )
 }
 

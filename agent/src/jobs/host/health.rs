@@ -14,15 +14,19 @@ use crate::inventory::run::Runner;
 /// not change them, and real installs carry long-standing failures there.
 pub const UPDATE_SECTIONS: [&str; 3] = ["Environment", "Config files", "Database"];
 
-/// Whether a check is one an update can break: in [`UPDATE_SECTIONS`], or about the schema or
-/// migrations wherever it sits.
+/// Words of the checks outside [`UPDATE_SECTIONS`] an update can break too: the schema and
+/// migrations wherever they sit, and the cache an update clears (`Cache is working.` is in
+/// Core config).
+pub const UPDATE_CHECK_WORDS: [&str; 3] = ["schema", "migration", "cache"];
+
+/// Whether a check is one an update can break: in [`UPDATE_SECTIONS`], or naming one of
+/// [`UPDATE_CHECK_WORDS`].
 pub fn update_can_break(check: &Check) -> bool {
     let name = check.name.to_lowercase();
     UPDATE_SECTIONS
         .iter()
         .any(|s| check.section.eq_ignore_ascii_case(s))
-        || name.contains("schema")
-        || name.contains("migration")
+        || UPDATE_CHECK_WORDS.iter().any(|w| name.contains(w))
 }
 
 /// Runs the configured checks; a healthcheck command that gives no checks counts as one
@@ -125,6 +129,7 @@ mod tests {
             "The application is able to connect to the database",
             "The email config file is present",
             "The temporary directory and its content are writable",
+            "Cache is working.",
         ] {
             assert!(judged.contains(&want), "{want} not judged: {judged:?}");
         }

@@ -23,7 +23,7 @@ use crate::config::AgentConfig;
 use crate::inventory::run::{Output, Runner};
 
 pub use database::{backup_file_name, parse_size};
-pub use health::UPDATE_SECTIONS;
+pub use health::{UPDATE_CHECK_WORDS, UPDATE_SECTIONS};
 pub use migrate::{error_gist, statuses_up_to_date};
 
 /// A host operation that failed: a one-line reason and the output that shows why.
