@@ -105,10 +105,7 @@ pub fn parse_grant(line: &str) -> Option<Grant> {
     {
         return None;
     }
-    let (db, table) = match split_outside(object, ".") {
-        Some(parts) => parts,
-        None => return None,
-    };
+    let (db, table) = split_outside(object, ".")?;
     if table.trim() != "*" {
         return None;
     }
