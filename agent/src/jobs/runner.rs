@@ -214,30 +214,25 @@ impl<'a, H: HostOps> Run<'a, H> {
         let baseline = self.rec.private.baseline.clone();
         let no_baseline = self.rec.private.no_baseline.clone();
         let mut failing = Vec::new();
-        let mut unbaselined = false;
+        let mut judged_alone = false;
         let check = async {
             let facts = host.health().await;
             failing = facts.failing.clone();
-            let (bad, judged_alone) =
+            let bad;
+            (bad, judged_alone) =
                 validate::health_failures(&baseline, no_baseline.is_some(), &facts);
-            unbaselined = judged_alone;
             let mut log = facts.log;
-            if let (true, Some(command)) = (judged_alone, &no_baseline) {
-                log.push_str(&format!("{}\n", preflight::no_baseline_note(command)));
+            let what = match (&no_baseline, judged_alone) {
+                (Some(command), true) => {
+                    log.push_str(&format!("{}\n", preflight::no_baseline_note(command)));
+                    "failing checks an update can break (no healthcheck baseline before the update)"
+                }
+                _ => "newly failing checks",
+            };
+            if bad.is_empty() {
+                return Ok(((), log));
             }
-            match (bad.is_empty(), judged_alone) {
-                (true, _) => Ok(((), log)),
-                (false, false) => Err(OpError::new(format!(
-                    "newly failing checks: {}",
-                    bad.join("; ")
-                ))
-                .with_log(&log)),
-                (false, true) => Err(OpError::new(format!(
-                    "failing checks an update can break (no healthcheck baseline before the update): {}",
-                    bad.join("; ")
-                ))
-                .with_log(&log)),
-            }
+            Err(OpError::new(format!("{what}: {}", bad.join("; "))).with_log(&log))
         };
         let result = self.step(name, check).await;
         if name == step::ROLLBACK_HEALTHCHECK && self.rec.request.kind == Kind::Update {
@@ -245,7 +240,8 @@ impl<'a, H: HostOps> Run<'a, H> {
         } else {
             self.rec.event.failing_after = failing;
         }
-        if let (true, true, Some(command)) = (result.is_ok(), unbaselined, &no_baseline) {
+        // A success judged without a baseline says so in the job's outcome.
+        if let (Ok(()), true, Some(command)) = (&result, judged_alone, &no_baseline) {
             if name == step::HEALTHCHECK {
                 self.rec.event.reason = format!(
                     "healthy without a baseline: {command} gave no checks before the update; judged by the checks an update can break and known_failures"
