@@ -172,6 +172,7 @@ fn job_event(h: &SimHost, job_id: &str) -> JobEvent {
         from_version: h.version.unwrap_or_default().into(),
         failing_before: Vec::new(),
         failing_after: Vec::new(),
+        failing_after_rollback: Vec::new(),
         backup_path: format!("/var/backups/boltfleet/bk-{:016x}.sql.gz", h.noise),
         started_at,
         finished_at: started_at + 200,

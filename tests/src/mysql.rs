@@ -762,6 +762,30 @@ impl TestDatabase {
         self.server.admin_exec(&sql)
     }
 
+    /// Takes `privileges` (e.g. `["DROP"]`) on the database away from its user, who keeps the
+    /// others: a user set up too tightly to restore a backup. Applies to new connections.
+    pub fn revoke(&self, privileges: &[&str]) -> Result<()> {
+        if privileges.is_empty()
+            || privileges
+                .iter()
+                .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_uppercase() || c == ' '))
+        {
+            bail!("not a list of privilege names: {privileges:?}");
+        }
+        let mut sql = String::new();
+        for host in user_hosts() {
+            let _ = writeln!(
+                sql,
+                "REVOKE {} ON {}.* FROM {}@{};",
+                privileges.join(", "),
+                sql_ident(&self.name),
+                sql_string(&self.user),
+                sql_string(host)
+            );
+        }
+        self.server.admin_exec(&sql)
+    }
+
     /// Drops every table and view, leaving the database empty (what a restore needs first).
     pub fn empty(&self) -> Result<()> {
         let mut sql = String::from("SET FOREIGN_KEY_CHECKS=0;\n");

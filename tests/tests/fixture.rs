@@ -791,3 +791,56 @@ fn first_update_to_a_release_with_the_migrations_plugin() {
         sample("captured-v1/status_uptodate_v1.1.0.txt")
     );
 }
+
+#[test]
+fn v1_trees_track_cache_placeholders_and_1_3_0_leaves_runtime_config_behind() {
+    let (_dir, _db, h) = host("1.2.0");
+    for placeholder in [
+        "app/tmp/cache/models/empty",
+        "app/tmp/cache/persistent/empty",
+    ] {
+        assert!(h.root.join(placeholder).is_file(), "{placeholder}");
+        assert_eq!(
+            h.git(&["ls-files", placeholder]).unwrap().trim(),
+            placeholder
+        );
+    }
+    // The cache files beside them are ignored.
+    assert_eq!(h.git(&["status", "--porcelain"]).unwrap(), "");
+    assert!(h
+        .root
+        .join("app/tmp/cache/persistent/myapp_cake_core_file_map")
+        .is_file());
+
+    // The 1.3.0 migration writes app/tmp/config/, which 1.3.0's .gitignore does not cover...
+    checkout(&h, "1.3.0");
+    let out = h.run_migrations(Some("n\n")).unwrap();
+    assert!(out.success(), "{out:?}");
+    let stats = h.root.join("app/tmp/config/anonymous_statistics.php");
+    assert!(std::fs::read_to_string(&stats)
+        .unwrap()
+        .contains("'send' => false"));
+    assert_eq!(
+        h.git(&["status", "--porcelain"]).unwrap(),
+        "?? app/tmp/config/\n"
+    );
+    // ...1.6's does, and going back to an older tag shows it again.
+    checkout(&h, "1.6.10");
+    assert_eq!(h.git(&["status", "--porcelain"]).unwrap(), "");
+    checkout(&h, "1.2.0");
+    assert_eq!(
+        h.git(&["status", "--porcelain"]).unwrap(),
+        "?? app/tmp/config/\n"
+    );
+}
+
+#[test]
+fn a_database_user_can_lose_a_privilege() {
+    let (_dir, db, _h) = host("1.3.2");
+    db.exec("CREATE TABLE scratch (id int)").unwrap();
+    db.revoke(&["DROP"]).unwrap();
+    let err = db.exec("DROP TABLE scratch").unwrap_err().to_string();
+    assert!(err.contains("DROP command denied"), "{err}");
+    db.exec("INSERT INTO scratch VALUES (1)").unwrap();
+    assert!(db.revoke(&["DROP; x"]).is_err());
+}

@@ -9,6 +9,7 @@ use semver::Version;
 
 use super::excerpt;
 use super::run::{RunError, Runner};
+use super::worktree::local_changes;
 
 /// A git command that could not be run or failed.
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +33,8 @@ pub struct RepoState {
     pub head: String,
     /// The newest release (`vX.Y.Z`) tag pointing at HEAD.
     pub head_release: Option<Version>,
-    /// `git status --porcelain` printed something (changes or untracked files).
+    /// `git status --porcelain` printed a local modification: a change to a tracked file or an
+    /// untracked file outside the runtime directories ([`super::worktree`]).
     pub dirty: bool,
     /// The newest release tag in the repository.
     pub newest_release: Option<Version>,
@@ -66,9 +68,13 @@ pub async fn repo_state(runner: &Runner, root: &Path) -> Result<RepoState, GitEr
     Ok(RepoState {
         head,
         head_release: newest_release(&on_head),
-        dirty: !status.trim().is_empty(),
+        dirty: !local_changes(root, &lines(&status)).0.is_empty(),
         newest_release: newest_release(&all),
     })
+}
+
+fn lines(text: &str) -> Vec<String> {
+    text.lines().map(str::to_string).collect()
 }
 
 /// The newest release among tag names, one a line; junk, `-rc.N` and `-1` tags do not count.
@@ -181,6 +187,28 @@ mod tests {
         assert_eq!(state.head_release, None);
         assert_eq!(state.to_proto().tag, "");
         assert_eq!(state.newest_release, Some(Version::new(1, 2, 3)));
+    }
+
+    #[tokio::test]
+    async fn runtime_state_does_not_make_the_tree_dirty() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        sh_git(root, &["init", "-q"]);
+        for file in ["app/Config/version.php", "app/tmp/cache/models/empty"] {
+            std::fs::create_dir_all(root.join(file).parent().unwrap()).unwrap();
+            std::fs::write(root.join(file), "").unwrap();
+        }
+        sh_git(root, &["add", "."]);
+        sh_git(root, &["commit", "-q", "-m", "one"]);
+        let runner = Runner::new(None, Duration::from_secs(30)).unwrap();
+        // What the v1.3.0 migration and the cache leave behind: the install's own state.
+        std::fs::create_dir_all(root.join("app/tmp/config")).unwrap();
+        std::fs::write(root.join("app/tmp/config/stats"), "n").unwrap();
+        std::fs::write(root.join("app/tmp/cache/models/x"), "1").unwrap();
+        assert!(!repo_state(&runner, root).await.unwrap().dirty);
+        // A tracked placeholder gone is a change like any other.
+        std::fs::remove_file(root.join("app/tmp/cache/models/empty")).unwrap();
+        assert!(repo_state(&runner, root).await.unwrap().dirty);
     }
 
     #[tokio::test]

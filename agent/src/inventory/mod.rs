@@ -13,6 +13,7 @@ mod prober;
 pub mod probes;
 pub mod run;
 pub mod version_file;
+pub mod worktree;
 
 pub use collect::{assemble, collect, probe, Probed};
 pub use fingerprint::fingerprint;

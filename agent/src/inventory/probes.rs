@@ -107,6 +107,16 @@ pub async fn command_checks(
     argv: &[String],
     root: &Path,
 ) -> Result<Vec<HealthCheck>, String> {
+    let checks = parsed_command_checks(runner, argv, root).await?;
+    Ok(checks.into_iter().map(to_proto).collect())
+}
+
+/// Like [`command_checks`], keeping each check's section (`Database`, `Config files`, ...).
+pub async fn parsed_command_checks(
+    runner: &Runner,
+    argv: &[String],
+    root: &Path,
+) -> Result<Vec<Check>, String> {
     let Some((program, args)) = argv.split_first() else {
         return Err("empty healthcheck command".into());
     };
@@ -117,8 +127,7 @@ pub async fn command_checks(
         .map_err(|e| e.to_string())?;
     // `--posix` prints its lines on stderr; the normal form uses stdout.
     let text = format!("{}\n{}", out.stdout, out.stderr);
-    let checks = parse_cli_healthcheck(&text).map_err(|e| format!("{e} ({})", out.exit_text()))?;
-    Ok(checks.into_iter().map(to_proto).collect())
+    parse_cli_healthcheck(&text).map_err(|e| format!("{e} ({})", out.exit_text()))
 }
 
 fn to_proto(check: Check) -> HealthCheck {

@@ -38,6 +38,7 @@ impl<H: HostOps> Run<'_, H> {
         self.rec.private.from_tag = update.private.from_tag.clone();
         self.rec.private.backup = Some(backup);
         self.rec.private.baseline = update.private.baseline.clone();
+        self.rec.private.no_baseline = update.private.no_baseline.clone();
         self.rec.private.rollback_of = Some(update.request.job_id.clone());
         self.rec.private.email_copy = Some(self.journal.email_copy(&id));
         self.save_logged();

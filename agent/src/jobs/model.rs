@@ -125,6 +125,10 @@ pub struct Private {
     pub maintenance_on: bool,
     /// Checks failing before the job (health baseline).
     pub baseline: Vec<String>,
+    /// The healthcheck command line when it gave no checks before the job: there is no
+    /// comparable baseline, and the update is judged by what it can break.
+    #[serde(default)]
+    pub no_baseline: Option<String>,
     /// The update's healthcheck passed: only maintenance_off was left.
     pub health_passed: bool,
     /// The update step that failed and why, once one has.

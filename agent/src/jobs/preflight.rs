@@ -2,7 +2,7 @@
 
 use boltfleet_common::version::{parse_release, release_tag, Version};
 
-use super::host::{HostOps, OpError};
+use super::host::{HostOps, OpError, UPDATE_CHECK_WORDS, UPDATE_SECTIONS};
 use super::model::JobRecord;
 use super::validate;
 
@@ -12,10 +12,12 @@ pub struct UpdatePreflight {
     pub current: Version,
     /// Failing checks before the update (the health baseline).
     pub failing: Vec<String>,
+    /// The healthcheck command line when it gave no checks: no comparable baseline.
+    pub no_baseline: Option<String>,
 }
 
 /// Release tag, clean tree, target fetched and allowed, database reachable, room for the
-/// backup, health baseline.
+/// backup, the database user's rights to restore it, health baseline.
 pub async fn update<H: HostOps>(
     host: &H,
     target: &str,
@@ -33,6 +35,9 @@ pub async fn update<H: HostOps>(
     ));
     for line in &repo.porcelain {
         log.push_str(&format!("local change: {line}\n"));
+    }
+    for line in &repo.runtime {
+        log.push_str(&format!("runtime state (not a local change): {line}\n"));
     }
     let tags = host.fetch_tags().await.map_err(|e| e.with_log(&log))?;
     log.push_str(&tags.log);
@@ -55,20 +60,38 @@ pub async fn update<H: HostOps>(
         "database: {size} bytes; free for backups: {free} bytes\n"
     ));
     validate::check_space(size, free).map_err(|why| OpError::new(why).with_log(&log))?;
+    let rights = host
+        .restore_privileges()
+        .await
+        .map_err(|e| e.with_log(&log))?;
+    log.push_str(&rights);
     let health = host.health().await;
     log.push_str(&health.log);
+    if let Some(command) = &health.no_checks {
+        log.push_str(&format!("{}\n", no_baseline_note(command)));
+    }
     log.push_str(&format!("{current} -> {target} allowed\n"));
     Ok((
         UpdatePreflight {
             current,
             failing: health.failing,
+            no_baseline: health.no_checks,
         },
         log,
     ))
 }
 
+/// What a job says when the healthcheck gave no checks before it.
+pub fn no_baseline_note(command: &str) -> String {
+    format!(
+        "no healthcheck baseline: {command} gave no checks before the update; the new release is judged by the checks an update can break (sections {}; checks naming {}) and known_failures, not by comparison",
+        UPDATE_SECTIONS.join(", "),
+        UPDATE_CHECK_WORDS.join(", ")
+    )
+}
+
 /// An operator's rollback: there is a successful update, the host is still where it left it,
-/// its backup is there and the database reachable.
+/// its backup is there, the database reachable and its user allowed to restore.
 pub async fn rollback<H: HostOps>(
     host: &H,
     update: Option<&JobRecord>,
@@ -115,5 +138,10 @@ pub async fn rollback<H: HostOps>(
     }
     host.database_size().await.map_err(|e| e.with_log(&log))?;
     log.push_str("database reachable\n");
+    let rights = host
+        .restore_privileges()
+        .await
+        .map_err(|e| e.with_log(&log))?;
+    log.push_str(&rights);
     Ok(((), log))
 }

@@ -169,6 +169,7 @@ impl<'a, H: HostOps> Run<'a, H> {
         self.rec.event.failing_before = pre.failing.clone();
         self.rec.private.from_tag = release_tag(&pre.current);
         self.rec.private.baseline = pre.failing;
+        self.rec.private.no_baseline = pre.no_baseline;
         self.rec.private.email_copy = Some(self.journal.email_copy(self.id()));
         if let Err(f) = self.maintenance_on().await {
             return self.abandon(f).await;
@@ -209,26 +210,47 @@ impl<'a, H: HostOps> Run<'a, H> {
         self.health_step(step::HEALTHCHECK).await
     }
 
-    /// Runs the checks; fails when one fails that did not before (the baseline).
+    /// Runs the checks; fails when one fails that did not before (the baseline), or, with no
+    /// baseline, when one an update can break fails ([`validate::health_failures`]).
     pub(super) async fn health_step(&mut self, name: &str) -> Result<(), Failed> {
         let host = self.host;
         let baseline = self.rec.private.baseline.clone();
+        let no_baseline = self.rec.private.no_baseline.clone();
         let mut failing = Vec::new();
+        let mut judged_alone = false;
         let check = async {
             let facts = host.health().await;
             failing = facts.failing.clone();
-            let new = validate::new_failures(&baseline, &facts.failing, &facts.accepted);
-            if new.is_empty() {
-                Ok(((), facts.log))
-            } else {
-                Err(
-                    OpError::new(format!("newly failing checks: {}", new.join("; ")))
-                        .with_log(&facts.log),
-                )
+            let bad;
+            (bad, judged_alone) =
+                validate::health_failures(&baseline, no_baseline.is_some(), &facts);
+            let mut log = facts.log;
+            let what = match (&no_baseline, judged_alone) {
+                (Some(command), true) => {
+                    log.push_str(&format!("{}\n", preflight::no_baseline_note(command)));
+                    "failing checks an update can break (no healthcheck baseline before the update)"
+                }
+                _ => "newly failing checks",
+            };
+            if bad.is_empty() {
+                return Ok(((), log));
             }
+            Err(OpError::new(format!("{what}: {}", bad.join("; "))).with_log(&log))
         };
         let result = self.step(name, check).await;
-        self.rec.event.failing_after = failing;
+        if name == step::ROLLBACK_HEALTHCHECK && self.rec.request.kind == Kind::Update {
+            self.rec.event.failing_after_rollback = failing;
+        } else {
+            self.rec.event.failing_after = failing;
+        }
+        // A success judged without a baseline says so in the job's outcome.
+        if let (Ok(()), true, Some(command)) = (&result, judged_alone, &no_baseline) {
+            if name == step::HEALTHCHECK {
+                self.rec.event.reason = format!(
+                    "healthy without a baseline: {command} gave no checks before the update; judged by the checks an update can break and known_failures"
+                );
+            }
+        }
         self.save_logged();
         result
     }

@@ -16,6 +16,8 @@ use super::model::{
 use super::resume::{decide, Decision};
 use super::Jobs;
 
+const HEALTHCHECK_COMMAND: &str = "./app/Console/cake passbolt healthcheck";
+
 fn v(s: &str) -> Version {
     parse_release(s).unwrap()
 }
@@ -28,8 +30,10 @@ struct Fake {
     fail_once: Mutex<Vec<&'static str>>,
     at: Mutex<Version>,
     porcelain: Vec<String>,
-    /// Release at which a check newly fails.
+    /// Release at which a check newly fails (one an update can break).
     sick_at: Option<Version>,
+    /// Release at which the healthcheck command gives no checks (no healthcheck shell yet).
+    blind_at: Option<Version>,
     maintenance: bool,
     dir: PathBuf,
     /// When set, the backup waits for a permit.
@@ -45,6 +49,7 @@ impl Fake {
             at: Mutex::new(v("1.3.0")),
             porcelain: Vec::new(),
             sick_at: None,
+            blind_at: None,
             maintenance: true,
             dir: dir.to_path_buf(),
             gate: None,
@@ -82,6 +87,7 @@ impl HostOps for Arc<Fake> {
         Ok(RepoFacts {
             current: Some(self.at.lock().unwrap().clone()),
             porcelain: self.porcelain.clone(),
+            ..RepoFacts::default()
         })
     }
 
@@ -104,16 +110,30 @@ impl HostOps for Arc<Fake> {
         Ok(1000)
     }
 
+    async fn restore_privileges(&self) -> Result<String, OpError> {
+        self.call("rights").map(|()| String::new())
+    }
+
     async fn health(&self) -> HealthFacts {
         self.calls.lock().unwrap().push("health".into());
+        let at = self.at.lock().unwrap().clone();
+        if self.blind_at.as_ref() == Some(&at) {
+            return HealthFacts {
+                failing: vec![HEALTHCHECK_COMMAND.into()],
+                no_checks: Some(HEALTHCHECK_COMMAND.into()),
+                ..HealthFacts::default()
+            };
+        }
         let mut failing = vec!["SSL peer certificate does not validate".to_string()];
-        if self.sick_at.as_ref() == Some(&*self.at.lock().unwrap()) {
+        let mut breakable = Vec::new();
+        if self.sick_at.as_ref() == Some(&at) {
             failing.push("Cache is NOT working.".into());
+            breakable.push("Cache is NOT working.".into());
         }
         HealthFacts {
             failing,
-            accepted: Vec::new(),
-            log: String::new(),
+            breakable,
+            ..HealthFacts::default()
         }
     }
 
@@ -261,6 +281,7 @@ async fn an_update_runs_its_steps_in_order() {
             "fetch",
             "size",
             "free",
+            "rights",
             "health",
             "maint_on",
             "review",
@@ -323,9 +344,10 @@ async fn without_maintenance_the_steps_are_skipped() {
 
 #[tokio::test]
 async fn failures_before_the_backup_only_turn_maintenance_off() {
-    let cases: [(&str, &str, JobState); 6] = [
+    let cases: [(&str, &str, JobState); 7] = [
         ("repo", step::PREFLIGHT, JobState::Refused),
         ("size", step::PREFLIGHT, JobState::Refused),
+        ("rights", step::PREFLIGHT, JobState::Refused),
         ("maint_on", step::MAINTENANCE_ON, JobState::Failed),
         ("review", step::CONFIG_REVIEW, JobState::Failed),
         ("backup", step::BACKUP, JobState::Failed),
@@ -759,4 +781,56 @@ async fn a_restarted_agent_converges_each_unfinished_job() {
     let mut queued = left_at(&[], step::PREFLIGHT, |_| {});
     queued.private.phase = Phase::Queued;
     assert_eq!(decide(&queued), Decision::NotStarted);
+}
+
+#[tokio::test]
+async fn without_a_baseline_an_update_is_judged_by_what_it_can_break() {
+    // Good: the long-standing failure after the update was never compared, and the job says
+    // there was no baseline.
+    let s = setup(|mut f| {
+        f.blind_at = Some(v("1.3.0"));
+        f
+    });
+    let event = run(&s, update("j1", "1.3.2")).await;
+    assert_eq!(event.state(), JobState::Succeeded, "{event:?}");
+    assert_eq!(event.failing_before, [HEALTHCHECK_COMMAND]);
+    assert_eq!(
+        event.failing_after,
+        ["SSL peer certificate does not validate"]
+    );
+    assert!(
+        event.reason.contains("without a baseline"),
+        "{}",
+        event.reason
+    );
+    let health = event
+        .steps
+        .iter()
+        .find(|s| s.name == step::HEALTHCHECK)
+        .unwrap();
+    assert!(
+        health.output_tail.contains("no healthcheck baseline"),
+        "{}",
+        health.output_tail
+    );
+
+    // Broken: a check an update can break fails, so it rolls back; job show keeps the checks
+    // that decided it apart from the rollback's own healthcheck.
+    let s = setup(|mut f| {
+        f.blind_at = Some(v("1.3.0"));
+        f.sick_at = Some(v("1.3.2"));
+        f
+    });
+    let event = run(&s, update("j2", "1.3.2")).await;
+    assert_eq!(event.state(), JobState::RolledBack, "{event:?}");
+    assert_eq!(event.failed_step, step::HEALTHCHECK);
+    assert!(
+        event.reason.contains("no healthcheck baseline") && event.reason.contains("Cache is NOT"),
+        "{}",
+        event.reason
+    );
+    assert!(event
+        .failing_after
+        .contains(&"Cache is NOT working.".to_string()));
+    assert_eq!(event.failing_after_rollback, [HEALTHCHECK_COMMAND]);
 }

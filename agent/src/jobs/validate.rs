@@ -4,6 +4,7 @@
 use boltfleet_common::proto::{JobKind, RunJob};
 use boltfleet_common::version::{classify, parse_release, release_tag, UpdateClass, Version};
 
+use super::host::HealthFacts;
 use super::model::{Kind, Request};
 use crate::inventory::healthcheck::comparable_name;
 
@@ -164,6 +165,26 @@ pub fn new_failures(baseline: &[String], failing: &[String], accepted: &[String]
         .collect()
 }
 
+/// The health failures that fail a job step, and whether they were judged without a baseline.
+/// With a baseline: the checks that newly fail. When the healthcheck command gave no checks
+/// before (`baseline_missing`) but gives checks now, nothing can be compared, so the failing
+/// checks an update can break ([`HealthFacts::breakable`]) count, less the accepted ones. When
+/// it gives none now either, its one failure is the same as before.
+pub fn health_failures(
+    baseline: &[String],
+    baseline_missing: bool,
+    facts: &HealthFacts,
+) -> (Vec<String>, bool) {
+    if baseline_missing && facts.no_checks.is_none() {
+        let judged = new_failures(baseline, &facts.breakable, &facts.accepted);
+        return (judged, true);
+    }
+    (
+        new_failures(baseline, &facts.failing, &facts.accepted),
+        false,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use boltfleet_common::proto::JobOptions;
@@ -283,6 +304,44 @@ mod tests {
         let err = check_space(100, 199).unwrap_err();
         assert!(err.contains("199 bytes free, 200 needed"), "{err}");
         assert_eq!(check_space(u64::MAX, u64::MAX), Ok(()));
+    }
+
+    #[test]
+    fn without_a_baseline_only_what_an_update_breaks_counts() {
+        let cmd = "./app/Console/cake passbolt healthcheck".to_string();
+        let baseline = vec![cmd.clone()];
+        let after = HealthFacts {
+            failing: vec![
+                "App.fullBaseUrl does not validate. http://localhost.".into(),
+                "SSL peer certificate does not validate".into(),
+            ],
+            ..HealthFacts::default()
+        };
+        assert_eq!(health_failures(&baseline, true, &after), (vec![], true));
+        // Compared as before, every long-standing failure would be new.
+        assert_eq!(health_failures(&baseline, false, &after).0.len(), 2);
+        let broken = HealthFacts {
+            failing: vec!["No default content found".into()],
+            breakable: vec!["No default content found".into()],
+            ..HealthFacts::default()
+        };
+        assert_eq!(
+            health_failures(&baseline, true, &broken),
+            (vec!["No default content found".to_string()], true)
+        );
+        let accepted = HealthFacts {
+            accepted: vec!["No default content found".into()],
+            ..broken.clone()
+        };
+        assert!(health_failures(&baseline, true, &accepted).0.is_empty());
+        // Back on the old release (a rollback), the command again gives no checks: the same
+        // one failure as before.
+        let old = HealthFacts {
+            failing: vec![cmd.clone()],
+            no_checks: Some(cmd),
+            ..HealthFacts::default()
+        };
+        assert_eq!(health_failures(&baseline, true, &old), (vec![], false));
     }
 
     #[test]

@@ -32,6 +32,7 @@ pub struct JobDetail {
     pub config_changes: Vec<String>,
     pub failing_before: Vec<String>,
     pub failing_after: Vec<String>,
+    pub failing_after_rollback: Vec<String>,
     pub steps: Vec<StepDetail>,
 }
 
@@ -80,6 +81,7 @@ impl From<&JobRecord> for JobDetail {
             config_changes: event.config_changes,
             failing_before: event.failing_before,
             failing_after: event.failing_after,
+            failing_after_rollback: event.failing_after_rollback,
             steps,
         }
     }
@@ -130,6 +132,7 @@ pub fn job_text(job: &JobDetail) -> String {
         ("config defaults changed", &job.config_changes),
         ("failing before", &job.failing_before),
         ("failing after", &job.failing_after),
+        ("failing after the rollback", &job.failing_after_rollback),
     ] {
         if !list.is_empty() {
             out += &format!("  {label}:\n");
@@ -293,6 +296,12 @@ mod tests {
                 failed_step: "migrate".into(),
                 reason: "migration 1.6.0 failed".into(),
                 config_changes: vec!["added app/Config/passbolt.php.default".into()],
+                failing_before: vec!["./app/Console/cake passbolt healthcheck".into()],
+                failing_after: vec![
+                    "No default content found".into(),
+                    "SSL peer certificate does not validate".into(),
+                ],
+                failing_after_rollback: vec!["./app/Console/cake passbolt healthcheck".into()],
                 steps: vec![StepRecord {
                     name: "migrate".into(),
                     state: StepState::Failed as i32,
@@ -318,12 +327,16 @@ mod tests {
             "migrate              failed",
             "Error: boom",
             "passbolt.php.default",
+            "failing after:\n    No default content found\n    SSL peer certificate does not validate\n",
+            "failing after the rollback:\n    ./app/Console/cake passbolt healthcheck\n",
         ] {
             assert!(text.contains(want), "{want:?} missing in\n{text}");
         }
         let json = serde_json::to_value(&detail).unwrap();
         assert_eq!(json["steps"][0]["state"], "failed");
         assert_eq!(json["failed_step"], "migrate");
+        assert_eq!(json["failing_after"][0], "No default content found");
+        assert_eq!(json["failing_after_rollback"].as_array().unwrap().len(), 1);
         assert!(!is_active(&job()));
     }
 }

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
 use super::tracked::{self, Recorded, Tracked};
-use super::{partial_path, transcript, OpError};
+use super::{client_error, partial_path, transcript, OpError};
 use crate::config::{AgentConfig, MysqlConfig};
 use crate::inventory::run::Runner;
 use crate::jobs::model::{gist, BackupInfo};
@@ -124,13 +124,9 @@ pub(super) async fn client_sql(
             Ok(out) => {
                 log.push_str(&transcript(&format!("{program} {}", args.join(" ")), &out));
                 if !out.success() {
-                    return Err(OpError::new(format!(
-                        "database {} unreachable or refused the query ({}): {}",
-                        mysql.database,
-                        out.exit_text(),
-                        gist(&out.stderr, 300)
-                    ))
-                    .with_log(log));
+                    let why =
+                        client_error::describe(&mysql.database, &out.exit_text(), &out.stderr);
+                    return Err(OpError::new(why).with_log(log));
                 }
                 return Ok(out.stdout);
             }

@@ -1,8 +1,9 @@
 //! The work tree side of jobs, as the web user: HEAD's release, fetching tags, the review of
 //! config templates, and checkouts that keep `app/Config/email.php` and clear caches.
 
+use std::collections::HashSet;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boltfleet_common::files::write_private;
@@ -12,6 +13,7 @@ use super::{transcript, OpError, RepoFacts, Tags, FETCH_TIMEOUT, GIT_TIMEOUT};
 use crate::config::AgentConfig;
 use crate::inventory::run::{Output, Runner};
 use crate::inventory::version_file::{detect_layout, Layout};
+use crate::inventory::worktree::local_changes;
 use crate::jobs::model::gist;
 use crate::jobs::validate::EMAIL_CONFIG;
 
@@ -55,7 +57,8 @@ async fn git(
     Ok(out.stdout)
 }
 
-/// HEAD's newest release tag and `git status --porcelain`.
+/// HEAD's newest release tag and `git status --porcelain`, split into local changes and the
+/// install's runtime state ([`local_changes`]).
 pub async fn repo_facts(runner: &Runner, root: &Path) -> Result<RepoFacts, OpError> {
     let mut log = String::new();
     let tags = git(
@@ -74,16 +77,15 @@ pub async fn repo_facts(runner: &Runner, root: &Path) -> Result<RepoFacts, OpErr
         &mut log,
     )
     .await?;
+    let lines: Vec<String> = status.lines().map(str::to_string).collect();
+    let (porcelain, runtime) = local_changes(root, &lines);
     Ok(RepoFacts {
         current: tags
             .lines()
             .filter_map(|t| parse_release_tag(t.trim()))
             .max(),
-        porcelain: status
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(str::to_string)
-            .collect(),
+        porcelain,
+        runtime,
     })
 }
 
@@ -335,11 +337,29 @@ async fn refresh(runner: &Runner, config: &AgentConfig, log: &mut String) -> Res
     let root = config.passbolt.root.as_path();
     match detect_layout(root) {
         Some(Layout::V1) => {
-            let cache = root.join("app/tmp/cache");
-            let removed = clear_files(&cache).map_err(|e| {
+            let cache = root.join(V1_CACHE);
+            let tracked = git(
+                runner,
+                root,
+                &["ls-files", "-z", "--", V1_CACHE],
+                GIT_TIMEOUT,
+                &mut String::new(),
+            )
+            .await
+            .map_err(|e| e.with_log(log))?;
+            let keep: HashSet<PathBuf> = tracked
+                .split('\0')
+                .filter(|p| !p.is_empty())
+                .map(|p| root.join(p))
+                .collect();
+            let removed = clear_files(&cache, &keep).map_err(|e| {
                 OpError::new(format!("clearing {}: {e}", cache.display())).with_log(log)
             })?;
-            log.push_str(&format!("cleared {} ({removed} files)\n", cache.display()));
+            log.push_str(&format!(
+                "cleared {} ({removed} files; kept {} tracked)\n",
+                cache.display(),
+                keep.len()
+            ));
         }
         Some(Layout::Modern) => {
             let composer = config.jobs.composer.as_str();
@@ -371,9 +391,13 @@ async fn refresh(runner: &Runner, config: &AgentConfig, log: &mut String) -> Res
     Ok(())
 }
 
-/// Removes the files under `dir` (keeping the directories CakePHP expects); a missing `dir`
-/// has nothing to clear.
-fn clear_files(dir: &Path) -> std::io::Result<usize> {
+/// The v1 cache directory, relative to the root.
+const V1_CACHE: &str = "app/tmp/cache";
+
+/// Removes the files under `dir` but those in `keep` (the placeholders git tracks there, so
+/// the tree stays as clean as git left it), keeping the directories CakePHP expects; a
+/// missing `dir` has nothing to clear.
+fn clear_files(dir: &Path, keep: &HashSet<PathBuf>) -> std::io::Result<usize> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
@@ -383,8 +407,8 @@ fn clear_files(dir: &Path) -> std::io::Result<usize> {
     for entry in entries {
         let entry = entry?;
         if entry.file_type()?.is_dir() {
-            removed += clear_files(&entry.path())?;
-        } else {
+            removed += clear_files(&entry.path(), keep)?;
+        } else if !keep.contains(&entry.path()) {
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }
@@ -414,14 +438,18 @@ mod tests {
     }
 
     #[test]
-    fn cache_clear_keeps_directories() {
+    fn cache_clear_keeps_directories_and_tracked_placeholders() {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("cache");
         std::fs::create_dir_all(cache.join("models")).unwrap();
         std::fs::write(cache.join("models/x"), "1").unwrap();
+        std::fs::write(cache.join("models/empty"), "").unwrap();
         std::fs::write(cache.join("y"), "1").unwrap();
-        assert_eq!(clear_files(&cache).unwrap(), 2);
+        let keep = HashSet::from([cache.join("models/empty")]);
+        assert_eq!(clear_files(&cache, &keep).unwrap(), 2);
         assert!(cache.join("models").is_dir());
-        assert_eq!(clear_files(&dir.path().join("missing")).unwrap(), 0);
+        assert!(cache.join("models/empty").is_file());
+        assert!(!cache.join("models/x").exists() && !cache.join("y").exists());
+        assert_eq!(clear_files(&dir.path().join("missing"), &keep).unwrap(), 0);
     }
 }

@@ -1,11 +1,13 @@
 //! The side effects of jobs on the host, behind one narrow trait ([`HostOps`]) so the runner's
 //! transitions can be tested with a fake; [`RealHost`] runs git, cake, the dump and restore.
 
+mod client_error;
 mod database;
 mod git;
 mod health;
 mod maintenance;
 mod migrate;
+mod privileges;
 mod restore;
 mod tracked;
 
@@ -21,6 +23,7 @@ use crate::config::AgentConfig;
 use crate::inventory::run::{Output, Runner};
 
 pub use database::{backup_file_name, parse_size};
+pub use health::{UPDATE_CHECK_WORDS, UPDATE_SECTIONS};
 pub use migrate::{error_gist, statuses_up_to_date};
 pub use restore::lock_name;
 
@@ -49,12 +52,15 @@ impl OpError {
 }
 
 /// The work tree as a job sees it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RepoFacts {
     /// The newest release tag on HEAD.
     pub current: Option<Version>,
-    /// `git status --porcelain` lines.
+    /// `git status --porcelain` lines that are local modifications.
     pub porcelain: Vec<String>,
+    /// `git status --porcelain` lines that are the install's runtime state (untracked entries
+    /// under its runtime directories, see `inventory::worktree`): shown, never blocking.
+    pub runtime: Vec<String>,
 }
 
 /// Release tags present after fetching, and what fetching said.
@@ -74,6 +80,12 @@ pub struct HealthFacts {
     pub failing: Vec<String>,
     /// Those of `failing` the operator accepts (`passbolt.known_failures`).
     pub accepted: Vec<String>,
+    /// Those of `failing` an update can break (the status URL, and the healthcheck's checks in
+    /// `health::UPDATE_SECTIONS`): what judges an update when there is no baseline to compare.
+    pub breakable: Vec<String>,
+    /// The healthcheck command's line when it ran but gave no checks (a v1 release before the
+    /// healthcheck shell): no comparable baseline.
+    pub no_checks: Option<String>,
     pub log: String,
 }
 
@@ -89,6 +101,9 @@ pub trait HostOps: Send + Sync + 'static {
     fn database_size(&self) -> impl Future<Output = Result<u64, OpError>> + Send;
     /// Free bytes where backups go.
     fn backup_free_space(&self) -> Result<u64, OpError>;
+    /// Checks, changing nothing, that the database user holds what a restore of the backup
+    /// needs on the database; the error names what it lacks.
+    fn restore_privileges(&self) -> impl Future<Output = Result<String, OpError>> + Send;
     /// Runs the configured health checks.
     fn health(&self) -> impl Future<Output = HealthFacts> + Send;
     /// Whether a maintenance method is configured.
@@ -203,6 +218,10 @@ impl HostOps for RealHost {
 
     async fn database_size(&self) -> Result<u64, OpError> {
         database::size(&self.agent, &self.config).await
+    }
+
+    async fn restore_privileges(&self) -> Result<String, OpError> {
+        privileges::check(&self.agent, &self.config).await
     }
 
     fn backup_free_space(&self) -> Result<u64, OpError> {
