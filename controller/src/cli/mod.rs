@@ -11,6 +11,8 @@ pub mod config;
 pub mod error;
 mod fleet;
 mod host;
+#[cfg(test)]
+mod hostile_tests;
 mod job;
 pub mod plan_view;
 pub mod render;
@@ -18,6 +20,7 @@ mod rollout;
 pub mod rollout_args;
 pub mod rollout_view;
 pub mod rows;
+pub mod safe;
 mod token;
 mod watch;
 mod window;
@@ -48,6 +51,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 /// The config file used when `--config` is not given: `~/.config/boltfleet/cli.toml`.
 pub fn default_config_path(home: &Path) -> PathBuf {
     home.join(config::DEFAULT_CONFIG)
+}
+
+/// Writes output rendered in `format`: JSON exactly as rendered, tables, plain text and CSV
+/// through the last guard [`safe::lines`], so that no control character but the line breaks
+/// reaches the terminal.
+fn write_output(format: Format, text: &str) -> Result<(), CliError> {
+    match format {
+        Format::Json => write_stdout(text),
+        Format::Table | Format::Csv => write_stdout(&safe::lines(text)),
+    }
 }
 
 /// Writes command output to stdout; a closed pipe (`boltfleet hosts | head`) is not an error.

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::render::table;
 use super::rows::rfc3339;
+use super::safe::text as show;
 
 /// One rollout. The first fields are the documented core: `id`, `target`, `state`
 /// (planned|running|paused|completed|aborted), `reason` (why paused or stopped, or null),
@@ -176,9 +177,9 @@ pub fn list_table(rollouts: &[RolloutView]) -> String {
 pub fn status_table(r: &RolloutView) -> String {
     let mut out = format!(
         "rollout {}  to {}  {}  wave {} of {}  {}/{} done  {} failed\n",
-        r.id,
-        r.target,
-        r.state,
+        show(&r.id),
+        show(&r.target),
+        show(&r.state),
         (r.current_wave + 1).min(r.waves.len() as u32),
         r.waves.len(),
         r.done(),
@@ -188,20 +189,20 @@ pub fn status_table(r: &RolloutView) -> String {
     out += &format!(
         "created {} by {}\n",
         r.created_at.as_deref().unwrap_or("-"),
-        r.created_by
+        show(&r.created_by)
     );
     if let Some(reason) = &r.reason {
-        out += &format!("reason: {reason}\n");
+        out += &format!("reason: {}\n", show(reason));
     }
     if r.awaiting_promotion {
-        out += &format!("waiting for `boltfleet rollout promote {}`\n", r.id);
+        out += &format!("waiting for `boltfleet rollout promote {}`\n", show(&r.id));
     }
     if let Some(rb) = &r.rollback {
         let state = rb
             .finished_at
             .as_deref()
             .map_or("in progress".into(), |t| format!("finished {t}"));
-        out += &format!("rollback asked by {}: {state}\n", rb.requested_by);
+        out += &format!("rollback asked by {}: {state}\n", show(&rb.requested_by));
     }
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut rows = Vec::new();
