@@ -14,6 +14,7 @@ mod host;
 #[cfg(test)]
 mod hostile_tests;
 mod job;
+mod operator;
 pub mod plan_view;
 pub mod render;
 mod rollout;
@@ -45,6 +46,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rollout(command) => rollout::run(&conn, command).await,
         Command::Freeze(args) => window::freeze(&conn, args).await,
         Command::Window(command) => window::window(&conn, command).await,
+        Command::Operator(command) => operator::run(&conn, command).await,
+        Command::Policy(command) => operator::policy(&conn, command).await,
+        Command::Whoami => operator::whoami(&conn).await,
     }
 }
 

@@ -85,6 +85,14 @@ pub async fn run(conn: &Connection, command: RolloutCommand) -> Result<(), CliEr
             .await?;
             said(&status)
         }
+        RolloutCommand::Approve(args) => {
+            let status = call(
+                &format!("approve rollout {}", args.id),
+                admin.approve_rollout(action(&args)),
+            )
+            .await?;
+            said(&status)
+        }
         RolloutCommand::Abort { action, rollback } => {
             let request = AbortRolloutRequest {
                 id: action.id.clone(),
