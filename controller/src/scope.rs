@@ -184,3 +184,110 @@ fn cut_status(caller: &Caller, mut status: pb::RolloutStatus) -> pb::RolloutStat
     status.skipped.retain(|h| caller.allows(&h.tenant));
     status
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use boltfleet_common::identity::{HostId, Identity};
+    use boltfleet_common::pki::new_csr;
+    use boltfleet_common::proto::Inventory;
+
+    use super::*;
+    use crate::app::{now, tests::app, NewToken};
+
+    /// An app with `a1` in tenant acme and `b1` in globex, both on 1.6.9.
+    fn two_tenants(dir: &std::path::Path) -> std::sync::Arc<App> {
+        let app = app(dir);
+        for (host, tenant) in [("a1", "acme"), ("b1", "globex")] {
+            let req = NewToken {
+                host_id: host.into(),
+                tenant: tenant.into(),
+                labels: BTreeMap::new(),
+                ttl: Duration::from_secs(60),
+            };
+            let (token, _) = app.create_token("alice", req, now()).unwrap();
+            let id = HostId::new(host).unwrap();
+            let csr = new_csr(&Identity::Agent(id.clone())).unwrap().0;
+            app.enroll(&token, &csr, now()).unwrap();
+            let inventory = Inventory {
+                passbolt_version: "1.6.9".into(),
+                ..Inventory::default()
+            };
+            app.record_report(&id, inventory).unwrap();
+        }
+        app
+    }
+
+    fn operator_of(tenants: &[&str]) -> Caller {
+        Caller {
+            role: Role::Operator,
+            scope: Scope::Tenants(tenants.iter().map(|t| t.to_string()).collect()),
+            ..Caller::admin("olga")
+        }
+    }
+
+    #[test]
+    fn hosts_outside_the_scope_are_not_found_and_not_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = two_tenants(dir.path());
+        let olga = operator_of(&["acme"]);
+        assert!(app.host_for(&olga, "a1").is_ok());
+        assert!(matches!(
+            app.host_for(&olga, "b1"),
+            Err(Error::UnknownHost(_))
+        ));
+        let report = app.fleet_report_for(&olga, "").unwrap();
+        let ids: Vec<&str> = report.rows.iter().map(|r| r.host_id.as_str()).collect();
+        assert_eq!(ids, ["a1"]);
+        let all = app.fleet_report_for(&Caller::admin("root"), "").unwrap();
+        assert_eq!(all.rows.len(), 2);
+    }
+
+    #[test]
+    fn selectors_are_cut_to_the_scope() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = two_tenants(dir.path());
+        let olga = operator_of(&["acme", "initech"]);
+        let spec = RolloutSpec::new(semver::Version::new(1, 6, 10));
+        let all = app.spec_for(&olga, spec.clone()).unwrap();
+        let tenants: Vec<&str> = all.selector.tenants.iter().map(String::as_str).collect();
+        assert_eq!(tenants, ["acme", "initech"]);
+        let mut both = spec.clone();
+        both.selector.tenants = ["acme".to_string(), "globex".to_string()].into();
+        let cut = app.spec_for(&olga, both).unwrap();
+        assert_eq!(cut.selector.tenants.len(), 1);
+        let mut foreign = spec;
+        foreign.selector.tenants = ["globex".to_string()].into();
+        assert!(matches!(
+            app.spec_for(&olga, foreign),
+            Err(Error::Precondition(_))
+        ));
+        let plan = app.plan_rollout(&all, jiff::Timestamp::now()).unwrap();
+        let planned: Vec<&str> = plan.hosts.iter().map(|h| h.host_id.as_str()).collect();
+        assert_eq!(planned, ["a1"]);
+    }
+
+    #[test]
+    fn the_audit_log_is_cut_to_the_scope_and_the_callers_own_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = two_tenants(dir.path());
+        app.set_freeze("root", None, true, jiff::Timestamp::now())
+            .unwrap();
+        app.set_freeze("olga", Some("acme"), true, jiff::Timestamp::now())
+            .unwrap();
+        let olga = operator_of(&["acme"]);
+        let seen: Vec<String> = app
+            .audit_for(&olga)
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{} {}", e.action, e.target))
+            .collect();
+        assert_eq!(
+            seen,
+            ["token.create a1", "host.enroll a1", "freeze.on tenant/acme"]
+        );
+        assert_eq!(app.audit_for(&Caller::admin("root")).unwrap().len(), 6);
+    }
+}

@@ -30,6 +30,17 @@ pub struct RolloutView {
     pub created_at: Option<String>,
     /// Set once `abort --rollback` asked to revert the updated hosts.
     pub rollback: Option<RollbackView>,
+    /// Set when a tenant it touches requires approval (two-person rule).
+    pub approval: Option<ApprovalView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalView {
+    /// The tenants whose policy requires it.
+    pub tenants: Vec<String>,
+    /// Null until approved.
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -119,6 +130,11 @@ impl From<&RolloutStatus> for RolloutView {
                 requested_at: rfc3339(r.requested_at),
                 finished_at: rfc3339(r.finished_at),
             }),
+            approval: s.approval.as_ref().map(|a| ApprovalView {
+                tenants: a.tenants.clone(),
+                approved_by: text(&a.approved_by),
+                approved_at: rfc3339(a.approved_at),
+            }),
         }
     }
 }
@@ -203,6 +219,18 @@ pub fn status_table(r: &RolloutView) -> String {
             .as_deref()
             .map_or("in progress".into(), |t| format!("finished {t}"));
         out += &format!("rollback asked by {}: {state}\n", show(&rb.requested_by));
+    }
+    if let Some(approval) = &r.approval {
+        let by = approval
+            .approved_by
+            .as_deref()
+            .map_or("not yet approved".to_string(), |by| {
+                format!("approved by {}", show(by))
+            });
+        out += &format!(
+            "approval required by tenants {}: {by}\n",
+            show(&approval.tenants.join(", "))
+        );
     }
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut rows = Vec::new();
