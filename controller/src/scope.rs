@@ -105,7 +105,11 @@ impl App {
         let mut statuses = Vec::new();
         for record in self.store.rollouts_all()? {
             if visible(caller, &record) {
-                statuses.push(cut_status(caller, self.rollout_status(&record.id)?));
+                statuses.push(cut_status(
+                    caller,
+                    &record,
+                    self.rollout_status(&record.id)?,
+                ));
             }
         }
         Ok(statuses)
@@ -121,7 +125,7 @@ impl App {
         if !visible(caller, &record) {
             return Err(Error::UnknownRollout(id.into()));
         }
-        Ok(cut_status(caller, self.rollout_status(id)?))
+        Ok(cut_status(caller, &record, self.rollout_status(id)?))
     }
 
     /// A rollout the caller may steer (pause, resume, promote, abort, approve): an operator
@@ -176,12 +180,29 @@ fn visible(caller: &Caller, record: &RolloutRecord) -> bool {
     caller.scope == Scope::All || rollout_tenants(record).iter().any(|t| caller.allows(t))
 }
 
-/// The status without the hosts outside the caller's scope.
-fn cut_status(caller: &Caller, mut status: pb::RolloutStatus) -> pb::RolloutStatus {
+/// The status without the hosts outside the caller's scope, its counts of eligible and
+/// failed hosts counting the scope's hosts only.
+fn cut_status(
+    caller: &Caller,
+    record: &RolloutRecord,
+    mut status: pb::RolloutStatus,
+) -> pb::RolloutStatus {
+    if caller.scope == Scope::All {
+        return status;
+    }
     for wave in &mut status.waves {
         wave.hosts.retain(|h| caller.allows(&h.tenant));
     }
     status.skipped.retain(|h| caller.allows(&h.tenant));
+    let mine = || {
+        record
+            .state
+            .hosts
+            .iter()
+            .filter(|h| caller.allows(&h.tenant))
+    };
+    status.eligible = mine().filter(|h| h.wave.is_some()).count() as u32;
+    status.failures = mine().filter(|h| h.state.is_failure()).count() as u32;
     status
 }
 

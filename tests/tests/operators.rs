@@ -405,8 +405,10 @@ fn an_operator_of_one_tenant_sees_and_touches_only_its_hosts() -> Result<()> {
     let wide = wide.trim();
     let all = alice.json(&["rollout", "status", wide, "--format", "json"])?;
     assert_eq!(rollout_hosts(&all), ["a1", "b1"]);
+    assert_eq!(all["eligible"], 2);
     let seen = op.json(&["rollout", "status", wide, "--format", "json"])?;
     assert_eq!(rollout_hosts(&seen), ["a1"]);
+    assert_eq!(seen["eligible"], 1, "counts of its own hosts only");
     let listed = op.json(&["rollout", "list", "--format", "json"])?;
     assert_eq!(listed["rollouts"].as_array().unwrap().len(), 2);
     let pause = op.refused(&["rollout", "pause", wide])?;
