@@ -590,6 +590,21 @@ fn an_old_certificate_without_a_role_acts_as_admin_and_admins_manage_operators()
         names.contains(&"carol") && names.contains(&"oldtimer"),
         "{list}"
     );
+    // A CSR made elsewhere: only the certificate comes back, with the grant the admin chose.
+    let (csr, _key) = new_csr(&Identity::operator("dave")?)?;
+    let csr_file = fleet.ctl.dir.join("dave.csr");
+    std::fs::write(&csr_file, csr)?;
+    let csr_arg = csr_file.to_string_lossy().into_owned();
+    let issue = [
+        "operator", "issue", "--name", "dave", "--role", "operator", "--tenant", "acme",
+    ];
+    let pem = oldtimer.ok(&args(&issue, &["--csr", &csr_arg]))?;
+    let der = boltfleet_common::pki::pem_certs(&pem)?.remove(0);
+    let grant = boltfleet_common::pki::inspect(&der)?
+        .grant
+        .expect("a grant");
+    assert_eq!(grant.to_string(), "operator of tenants acme");
+
     oldtimer.ok(&["operator", "revoke", "carol"])?;
     let refused = carol.refused(&["hosts"])?;
     assert!(
