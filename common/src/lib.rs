@@ -8,6 +8,7 @@ pub mod proto {
 
 pub mod config;
 pub mod files;
+pub mod grant;
 pub mod identity;
 pub mod pki;
 pub mod process;

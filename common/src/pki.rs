@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use x509_parser::extensions::GeneralName;
 
+use crate::grant::Grant;
 use crate::identity::{Identity, IdentityError};
 
 /// A certificate or key that could not be made, read or trusted.
@@ -103,7 +104,23 @@ impl CertificateAuthority {
         validity: Duration,
     ) -> Result<CertAndKey, PkiError> {
         let key = KeyPair::generate()?;
-        let params = self.leaf_params(identity, dns_or_ip, validity)?;
+        let params = self.leaf_params(identity, None, dns_or_ip, validity)?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(CertAndKey {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// Issues an operator certificate and a fresh key carrying `grant` (role and tenants).
+    pub fn issue_operator(
+        &self,
+        identity: &Identity,
+        grant: &Grant,
+        validity: Duration,
+    ) -> Result<CertAndKey, PkiError> {
+        let key = KeyPair::generate()?;
+        let params = self.leaf_params(identity, Some(grant), &[], validity)?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(CertAndKey {
             cert_pem: cert.pem(),
@@ -117,6 +134,18 @@ impl CertificateAuthority {
         &self,
         csr_pem: &str,
         expected: &Identity,
+        validity: Duration,
+    ) -> Result<String, PkiError> {
+        self.sign_csr_granting(csr_pem, expected, None, validity)
+    }
+
+    /// [`CertificateAuthority::sign_csr`] for an operator, granting `grant`: the role and
+    /// tenants come from the CA's caller, never from the request.
+    pub fn sign_csr_granting(
+        &self,
+        csr_pem: &str,
+        expected: &Identity,
+        grant: Option<&Grant>,
         validity: Duration,
     ) -> Result<String, PkiError> {
         let csr = CertificateSigningRequestParams::from_pem(csr_pem)?;
@@ -139,13 +168,14 @@ impl CertificateAuthority {
                 },
             });
         }
-        let params = self.leaf_params(expected, &[], validity)?;
+        let params = self.leaf_params(expected, grant, &[], validity)?;
         Ok(params.signed_by(&csr.public_key, &self.issuer)?.pem())
     }
 
     fn leaf_params(
         &self,
         identity: &Identity,
+        grant: Option<&Grant>,
         dns_or_ip: &[String],
         validity: Duration,
     ) -> Result<CertificateParams, PkiError> {
@@ -153,6 +183,9 @@ impl CertificateAuthority {
         params
             .subject_alt_names
             .push(SanType::URI(identity.uri().try_into()?));
+        for uri in grant.map(Grant::uris).unwrap_or_default() {
+            params.subject_alt_names.push(SanType::URI(uri.try_into()?));
+        }
         params
             .distinguished_name
             .push(DnType::CommonName, identity.to_string());
@@ -221,6 +254,9 @@ pub fn pem_certs(pem: &str) -> Result<Vec<Vec<u8>>, PkiError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
     pub identity: Identity,
+    /// The role and tenants of an operator certificate; `None` when it names none (agents,
+    /// the controller, and operator certificates issued before roles existed).
+    pub grant: Option<Grant>,
     pub serial: String,
     pub not_before: OffsetDateTime,
     pub not_after: OffsetDateTime,
@@ -233,7 +269,7 @@ pub fn inspect(der: &[u8]) -> Result<CertInfo, PkiError> {
     let san = cert
         .subject_alternative_name()
         .map_err(|e| PkiError::Certificate(e.to_string()))?;
-    let identities: Vec<Identity> = san
+    let uris: Vec<&str> = san
         .map(|ext| ext.value.general_names.iter())
         .into_iter()
         .flatten()
@@ -241,6 +277,11 @@ pub fn inspect(der: &[u8]) -> Result<CertInfo, PkiError> {
             GeneralName::URI(uri) => Some(*uri),
             _ => None,
         })
+        .collect();
+    let grant = Grant::from_uris(uris.iter().copied())?;
+    let identities: Vec<Identity> = uris
+        .iter()
+        .copied()
         .filter(|uri| uri.starts_with("spiffe://boltfleet/"))
         .map(Identity::from_uri)
         .collect::<Result<_, _>>()?;
@@ -253,6 +294,7 @@ pub fn inspect(der: &[u8]) -> Result<CertInfo, PkiError> {
     let validity = cert.validity();
     Ok(CertInfo {
         identity,
+        grant,
         serial: hex::encode(cert.raw_serial()),
         not_before: validity.not_before.to_datetime(),
         not_after: validity.not_after.to_datetime(),
@@ -319,6 +361,29 @@ mod tests {
         assert!(ca
             .sign_csr("garbage", &web1, Duration::from_secs(60))
             .is_err());
+    }
+
+    #[test]
+    fn operator_certificates_carry_their_grant_and_old_ones_none() {
+        use crate::grant::Role;
+        let ca = ca();
+        let op = Identity::operator("bob").unwrap();
+        let grant = Grant::new(Role::Operator, &["acme".into()]).unwrap();
+        let issued = ca
+            .issue_operator(&op, &grant, Duration::from_secs(60))
+            .unwrap();
+        let info = inspect(&der(&issued.cert_pem)).unwrap();
+        assert_eq!(
+            (info.identity, info.grant),
+            (op.clone(), Some(grant.clone()))
+        );
+        let (csr, _key) = new_csr(&op).unwrap();
+        let signed = ca
+            .sign_csr_granting(&csr, &op, Some(&grant), Duration::from_secs(60))
+            .unwrap();
+        assert_eq!(inspect(&der(&signed)).unwrap().grant, Some(grant));
+        let old = ca.issue(&op, &[], Duration::from_secs(60)).unwrap();
+        assert_eq!(inspect(&der(&old.cert_pem)).unwrap().grant, None);
     }
 
     #[test]

@@ -4,13 +4,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boltfleet_common::files::{create_private_dir, write_atomic, write_private};
+use boltfleet_common::grant::Grant;
 use boltfleet_common::identity::Identity;
 use boltfleet_common::pki::{CertificateAuthority, PkiError};
 
 /// Validity of the controller's own server certificate.
 const SERVER_CERT_VALIDITY: Duration = Duration::from_secs(2 * 365 * 24 * 3600);
-/// Validity of operator certificates.
-const OPERATOR_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Validity of operator certificates (from `operator-cert` and `IssueOperatorCert`).
+pub const OPERATOR_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// Something wrong with the controller's data directory.
 #[derive(Debug, thiserror::Error)]
@@ -121,11 +122,17 @@ pub fn load_server_identity(dir: &Path) -> Result<(String, String), CaError> {
     Ok((read(&paths.server_cert())?, read(&paths.server_key())?))
 }
 
-/// Writes `OUT/ca.crt`, `OUT/NAME.crt` and `OUT/NAME.key` (0600) for an operator.
-pub fn operator_cert(dir: &Path, name: &str, out: &Path) -> Result<Vec<PathBuf>, CaError> {
+/// Writes `OUT/ca.crt`, `OUT/NAME.crt` and `OUT/NAME.key` (0600) for an operator with `grant`
+/// (role and tenants) in its certificate.
+pub fn operator_cert(
+    dir: &Path,
+    name: &str,
+    grant: &Grant,
+    out: &Path,
+) -> Result<Vec<PathBuf>, CaError> {
     let ca = load_ca(dir)?;
     let identity = Identity::operator(name).map_err(PkiError::from)?;
-    let issued = ca.issue(&identity, &[], OPERATOR_CERT_VALIDITY)?;
+    let issued = ca.issue_operator(&identity, grant, OPERATOR_CERT_VALIDITY)?;
     std::fs::create_dir_all(out).map_err(io_err(out))?;
     let files = [
         (out.join("ca.crt"), ca.cert_pem().to_string(), 0o644),
@@ -173,13 +180,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         init(dir.path(), &[]).unwrap();
         let out = dir.path().join("ops");
-        let files = operator_cert(dir.path(), "alice", &out).unwrap();
+        let files = operator_cert(dir.path(), "alice", &Grant::legacy(), &out).unwrap();
         assert_eq!(files[1], out.join("alice.crt"));
         let mode = std::fs::metadata(out.join("alice.key"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
-        assert!(operator_cert(dir.path(), "bad/name", &out).is_err());
+        assert!(operator_cert(dir.path(), "bad/name", &Grant::legacy(), &out).is_err());
     }
 }

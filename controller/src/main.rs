@@ -4,6 +4,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use boltfleet_common::grant::{Grant, Role};
+use boltfleet_common::identity::IdentityError;
 use boltfleet_common::{process, telemetry, tls};
 use boltfleet_controller::ca::{self, CaError};
 use boltfleet_controller::config::ControllerConfig;
@@ -50,6 +52,17 @@ enum Command {
         /// Operator name, recorded in the audit log.
         #[arg(long)]
         name: String,
+        /// What the operator may do: viewer (reads), operator (starts and steers jobs and
+        /// rollouts of its tenants), admin (everything; the default, for the first operator).
+        #[arg(long, value_parser = ["viewer", "operator", "admin"], default_value = "admin")]
+        role: String,
+        /// A tenant the operator sees and acts on (repeatable). A viewer or operator needs at
+        /// least one, or --all-tenants; an admin's scope is always the whole fleet.
+        #[arg(long = "tenant")]
+        tenants: Vec<String>,
+        /// A viewer or operator over the whole fleet.
+        #[arg(long, conflicts_with = "tenants")]
+        all_tenants: bool,
         /// Directory for ca.crt, NAME.crt and NAME.key.
         #[arg(long)]
         out: PathBuf,
@@ -71,15 +84,22 @@ fn main() -> ExitCode {
         Command::OperatorCert {
             data_dir,
             name,
+            role,
+            tenants,
+            all_tenants,
             out,
-        } => match ca::operator_cert(&data_dir, &name, &out) {
-            Ok(files) => {
-                for file in files {
-                    eprintln!("wrote {}", file.display());
+        } => match grant(&role, &tenants, all_tenants) {
+            Err(err) => usage(&err),
+            Ok(grant) => match ca::operator_cert(&data_dir, &name, &grant, &out) {
+                Ok(files) => {
+                    for file in files {
+                        eprintln!("wrote {}", file.display());
+                    }
+                    eprintln!("operator {name}: {grant}");
+                    ExitCode::SUCCESS
                 }
-                ExitCode::SUCCESS
-            }
-            Err(err) => fail(&err),
+                Err(err) => fail(&err),
+            },
         },
         Command::Serve {
             data_dir,
@@ -97,6 +117,17 @@ fn main() -> ExitCode {
             serve(config)
         }
     }
+}
+
+/// The grant of `operator-cert`: a viewer or operator names its tenants or says it has all.
+fn grant(role: &str, tenants: &[String], all_tenants: bool) -> Result<Grant, String> {
+    let role: Role = role.parse().map_err(|e: IdentityError| e.to_string())?;
+    if role != Role::Admin && tenants.is_empty() && !all_tenants {
+        return Err(format!(
+            "a {role} needs --tenant T (repeatable) or --all-tenants"
+        ));
+    }
+    Grant::new(role, tenants).map_err(|e| e.to_string())
 }
 
 fn serve(config: ControllerConfig) -> ExitCode {

@@ -64,3 +64,33 @@ fn serve_refuses_an_uninitialized_dir_or_bad_config_with_64() {
     assert!(stderr.contains("listen"), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
 }
+
+#[test]
+fn operator_cert_puts_role_and_tenants_in_the_certificate() {
+    use boltfleet_common::grant::{Grant, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    assert_eq!(controller(&["init", "--data-dir", data]).0, 0);
+    let out = dir.path().join("ops");
+    let out = out.to_str().unwrap();
+    let base = ["operator-cert", "--data-dir", data, "--out", out, "--name"];
+    let with = |extra: &[&str]| controller(&[&base[..], extra].concat());
+
+    // A scoped role without a scope is a usage error, not a whole-fleet certificate.
+    let (code, _, stderr) = with(&["bob", "--role", "operator"]);
+    assert_eq!(code, 64, "{stderr}");
+    assert!(stderr.contains("--tenant"), "{stderr}");
+    let (code, _, stderr) = with(&["root", "--role", "admin", "--tenant", "acme"]);
+    assert_eq!(code, 64, "{stderr}");
+
+    let (code, _, stderr) = with(&[
+        "bob", "--role", "operator", "--tenant", "acme", "--tenant", "globex",
+    ]);
+    assert_eq!(code, 0, "{stderr}");
+    let pem = std::fs::read_to_string(dir.path().join("ops/bob.crt")).unwrap();
+    let der = boltfleet_common::pki::pem_certs(&pem).unwrap().remove(0);
+    let info = boltfleet_common::pki::inspect(&der).unwrap();
+    let want = Grant::new(Role::Operator, &["acme".into(), "globex".into()]).unwrap();
+    assert_eq!(info.grant, Some(want));
+}

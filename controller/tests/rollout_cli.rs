@@ -107,7 +107,13 @@ async fn operators_start_follow_and_steer_rollouts_from_the_cli() {
     let dir = tmp.path().join("data");
     ca::init(&dir, &[]).unwrap();
     let ops = tmp.path().join("ops");
-    ca::operator_cert(&dir, "alice", &ops).unwrap();
+    ca::operator_cert(
+        &dir,
+        "alice",
+        &boltfleet_common::grant::Grant::legacy(),
+        &ops,
+    )
+    .unwrap();
     let (app, _streams) = app_with_hosts(&dir, &["web1", "web2"]);
 
     let (chain, key) = ca::load_server_identity(&dir).unwrap();

@@ -25,7 +25,8 @@ async fn main() -> ExitCode {
     match cli::run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("boltfleet: {err}");
+            // Errors quote the controller, which may quote a host: one safe line.
+            eprintln!("boltfleet: {}", cli::safe::text(&err.to_string()));
             exit(err.exit_code())
         }
     }

@@ -86,6 +86,74 @@ pub enum Command {
     /// Maintenance windows: when a tenant's or a host's updates may start
     #[command(subcommand)]
     Window(WindowCommand),
+    /// Operators: certificates with a role and tenants, the list, revocation (admins)
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+    /// Tenant policies: the two-person rule for rollouts (admins)
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Who the controller takes us for: name, role and tenants of our certificate
+    Whoami,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Issue an operator certificate: a fresh key written to --out with the certificate, or
+    /// the certificate for an existing CSR (--csr) on stdout
+    Issue(OperatorIssueArgs),
+    /// Operators the controller knows, with their certificates
+    List {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Refuse every certificate of an operator issued so far
+    Revoke {
+        /// Operator name
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct OperatorIssueArgs {
+    /// Operator name, recorded in the audit log
+    #[arg(long)]
+    pub name: String,
+    /// viewer (reads), operator (starts and steers jobs and rollouts of its tenants) or admin
+    #[arg(long, value_parser = ["viewer", "operator", "admin"])]
+    pub role: String,
+    /// A tenant the operator sees and acts on (repeatable)
+    #[arg(long = "tenant", value_name = "TENANT")]
+    pub tenants: Vec<String>,
+    /// A viewer or operator over the whole fleet
+    #[arg(long, conflicts_with = "tenants")]
+    pub all_tenants: bool,
+    /// Directory for ca.crt, NAME.crt and NAME.key (a fresh key, 0600)
+    #[arg(
+        long,
+        value_name = "DIR",
+        required_unless_present = "csr",
+        conflicts_with = "csr"
+    )]
+    pub out: Option<PathBuf>,
+    /// Sign this PKCS#10 request (its only SAN: spiffe://boltfleet/operator/NAME) instead
+    #[arg(long, value_name = "FILE")]
+    pub csr: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Set a tenant's policy
+    Set {
+        #[arg(long)]
+        tenant: String,
+        /// Rollouts touching the tenant wait for a second operator's `rollout approve`
+        #[arg(long, conflicts_with = "no_require_approval")]
+        require_approval: bool,
+        /// Rollouts touching the tenant start at once again
+        #[arg(long)]
+        no_require_approval: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -8,18 +8,21 @@ use super::config::Connection;
 use super::error::CliError;
 use super::render;
 use super::rows::HostView;
-use super::write_stdout;
+use super::write_output;
 
 /// One row per host the controller knows.
 pub async fn hosts(conn: &Connection, args: HostsArgs) -> Result<(), CliError> {
     let mut admin = connect(conn).await?;
     let response = call("list hosts", admin.list_hosts(ListHostsRequest {})).await?;
     let hosts: Vec<HostView> = response.hosts.iter().map(HostView::from).collect();
-    write_stdout(&match args.format {
-        Format::Table => render::hosts_table(&hosts),
-        Format::Json => render::hosts_json(&hosts),
-        Format::Csv => render::hosts_csv(&hosts),
-    })
+    write_output(
+        args.format,
+        &match args.format {
+            Format::Table => render::hosts_table(&hosts),
+            Format::Json => render::hosts_json(&hosts),
+            Format::Csv => render::hosts_csv(&hosts),
+        },
+    )
 }
 
 /// The hosts with their available updates, then how many hosts run each version.
@@ -32,9 +35,12 @@ pub async fn report(conn: &Connection, args: ReportArgs) -> Result<(), CliError>
     let hosts: Vec<HostView> = response.hosts.iter().map(HostView::from).collect();
     let versions = render::sort_versions(response.versions);
     let latest = response.latest.as_str();
-    write_stdout(&match args.format {
-        Format::Table => render::report_table(latest, &hosts, &versions),
-        Format::Json => render::report_json(latest, &hosts, &versions),
-        Format::Csv => render::hosts_csv(&hosts),
-    })
+    write_output(
+        args.format,
+        &match args.format {
+            Format::Table => render::report_table(latest, &hosts, &versions),
+            Format::Json => render::report_json(latest, &hosts, &versions),
+            Format::Csv => render::hosts_csv(&hosts),
+        },
+    )
 }

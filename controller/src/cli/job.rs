@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use boltfleet_common::proto::{AuditLogRequest, GetJobRequest, JobRecord, JobState, StepRecord};
+use boltfleet_common::proto::{
+    AuditEntry, AuditLogRequest, GetJobRequest, JobRecord, JobState, StepRecord,
+};
 use serde::Serialize;
 
 use super::args::{AuditArgs, Format, JobCommand};
@@ -10,6 +12,7 @@ use super::client::{call, connect, Admin};
 use super::config::Connection;
 use super::error::CliError;
 use super::rows::{kind_name, rfc3339, state_name};
+use super::safe::{lines, text as show};
 
 /// How often `--wait` asks for news.
 const POLL: Duration = Duration::from_secs(1);
@@ -102,20 +105,22 @@ impl From<&StepRecord> for StepDetail {
     }
 }
 
-/// The human rendering of a job: a summary, every step, then each step's output tail.
+/// The human rendering of a job: a summary, every step, then each step's output tail. Every
+/// value from the job is shown through [`show`] (one line each); output tails through
+/// [`lines`].
 pub fn job_text(job: &JobDetail) -> String {
     let mut out = format!(
         "job {}  host {}  {} {}  state {}\n",
-        job.job_id,
-        job.host_id,
+        show(&job.job_id),
+        show(&job.host_id),
         job.kind,
-        job.target.as_deref().unwrap_or(""),
+        show(job.target.as_deref().unwrap_or("")),
         job.state
     );
     let line = |label: &str, value: &Option<String>| {
         value
             .as_ref()
-            .map(|v| format!("  {label}: {v}\n"))
+            .map(|v| format!("  {label}: {}\n", show(v)))
             .unwrap_or_default()
     };
     out += &line(
@@ -137,7 +142,7 @@ pub fn job_text(job: &JobDetail) -> String {
         if !list.is_empty() {
             out += &format!("  {label}:\n");
             for item in list {
-                out += &format!("    {item}\n");
+                out += &format!("    {}\n", show(item));
             }
         }
     }
@@ -148,7 +153,7 @@ pub fn job_text(job: &JobDetail) -> String {
                 .duration_s
                 .map(|d| d.to_string())
                 .unwrap_or_else(|| "-".into());
-            out += &format!("{:<20} {:<10} {:>8}\n", step.name, step.state, secs);
+            out += &format!("{:<20} {:<10} {:>8}\n", show(&step.name), step.state, secs);
         }
         for step in job
             .steps
@@ -157,9 +162,9 @@ pub fn job_text(job: &JobDetail) -> String {
         {
             out += &format!(
                 "\n--- {} ({}) ---\n{}\n",
-                step.name,
+                show(&step.name),
                 step.state,
-                step.output_tail.trim_end()
+                lines(step.output_tail.trim_end())
             );
         }
     }
@@ -175,7 +180,7 @@ pub async fn run(conn: &Connection, command: JobCommand) -> Result<(), CliError>
         Format::Json => serde_json::to_string_pretty(&detail).expect("serializable") + "\n",
         Format::Table | Format::Csv => job_text(&detail),
     };
-    super::write_stdout(&text)
+    super::write_output(format, &text)
 }
 
 async fn get(admin: &mut Admin, job_id: &str) -> Result<JobRecord, CliError> {
@@ -205,12 +210,12 @@ pub async fn wait_for(admin: &mut Admin, job_id: &str, timeout: Duration) -> Res
             .flat_map(|e| e.steps.iter().map(|s| (s.name.clone(), s.state)))
             .collect();
         for (name, state) in steps.iter().filter(|s| !seen.contains(*s)) {
-            eprintln!("{job_id}: {name} {}", step_state(*state));
+            eprintln!("{job_id}: {} {}", show(name), step_state(*state));
         }
         seen = steps;
         if !is_active(&job) {
             let detail = JobDetail::from(&job);
-            eprint!("{}", job_text(&detail));
+            eprint!("{}", lines(&job_text(&detail)));
             if detail.state == "succeeded" {
                 return Ok(());
             }
@@ -236,6 +241,23 @@ pub async fn wait_for(admin: &mut Admin, job_id: &str, timeout: Duration) -> Res
     }
 }
 
+/// `audit` for people: one line per entry, every value shown through [`show`].
+pub fn audit_text(entries: &[AuditEntry]) -> String {
+    entries
+        .iter()
+        .map(|e| {
+            format!(
+                "{}  {:<20} {:<12} {:<16} {}\n",
+                rfc3339(e.at).unwrap_or_default(),
+                show(&e.actor),
+                show(&e.action),
+                show(&e.target),
+                show(&e.detail)
+            )
+        })
+        .collect()
+}
+
 pub async fn audit(conn: &Connection, args: AuditArgs) -> Result<(), CliError> {
     let mut admin = connect(conn).await?;
     let entries = call(
@@ -258,21 +280,9 @@ pub async fn audit(conn: &Connection, args: AuditArgs) -> Result<(), CliError> {
             serde_json::to_string_pretty(&serde_json::json!({ "entries": rows })).expect("json")
                 + "\n"
         }
-        Format::Table | Format::Csv => entries
-            .iter()
-            .map(|e| {
-                format!(
-                    "{}  {:<20} {:<12} {:<16} {}\n",
-                    rfc3339(e.at).unwrap_or_default(),
-                    e.actor,
-                    e.action,
-                    e.target,
-                    e.detail
-                )
-            })
-            .collect(),
+        Format::Table | Format::Csv => audit_text(&entries),
     };
-    super::write_stdout(&text)
+    super::write_output(args.format, &text)
 }
 
 #[cfg(test)]

@@ -11,13 +11,17 @@ pub mod config;
 pub mod error;
 mod fleet;
 mod host;
+#[cfg(test)]
+mod hostile_tests;
 mod job;
+mod operator;
 pub mod plan_view;
 pub mod render;
 mod rollout;
 pub mod rollout_args;
 pub mod rollout_view;
 pub mod rows;
+pub mod safe;
 mod token;
 mod watch;
 mod window;
@@ -42,12 +46,25 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Rollout(command) => rollout::run(&conn, command).await,
         Command::Freeze(args) => window::freeze(&conn, args).await,
         Command::Window(command) => window::window(&conn, command).await,
+        Command::Operator(command) => operator::run(&conn, command).await,
+        Command::Policy(command) => operator::policy(&conn, command).await,
+        Command::Whoami => operator::whoami(&conn).await,
     }
 }
 
 /// The config file used when `--config` is not given: `~/.config/boltfleet/cli.toml`.
 pub fn default_config_path(home: &Path) -> PathBuf {
     home.join(config::DEFAULT_CONFIG)
+}
+
+/// Writes output rendered in `format`: JSON exactly as rendered, tables, plain text and CSV
+/// through the last guard [`safe::lines`], so that no control character but the line breaks
+/// reaches the terminal.
+fn write_output(format: Format, text: &str) -> Result<(), CliError> {
+    match format {
+        Format::Json => write_stdout(text),
+        Format::Table | Format::Csv => write_stdout(&safe::lines(text)),
+    }
 }
 
 /// Writes command output to stdout; a closed pipe (`boltfleet hosts | head`) is not an error.

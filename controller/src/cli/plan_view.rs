@@ -105,7 +105,7 @@ pub fn plan_table(plan: &PlanView) -> String {
     let eligible: usize = plan.waves.iter().map(|w| w.hosts.len()).sum();
     let mut out = format!(
         "plan to {}: {} hosts in {} waves, {} skipped\n\n",
-        plan.target,
+        super::safe::text(&plan.target),
         eligible,
         plan.waves.len(),
         plan.skipped.len()

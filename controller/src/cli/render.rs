@@ -7,6 +7,7 @@ use boltfleet_common::version::parse_release;
 use serde::{Serialize, Serializer};
 
 use super::rows::HostView;
+use super::safe;
 
 /// `hosts --format json`: `{"hosts": [rows]}`.
 pub fn hosts_json(hosts: &[HostView]) -> String {
@@ -113,10 +114,12 @@ fn csv_cells(h: &HostView) -> Vec<String> {
     ]
 }
 
-/// One RFC 4180 line (ending in `\n`): cells with a comma, quote or line break are quoted.
+/// One RFC 4180 line (ending in `\n`): each cell made safe ([`safe::csv_cell`]: no raw control
+/// characters, no formulas), then quoted when it holds a comma or a quote.
 fn csv_line(cells: impl IntoIterator<Item = String>) -> String {
     let quoted: Vec<String> = cells
         .into_iter()
+        .map(|cell| safe::csv_cell(&cell))
         .map(|cell| {
             if cell.contains([',', '"', '\n', '\r']) {
                 format!("\"{}\"", cell.replace('"', "\"\""))
@@ -239,8 +242,14 @@ fn non_empty_or_dash(text: &str) -> String {
     }
 }
 
-/// Left-aligned columns two spaces apart, without trailing spaces.
+/// Left-aligned columns two spaces apart, without trailing spaces. Every cell is shown through
+/// [`safe::text`]: one row per line, whatever the cells hold.
 pub(crate) fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| row.iter().map(|c| safe::text(c).into_owned()).collect())
+        .collect();
+    let rows = rows.as_slice();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (width, cell) in widths.iter_mut().zip(row) {

@@ -11,7 +11,7 @@ use super::config::Connection;
 use super::error::CliError;
 use super::plan_view::{plan_table, PlanView};
 use super::rollout_view::{list_table, status_table, to_json, RolloutView};
-use super::write_stdout;
+use super::{write_output, write_stdout};
 
 pub async fn run(conn: &Connection, command: RolloutCommand) -> Result<(), CliError> {
     let mut admin = connect(conn).await?;
@@ -31,25 +31,34 @@ pub async fn run(conn: &Connection, command: RolloutCommand) -> Result<(), CliEr
             };
             let action = format!("plan a rollout to {}", spec.to);
             let plan = PlanView::from(&call(&action, admin.plan_rollout(request)).await?);
-            write_stdout(&match format {
-                Format::Json => to_json(&plan),
-                Format::Table | Format::Csv => plan_table(&plan),
-            })
+            write_output(
+                format,
+                &match format {
+                    Format::Json => to_json(&plan),
+                    Format::Table | Format::Csv => plan_table(&plan),
+                },
+            )
         }
         RolloutCommand::List { format } => {
             let list = call("list rollouts", admin.list_rollouts(ListRolloutsRequest {})).await?;
             let views: Vec<RolloutView> = list.rollouts.iter().map(RolloutView::from).collect();
-            write_stdout(&match format {
-                Format::Json => to_json(&serde_json::json!({ "rollouts": views })),
-                Format::Table | Format::Csv => list_table(&views),
-            })
+            write_output(
+                format,
+                &match format {
+                    Format::Json => to_json(&serde_json::json!({ "rollouts": views })),
+                    Format::Table | Format::Csv => list_table(&views),
+                },
+            )
         }
         RolloutCommand::Status { id, format } => {
             let view = RolloutView::from(&get(&mut admin, &id).await?);
-            write_stdout(&match format {
-                Format::Json => to_json(&view),
-                Format::Table | Format::Csv => status_table(&view),
-            })
+            write_output(
+                format,
+                &match format {
+                    Format::Json => to_json(&view),
+                    Format::Table | Format::Csv => status_table(&view),
+                },
+            )
         }
         RolloutCommand::Watch { id } => super::watch::watch(&mut admin, &id).await,
         RolloutCommand::Pause(args) => {
@@ -72,6 +81,14 @@ pub async fn run(conn: &Connection, command: RolloutCommand) -> Result<(), CliEr
             let status = call(
                 &format!("promote rollout {}", args.id),
                 admin.promote_rollout(action(&args)),
+            )
+            .await?;
+            said(&status)
+        }
+        RolloutCommand::Approve(args) => {
+            let status = call(
+                &format!("approve rollout {}", args.id),
+                admin.approve_rollout(action(&args)),
             )
             .await?;
             said(&status)
@@ -111,8 +128,11 @@ fn said(status: &RolloutStatus) -> Result<(), CliError> {
         _ => "",
     };
     eprintln!(
-        "rollout {} is {}{reason}{rollback}",
-        status.id, status.state
+        "{}",
+        super::safe::text(&format!(
+            "rollout {} is {}{reason}{rollback}",
+            status.id, status.state
+        ))
     );
     Ok(())
 }

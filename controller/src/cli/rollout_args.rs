@@ -58,6 +58,8 @@ pub enum RolloutCommand {
         #[arg(long)]
         rollback: bool,
     },
+    /// Approve a rollout awaiting approval (two-person rule): it starts; its creator may not
+    Approve(ActionArgs),
 }
 
 #[derive(Debug, Args)]

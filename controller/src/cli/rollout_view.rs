@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::render::table;
 use super::rows::rfc3339;
+use super::safe::text as show;
 
 /// One rollout. The first fields are the documented core: `id`, `target`, `state`
 /// (planned|running|paused|completed|aborted), `reason` (why paused or stopped, or null),
@@ -29,6 +30,17 @@ pub struct RolloutView {
     pub created_at: Option<String>,
     /// Set once `abort --rollback` asked to revert the updated hosts.
     pub rollback: Option<RollbackView>,
+    /// Set when a tenant it touches requires approval (two-person rule).
+    pub approval: Option<ApprovalView>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApprovalView {
+    /// The tenants whose policy requires it.
+    pub tenants: Vec<String>,
+    /// Null until approved.
+    pub approved_by: Option<String>,
+    pub approved_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -118,6 +130,11 @@ impl From<&RolloutStatus> for RolloutView {
                 requested_at: rfc3339(r.requested_at),
                 finished_at: rfc3339(r.finished_at),
             }),
+            approval: s.approval.as_ref().map(|a| ApprovalView {
+                tenants: a.tenants.clone(),
+                approved_by: text(&a.approved_by),
+                approved_at: rfc3339(a.approved_at),
+            }),
         }
     }
 }
@@ -176,9 +193,9 @@ pub fn list_table(rollouts: &[RolloutView]) -> String {
 pub fn status_table(r: &RolloutView) -> String {
     let mut out = format!(
         "rollout {}  to {}  {}  wave {} of {}  {}/{} done  {} failed\n",
-        r.id,
-        r.target,
-        r.state,
+        show(&r.id),
+        show(&r.target),
+        show(&r.state),
         (r.current_wave + 1).min(r.waves.len() as u32),
         r.waves.len(),
         r.done(),
@@ -188,20 +205,32 @@ pub fn status_table(r: &RolloutView) -> String {
     out += &format!(
         "created {} by {}\n",
         r.created_at.as_deref().unwrap_or("-"),
-        r.created_by
+        show(&r.created_by)
     );
     if let Some(reason) = &r.reason {
-        out += &format!("reason: {reason}\n");
+        out += &format!("reason: {}\n", show(reason));
     }
     if r.awaiting_promotion {
-        out += &format!("waiting for `boltfleet rollout promote {}`\n", r.id);
+        out += &format!("waiting for `boltfleet rollout promote {}`\n", show(&r.id));
     }
     if let Some(rb) = &r.rollback {
         let state = rb
             .finished_at
             .as_deref()
             .map_or("in progress".into(), |t| format!("finished {t}"));
-        out += &format!("rollback asked by {}: {state}\n", rb.requested_by);
+        out += &format!("rollback asked by {}: {state}\n", show(&rb.requested_by));
+    }
+    if let Some(approval) = &r.approval {
+        let by = approval
+            .approved_by
+            .as_deref()
+            .map_or("not yet approved".to_string(), |by| {
+                format!("approved by {}", show(by))
+            });
+        out += &format!(
+            "approval required by tenants {}: {by}\n",
+            show(&approval.tenants.join(", "))
+        );
     }
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     let mut rows = Vec::new();

@@ -12,6 +12,7 @@ use super::client::Admin;
 use super::error::CliError;
 use super::rollout::get;
 use super::rollout_view::{HostStatusView, RolloutView};
+use super::safe::text as show;
 
 /// How often the controller is asked for news.
 const POLL: Duration = Duration::from_secs(1);
@@ -75,7 +76,7 @@ impl Lines {
                 .as_ref()
                 .map(|r| format!(": {r}"))
                 .unwrap_or_default();
-            lines.push(format!("rollout {} {}{reason}", view.id, state.0));
+            lines.push(show(&format!("rollout {} {}{reason}", view.id, state.0)).into_owned());
             self.state = Some(state);
         }
         for wave in &view.waves {
@@ -99,14 +100,19 @@ impl Progress for Lines {
     }
 }
 
-/// `wave 1  web0  running  step backup  1m 5s`.
+/// `wave 1  web0  running  step backup  1m 5s`, every value shown through [`show`].
 pub fn host_line(wave: u32, h: &HostStatusView, now: i64) -> String {
-    let mut line = format!("wave {}  {}  {}", wave + 1, h.host_id, h.state);
+    let mut line = format!(
+        "wave {}  {}  {}",
+        wave + 1,
+        show(&h.host_id),
+        show(&h.state)
+    );
     if let Some(step) = &h.current_step {
-        line += &format!("  step {step}");
+        line += &format!("  step {}", show(step));
     }
     if let Some(step) = &h.failed_step {
-        line += &format!("  at {step}");
+        line += &format!("  at {}", show(step));
     }
     if let Some(d) = elapsed(h, now) {
         line += &format!("  {}", humantime::format_duration(Duration::from_secs(d)));
@@ -157,10 +163,13 @@ impl Progress for Bars {
             .as_ref()
             .map(|r| format!(": {r}"))
             .unwrap_or_default();
-        header.set_message(format!(
-            "rollout {} to {}: {}{reason}",
-            view.id, view.target, view.state
-        ));
+        header.set_message(
+            show(&format!(
+                "rollout {} to {}: {}{reason}",
+                view.id, view.target, view.state
+            ))
+            .into_owned(),
+        );
         let style = ProgressStyle::with_template("{msg:24} [{bar:30}] {pos}/{len}")
             .expect("a valid template")
             .progress_chars("=> ");

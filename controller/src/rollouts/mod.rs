@@ -5,6 +5,7 @@
 //! Every change is written (and flushed) before anything acts on it, and audited with the
 //! operator's name.
 
+mod approval;
 mod fleet;
 mod windows;
 pub mod wire;
@@ -63,16 +64,25 @@ impl App {
         }
         let id = new_rollout_id(now);
         let mut state = RolloutState::new(spec, &plan);
-        state
-            .start(now)
-            .map_err(|source| phase_error(&id, source))?;
-        let detail = format!(
+        let approval = self.approval_needed(&plan)?;
+        if approval.is_none() {
+            state
+                .start(now)
+                .map_err(|source| phase_error(&id, source))?;
+        }
+        let mut detail = format!(
             "to {}: {} hosts in {} waves, {} skipped",
             plan.target,
             plan.eligible(),
             plan.waves.len(),
             plan.skipped().count()
         );
+        if let Some(approval) = &approval {
+            detail += &format!(
+                "; awaiting approval (tenants {})",
+                approval.tenants.join(", ")
+            );
+        }
         let record = RolloutRecord {
             id: id.clone(),
             created_by: operator.into(),
@@ -81,6 +91,7 @@ impl App {
             state,
             aborted_by: None,
             rollback_by: None,
+            approval,
         };
         {
             let _guard = self.lock_rollouts();

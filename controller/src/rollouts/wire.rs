@@ -189,6 +189,15 @@ pub fn status_to_wire(record: &RolloutRecord, jobs: &RolloutJobs) -> pb::Rollout
         })
         .collect();
     let (name, reason) = match &state.phase {
+        Phase::Planned if record.awaiting_approval() => (
+            "awaiting_approval",
+            format!(
+                "tenants {} require approval by an operator other than {}: `boltfleet rollout approve {}`",
+                record.approval.as_ref().map(|a| a.tenants.join(", ")).unwrap_or_default(),
+                record.created_by,
+                record.id
+            ),
+        ),
         Phase::Planned => ("planned", String::new()),
         Phase::Running => ("running", String::new()),
         Phase::Paused { reason, .. } => ("paused", reason.to_string()),
@@ -227,6 +236,11 @@ pub fn status_to_wire(record: &RolloutRecord, jobs: &RolloutJobs) -> pb::Rollout
             && state.spec.promotion == Promotion::Manual
             && !state.promotion_approved
             && soaked_wave_waits,
+        approval: record.approval.as_ref().map(|a| pb::RolloutApproval {
+            tenants: a.tenants.clone(),
+            approved_by: a.approved_by.clone().unwrap_or_default(),
+            approved_at: a.approved_at.map_or(0, |t| t.as_second()),
+        }),
     }
 }
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use boltfleet_common::grant::{Grant, Role, Scope};
 use boltfleet_common::proto::admin_service_server::AdminService;
 use boltfleet_common::proto::{
     AbortRolloutRequest, AuditEntry, AuditLogRequest, AuditLogResponse, CreateTokenRequest,
@@ -13,11 +14,16 @@ use boltfleet_common::proto::{
     SetFreezeRequest, SetFreezeResponse, SetWindowRequest, SetWindowResponse, StartJobRequest,
     StartJobResponse, StartRolloutRequest, StartRolloutResponse,
 };
+use boltfleet_common::proto::{
+    IssueOperatorCertRequest, IssueOperatorCertResponse, ListOperatorsRequest,
+    ListOperatorsResponse, OperatorCertInfo, OperatorInfo, RevokeOperatorRequest,
+    RevokeOperatorResponse, SetPolicyRequest, SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
+};
 use jiff::Timestamp;
 use tonic::{Request, Response, Status};
 
 use crate::app::{App, NewToken};
-use crate::auth;
+use crate::auth::{self, Caller};
 use crate::enroll_bulk::HostCsr;
 use crate::error::Error;
 use crate::jobs::NewJob;
@@ -40,6 +46,11 @@ impl Admin {
             .await
             .map_err(|e| Status::internal(e.to_string()))?
             .map_err(Status::from)
+    }
+
+    /// The operator calling, with its role and scope ([`auth::operator`]).
+    fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        Ok(auth::operator(request, &self.app)?)
     }
 }
 
@@ -78,8 +89,10 @@ impl AdminService for Admin {
         &self,
         request: Request<ListHostsRequest>,
     ) -> Result<Response<ListHostsResponse>, Status> {
-        auth::operator(&request)?;
-        let report = self.blocking(|app| app.fleet_report("")).await?;
+        let caller = self.caller(&request)?;
+        let report = self
+            .blocking(move |app| app.fleet_report_for(&caller, ""))
+            .await?;
         Ok(Response::new(ListHostsResponse { hosts: report.rows }))
     }
 
@@ -87,9 +100,11 @@ impl AdminService for Admin {
         &self,
         request: Request<FleetReportRequest>,
     ) -> Result<Response<FleetReportResponse>, Status> {
-        auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let latest = request.into_inner().latest;
-        let report = self.blocking(move |app| app.fleet_report(&latest)).await?;
+        let report = self
+            .blocking(move |app| app.fleet_report_for(&caller, &latest))
+            .await?;
         Ok(Response::new(FleetReportResponse {
             hosts: report.rows,
             versions: report.versions.into_iter().collect(),
@@ -101,7 +116,7 @@ impl AdminService for Admin {
         &self,
         request: Request<CreateTokenRequest>,
     ) -> Result<Response<CreateTokenResponse>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         let new = NewToken {
             host_id: req.host_id,
@@ -110,7 +125,10 @@ impl AdminService for Admin {
             ttl: Duration::from_secs(req.ttl_seconds),
         };
         let (token, expires_at) = self
-            .blocking(move |app| app.create_token(&operator, new, crate::app::now()))
+            .blocking(move |app| {
+                app.check_enrollment(&caller, &new.host_id, &new.tenant)?;
+                app.create_token(&caller.name, new, crate::app::now())
+            })
             .await?;
         Ok(Response::new(CreateTokenResponse { token, expires_at }))
     }
@@ -119,8 +137,8 @@ impl AdminService for Admin {
         &self,
         request: Request<EnrollHostsRequest>,
     ) -> Result<Response<EnrollHostsResponse>, Status> {
-        let operator = auth::operator(&request)?;
-        let hosts = request
+        let caller = self.caller(&request)?;
+        let hosts: Vec<HostCsr> = request
             .into_inner()
             .hosts
             .into_iter()
@@ -132,7 +150,12 @@ impl AdminService for Admin {
             })
             .collect();
         let certificate_pem = self
-            .blocking(move |app| app.enroll_hosts(&operator, hosts))
+            .blocking(move |app| {
+                for host in &hosts {
+                    app.check_enrollment(&caller, &host.host_id, &host.tenant)?;
+                }
+                app.enroll_hosts(&caller.name, hosts)
+            })
             .await?;
         Ok(Response::new(EnrollHostsResponse { certificate_pem }))
     }
@@ -141,10 +164,14 @@ impl AdminService for Admin {
         &self,
         request: Request<RevokeHostRequest>,
     ) -> Result<Response<RevokeHostResponse>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let host_id = request.into_inner().host_id;
-        self.blocking(move |app| app.revoke(&operator, &host_id))
-            .await?;
+        self.blocking(move |app| {
+            caller.require(Role::Operator, "revoking hosts")?;
+            app.host_for(&caller, &host_id)?;
+            app.revoke(&caller.name, &host_id)
+        })
+        .await?;
         Ok(Response::new(RevokeHostResponse {}))
     }
 
@@ -152,7 +179,7 @@ impl AdminService for Admin {
         &self,
         request: Request<StartJobRequest>,
     ) -> Result<Response<StartJobResponse>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         let kind = JobKind::try_from(req.kind)
             .map_err(|_| Status::invalid_argument(format!("unknown job kind {}", req.kind)))?;
@@ -164,7 +191,11 @@ impl AdminService for Admin {
             rollout_id: None,
         };
         let job_id = self
-            .blocking(move |app| app.start_job(&operator, new, crate::app::now()))
+            .blocking(move |app| {
+                caller.require(Role::Operator, "starting jobs")?;
+                app.host_for(&caller, &new.host_id)?;
+                app.start_job(&caller.name, new, crate::app::now())
+            })
             .await?;
         Ok(Response::new(StartJobResponse { job_id }))
     }
@@ -173,9 +204,11 @@ impl AdminService for Admin {
         &self,
         request: Request<GetJobRequest>,
     ) -> Result<Response<JobRecord>, Status> {
-        auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let job_id = request.into_inner().job_id;
-        let job = self.blocking(move |app| app.job(&job_id)).await?;
+        let job = self
+            .blocking(move |app| app.job_for(&caller, &job_id))
+            .await?;
         Ok(Response::new(job))
     }
 
@@ -183,9 +216,9 @@ impl AdminService for Admin {
         &self,
         request: Request<AuditLogRequest>,
     ) -> Result<Response<AuditLogResponse>, Status> {
-        auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let limit = request.into_inner().limit as usize;
-        let entries = self.blocking(|app| Ok(app.store.audit_log()?)).await?;
+        let entries = self.blocking(move |app| app.audit_for(&caller)).await?;
         let skip = if limit == 0 {
             0
         } else {
@@ -209,10 +242,11 @@ impl AdminService for Admin {
         &self,
         request: Request<PlanRolloutRequest>,
     ) -> Result<Response<RolloutPlan>, Status> {
-        auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let spec = spec_of(request.into_inner().spec)?;
         let plan = self
             .blocking(move |app| {
+                let spec = app.spec_for(&caller, spec)?;
                 let plan = app.plan_rollout(&spec, Timestamp::now())?;
                 Ok(wire::plan_to_wire(&plan, &app.store.windows_all()?))
             })
@@ -224,10 +258,14 @@ impl AdminService for Admin {
         &self,
         request: Request<StartRolloutRequest>,
     ) -> Result<Response<StartRolloutResponse>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let spec = spec_of(request.into_inner().spec)?;
         let id = self
-            .blocking(move |app| app.start_rollout(&operator, spec, Timestamp::now()))
+            .blocking(move |app| {
+                caller.require(Role::Operator, "starting rollouts")?;
+                let spec = app.spec_for(&caller, spec)?;
+                app.start_rollout(&caller.name, spec, Timestamp::now())
+            })
             .await?;
         Ok(Response::new(StartRolloutResponse { id }))
     }
@@ -236,8 +274,10 @@ impl AdminService for Admin {
         &self,
         request: Request<ListRolloutsRequest>,
     ) -> Result<Response<ListRolloutsResponse>, Status> {
-        auth::operator(&request)?;
-        let rollouts = self.blocking(|app| app.rollout_statuses()).await?;
+        let caller = self.caller(&request)?;
+        let rollouts = self
+            .blocking(move |app| app.rollout_statuses_for(&caller))
+            .await?;
         Ok(Response::new(ListRolloutsResponse { rollouts }))
     }
 
@@ -245,9 +285,11 @@ impl AdminService for Admin {
         &self,
         request: Request<GetRolloutRequest>,
     ) -> Result<Response<RolloutStatus>, Status> {
-        auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let id = request.into_inner().id;
-        let status = self.blocking(move |app| app.rollout_status(&id)).await?;
+        let status = self
+            .blocking(move |app| app.rollout_status_for(&caller, &id))
+            .await?;
         Ok(Response::new(status))
     }
 
@@ -255,12 +297,13 @@ impl AdminService for Admin {
         &self,
         request: Request<RolloutActionRequest>,
     ) -> Result<Response<RolloutStatus>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         let status = self
             .blocking(move |app| {
-                app.pause_rollout(&operator, &req.id, &req.reason, Timestamp::now())?;
-                app.rollout_status(&req.id)
+                app.rollout_to_steer(&caller, &req.id)?;
+                app.pause_rollout(&caller.name, &req.id, &req.reason, Timestamp::now())?;
+                app.rollout_status_for(&caller, &req.id)
             })
             .await?;
         Ok(Response::new(status))
@@ -270,12 +313,13 @@ impl AdminService for Admin {
         &self,
         request: Request<RolloutActionRequest>,
     ) -> Result<Response<RolloutStatus>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         let status = self
             .blocking(move |app| {
-                app.resume_rollout(&operator, &req.id, &req.reason, Timestamp::now())?;
-                app.rollout_status(&req.id)
+                app.rollout_to_steer(&caller, &req.id)?;
+                app.resume_rollout(&caller.name, &req.id, &req.reason, Timestamp::now())?;
+                app.rollout_status_for(&caller, &req.id)
             })
             .await?;
         Ok(Response::new(status))
@@ -285,12 +329,13 @@ impl AdminService for Admin {
         &self,
         request: Request<RolloutActionRequest>,
     ) -> Result<Response<RolloutStatus>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         let status = self
             .blocking(move |app| {
-                app.promote_rollout(&operator, &req.id, &req.reason)?;
-                app.rollout_status(&req.id)
+                app.rollout_to_steer(&caller, &req.id)?;
+                app.promote_rollout(&caller.name, &req.id, &req.reason)?;
+                app.rollout_status_for(&caller, &req.id)
             })
             .await?;
         Ok(Response::new(status))
@@ -300,13 +345,14 @@ impl AdminService for Admin {
         &self,
         request: Request<AbortRolloutRequest>,
     ) -> Result<Response<RolloutStatus>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         let status = self
             .blocking(move |app| {
+                app.rollout_to_steer(&caller, &req.id)?;
                 let now = Timestamp::now();
-                app.abort_rollout(&operator, &req.id, &req.reason, req.rollback, now)?;
-                app.rollout_status(&req.id)
+                app.abort_rollout(&caller.name, &req.id, &req.reason, req.rollback, now)?;
+                app.rollout_status_for(&caller, &req.id)
             })
             .await?;
         Ok(Response::new(status))
@@ -316,9 +362,10 @@ impl AdminService for Admin {
         &self,
         request: Request<SetWindowRequest>,
     ) -> Result<Response<SetWindowResponse>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
+        caller.require(Role::Admin, "setting maintenance windows")?;
         let (key, window) = window_of(request.into_inner())?;
-        self.blocking(move |app| app.set_window(&operator, key, window))
+        self.blocking(move |app| app.set_window(&caller.name, key, window))
             .await?;
         Ok(Response::new(SetWindowResponse {}))
     }
@@ -327,13 +374,130 @@ impl AdminService for Admin {
         &self,
         request: Request<SetFreezeRequest>,
     ) -> Result<Response<SetFreezeResponse>, Status> {
-        let operator = auth::operator(&request)?;
+        let caller = self.caller(&request)?;
         let req = request.into_inner();
         self.blocking(move |app| {
             let tenant = (!req.tenant.is_empty()).then_some(req.tenant.as_str());
-            app.set_freeze(&operator, tenant, req.on, Timestamp::now())
+            match tenant {
+                None => caller.require(Role::Admin, "the global freeze")?,
+                Some(t) => {
+                    caller.require(Role::Operator, "freezing a tenant")?;
+                    caller.require_tenant(t)?;
+                }
+            }
+            app.set_freeze(&caller.name, tenant, req.on, Timestamp::now())
         })
         .await?;
         Ok(Response::new(SetFreezeResponse {}))
+    }
+
+    async fn who_am_i(
+        &self,
+        request: Request<WhoAmIRequest>,
+    ) -> Result<Response<WhoAmIResponse>, Status> {
+        let caller = self.caller(&request)?;
+        Ok(Response::new(WhoAmIResponse {
+            name: caller.name,
+            role: caller.role.to_string(),
+            tenants: tenants_of(&caller.scope),
+        }))
+    }
+
+    async fn issue_operator_cert(
+        &self,
+        request: Request<IssueOperatorCertRequest>,
+    ) -> Result<Response<IssueOperatorCertResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let role = req.role.parse::<Role>().map_err(Error::from)?;
+        let grant = Grant::new(role, &req.tenants).map_err(Error::from)?;
+        let certificate_pem = self
+            .blocking(move |app| app.issue_operator_cert(&caller, &req.name, &grant, &req.csr_pem))
+            .await?;
+        Ok(Response::new(IssueOperatorCertResponse {
+            certificate_pem,
+            ca_pem: self.app.ca.cert_pem().to_string(),
+        }))
+    }
+
+    async fn list_operators(
+        &self,
+        request: Request<ListOperatorsRequest>,
+    ) -> Result<Response<ListOperatorsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let records = self.blocking(move |app| app.operators(&caller)).await?;
+        let operators = records
+            .into_iter()
+            .map(|r| OperatorInfo {
+                name: r.name,
+                certs: r
+                    .certs
+                    .into_iter()
+                    .map(|c| OperatorCertInfo {
+                        serial: c.serial,
+                        role: c.role,
+                        tenants: c.tenants,
+                        since: c.since,
+                        not_after: c.not_after,
+                        issued_by: c.issued_by,
+                        revoked: c.revoked,
+                    })
+                    .collect(),
+                revoked_at: r.revoked_at.unwrap_or(0),
+                revoked_by: r.revoked_by.unwrap_or_default(),
+            })
+            .collect();
+        Ok(Response::new(ListOperatorsResponse { operators }))
+    }
+
+    async fn revoke_operator(
+        &self,
+        request: Request<RevokeOperatorRequest>,
+    ) -> Result<Response<RevokeOperatorResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let name = request.into_inner().name;
+        self.blocking(move |app| app.revoke_operator(&caller, &name))
+            .await?;
+        Ok(Response::new(RevokeOperatorResponse {}))
+    }
+
+    async fn set_policy(
+        &self,
+        request: Request<SetPolicyRequest>,
+    ) -> Result<Response<SetPolicyResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        self.blocking(move |app| {
+            app.set_policy(
+                &caller,
+                &req.tenant,
+                req.require_approval,
+                crate::app::now(),
+            )
+        })
+        .await?;
+        Ok(Response::new(SetPolicyResponse {}))
+    }
+
+    async fn approve_rollout(
+        &self,
+        request: Request<RolloutActionRequest>,
+    ) -> Result<Response<RolloutStatus>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let status = self
+            .blocking(move |app| {
+                app.approve_rollout(&caller, &req.id, &req.reason, Timestamp::now())?;
+                app.rollout_status_for(&caller, &req.id)
+            })
+            .await?;
+        Ok(Response::new(status))
+    }
+}
+
+fn tenants_of(scope: &Scope) -> Vec<String> {
+    match scope {
+        Scope::All => Vec::new(),
+        Scope::Tenants(t) => t.iter().cloned().collect(),
     }
 }

@@ -1,6 +1,7 @@
 //! The controller's durable state: typed trees over sled, one encoding (JSON), engine hidden.
 
 mod jobs;
+mod operators;
 mod records;
 mod rollouts;
 mod typed;
@@ -9,8 +10,9 @@ use std::path::Path;
 
 pub use boltfleet_common::proto::JobRecord;
 pub use jobs::Jobs;
+pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
 pub use records::{AuditEntry, HostRecord, Observed, TokenRecord};
-pub use rollouts::{freeze_key, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
+pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
 pub use typed::{StoreError, Typed};
 
 const HOSTS: &str = "hosts";
@@ -22,6 +24,8 @@ const JOBS_BY_HOST: &str = "jobs_by_host";
 const ROLLOUTS: &str = "rollouts";
 const WINDOWS: &str = "windows";
 const FREEZE: &str = "freeze";
+const OPERATORS: &str = "operators";
+const POLICIES: &str = "policies";
 
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
@@ -45,6 +49,10 @@ pub struct Store {
     pub windows: Typed<crate::rollout::MaintenanceWindow>,
     /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`).
     pub freeze: Typed<FreezeRecord>,
+    /// Operators by name, with the certificates known to carry the name ([`OperatorRecord`]).
+    pub operators: Typed<OperatorRecord>,
+    /// Tenant policies by tenant (two-person rule).
+    pub policies: Typed<TenantPolicy>,
     audit: sled::Tree,
 }
 
@@ -63,6 +71,8 @@ impl Store {
             rollouts: Rollouts::open(&db, ROLLOUTS)?,
             windows: Typed::open(&db, WINDOWS)?,
             freeze: Typed::open(&db, FREEZE)?,
+            operators: Typed::open(&db, OPERATORS)?,
+            policies: Typed::open(&db, POLICIES)?,
             audit: db.open_tree(AUDIT)?,
             db,
         })

@@ -27,6 +27,30 @@ pub struct RolloutRecord {
     /// Who asked to roll back what it updated; rollback jobs are created in their name.
     #[serde(default)]
     pub rollback_by: Option<String>,
+    /// Set when a tenant it touches requires approval (two-person rule): the rollout stays
+    /// planned, and the scheduler starts nothing of it, until an operator other than its
+    /// creator approves.
+    #[serde(default)]
+    pub approval: Option<Approval>,
+}
+
+/// A rollout's approval under the two-person rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Approval {
+    /// The tenants whose policy requires it.
+    pub tenants: Vec<String>,
+    pub approved_by: Option<String>,
+    pub approved_at: Option<Timestamp>,
+}
+
+impl RolloutRecord {
+    /// Waiting for a second operator's approval.
+    pub fn awaiting_approval(&self) -> bool {
+        self.approval
+            .as_ref()
+            .is_some_and(|a| a.approved_by.is_none())
+            && !matches!(self.state.phase, crate::rollout::Phase::Aborted { .. })
+    }
 }
 
 /// The rollouts tree, with the active rollouts (those the scheduler still works on) also kept
@@ -200,6 +224,7 @@ mod tests {
             state,
             aborted_by: None,
             rollback_by: None,
+            approval: None,
         }
     }
 
