@@ -11,6 +11,7 @@ use boltfleet_agent::config::AgentConfig;
 use boltfleet_agent::jobs::model::is_terminal;
 use boltfleet_agent::jobs::Jobs;
 use boltfleet_common::proto::{JobEvent, JobKind, JobState, RunJob};
+use boltfleet_tests::cluster::alive;
 use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::mysql;
 
@@ -53,16 +54,6 @@ fn write_config(base: &Path, host: &PassboltHost) -> PathBuf {
     path
 }
 
-/// Alive and not a zombie.
-fn running(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().to_string())
-        })
-        .is_some_and(|rest| !rest.starts_with('Z'))
-}
 
 #[test]
 fn a_job_killed_mid_migration_is_rolled_back_on_restart() {
@@ -93,7 +84,7 @@ fn a_job_killed_mid_migration_is_rolled_back_on_restart() {
     let orphan = eventually("the migration to hang", || host.hanging_pid());
     child.kill().unwrap();
     child.wait().unwrap();
-    assert!(running(orphan), "the migration outlives the killed agent");
+    assert!(alive(orphan), "the migration outlives the killed agent");
     assert!(dir.path().join("maintenance.flag").exists());
     assert_ne!(db.checksum_tables().unwrap(), before, "migrated");
 
@@ -117,7 +108,7 @@ fn a_job_killed_mid_migration_is_rolled_back_on_restart() {
     assert_eq!(event.state(), JobState::RolledBack, "{event:#?}");
     assert_eq!(event.failed_step, "migrate");
     assert_eq!(event.reason, "agent restarted during migrate");
-    assert!(!running(orphan), "the orphaned migration was stopped");
+    assert!(!alive(orphan), "the orphaned migration was stopped");
     let tag = host
         .git(&["describe", "--tags", "--exact-match", "HEAD"])
         .unwrap();

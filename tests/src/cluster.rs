@@ -43,6 +43,17 @@ pub fn eventually<T>(
     }
 }
 
+/// Whether `pid` is a live process (not a zombie).
+pub fn alive(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            s.rsplit_once(')')
+                .map(|(_, rest)| rest.trim_start().to_string())
+        })
+        .is_some_and(|rest| !rest.starts_with('Z'))
+}
+
 /// A child process that is killed (SIGKILL) and reaped when dropped.
 pub struct Proc {
     pub child: Child,
@@ -239,6 +250,13 @@ impl Controller {
     pub fn report(&self) -> Result<serde_json::Value> {
         Ok(serde_json::from_str(
             &self.cli_ok(&["report", "--format", "json"])?,
+        )?)
+    }
+
+    /// `boltfleet job show ID --format json`, parsed.
+    pub fn job(&self, id: &str) -> Result<serde_json::Value> {
+        Ok(serde_json::from_str(
+            &self.cli_ok(&["job", "show", id, "--format", "json"])?,
         )?)
     }
 

@@ -1,6 +1,7 @@
 //! A fixture passbolt host with its own database and an agent configured for it: the unit the
 //! end-to-end tests and the demo build fleets from.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{ensure, Result};
@@ -68,6 +69,11 @@ impl Site {
             .and_then(Path::parent)
             .expect("site dir")
             .join("backups")
+    }
+
+    /// The database as a whole: every table's definition and every table's checksum.
+    pub fn db_state(&self) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+        Ok((self.db.table_definitions()?, self.db.checksum_tables()?))
     }
 
     /// The release tag the install's HEAD sits on.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Result;
-use boltfleet_tests::cluster::{eventually, run, Controller};
+use boltfleet_tests::cluster::{alive, eventually, run, Controller};
 use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::site::Site;
 use serde_json::Value;
@@ -88,16 +88,6 @@ fn running_recorded(site: &Site, name: &str) -> Option<u32> {
     alive(pid).then_some(pid)
 }
 
-/// Whether `pid` is a live process (not a zombie).
-fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().to_string())
-        })
-        .is_some_and(|rest| !rest.starts_with('Z'))
-}
 
 /// The restarted agent stopped the orphan `pid` (which was running) and said so.
 fn reaped(site: &Site, pid: u32, what: &str) -> Result<()> {
@@ -119,15 +109,9 @@ fn start_update(ctl: &Controller, host: &str, to: &str) -> Result<String> {
         .to_string())
 }
 
-fn job(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(
-        &ctl.cli_ok(&["job", "show", id, "--format", "json"])?,
-    )?)
-}
-
 fn wait_state(ctl: &Controller, id: &str, done: &[&str]) -> Result<Value> {
     eventually(&format!("job {id} to end in {done:?}"), WAIT, || {
-        job(ctl, id)
+        ctl.job(id)
             .ok()
             .filter(|j| done.iter().any(|s| j["state"] == *s))
     })

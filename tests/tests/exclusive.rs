@@ -1,29 +1,17 @@
 //! End to end: one owner of the host at a time. A job holds the host against the agent's own
 //! probes (which write: the migration plugin's `status` creates `schema_migrations` in an
-//! emptied database), two restores can never interleave, and two agents never share a state dir.
+//! emptied database), and two agents never share a state dir. (That a restore never runs
+//! without the database's lock is in `agent/tests/jobs_real.rs`; that a killed agent's clients
+//! are stopped, in `crash.rs`.)
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use anyhow::Result;
 use boltfleet_tests::cluster::{eventually, run, Controller};
 use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::site::Site;
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(120);
-
-fn job(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(
-        &ctl.cli_ok(&["job", "show", id, "--format", "json"])?,
-    )?)
-}
-
-fn definitions_and_checksums(
-    site: &Site,
-) -> Result<(BTreeMap<String, String>, BTreeMap<String, String>)> {
-    Ok((site.db.table_definitions()?, site.db.checksum_tables()?))
-}
 
 #[test]
 fn a_rollback_under_fast_reports_restores_every_table_schema_migrations_included() -> Result<()> {
@@ -45,7 +33,7 @@ fn a_rollback_under_fast_reports_restores_every_table_schema_migrations_included
         text.replace("report_interval = \"2s\"", "report_interval = \"100ms\""),
     )?;
     site.enroll_and_start(&ctl, "web1", "acme")?;
-    let before = definitions_and_checksums(&site)?;
+    let before = site.db_state()?;
     assert!(before.1.contains_key("schema_migrations"), "{:?}", before.1);
 
     for round in 0..3 {
@@ -55,14 +43,14 @@ fn a_rollback_under_fast_reports_restores_every_table_schema_migrations_included
             .trim()
             .to_string();
         let done = eventually(&format!("round {round}: job {id} to end"), WAIT, || {
-            job(&ctl, &id)
+            ctl.job(&id)
                 .ok()
                 .filter(|j| !matches!(j["state"].as_str(), Some("queued" | "running")))
         })?;
         assert_eq!(done["state"], "rolled_back", "round {round}: {done}");
         assert_eq!(site.head_tag()?, "v1.3.2");
         assert_eq!(
-            definitions_and_checksums(&site)?,
+            site.db_state()?,
             before,
             "round {round}: every table as before the job"
         );

@@ -213,12 +213,6 @@ impl Harness {
         )
     }
 
-    fn job(&self, id: &str) -> Result<Value> {
-        Ok(serde_json::from_str(
-            &self.ctl.cli_ok(&["job", "show", id, "--format", "json"])?,
-        )?)
-    }
-
     /// Waits until the controller reports the host online at the release it really has.
     fn settled(&self) -> Result<()> {
         let installed = self.site.host.installed_version()?;
@@ -283,7 +277,7 @@ impl Harness {
             .to_string();
         self.inject(fault, delay)?;
         let done = eventually(&format!("job {id} to end"), WAIT, || {
-            self.job(&id)
+            self.ctl.job(&id)
                 .ok()
                 .filter(|j| !matches!(j["state"].as_str(), Some("queued" | "running") | None))
         })
