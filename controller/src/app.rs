@@ -55,6 +55,8 @@ pub struct App {
     pub(crate) observations: Observations,
     /// The jobs' index, updated with every job write.
     pub(crate) job_index: JobCache,
+    /// Per-host rate, refusal counts and stream replacements of the agent door.
+    pub door: crate::door::Door,
 }
 
 impl App {
@@ -80,6 +82,7 @@ impl App {
             hosts,
             observations,
             job_index,
+            door: crate::door::Door::default(),
         }))
     }
 

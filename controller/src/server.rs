@@ -60,6 +60,7 @@ pub async fn run(
     let tls = tls::server_config(ca.cert_pem(), &chain, &key)?;
     let store = Store::open(&dir.store())?;
     let app = App::open(store.clone(), ca, config.agent_cert_validity)?;
+    app.door.configure(limits.door());
 
     let listener = TcpListener::bind(config.listen)
         .await

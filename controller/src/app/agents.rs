@@ -35,10 +35,21 @@ impl App {
     /// A report wakes the scheduler only when it changes what rollouts act on (the version or
     /// health); `last_seen` alone matters only for offline hosts, which do not report.
     pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
-        let changed = self.observe(host, |o| {
-            o.agent_version = inventory.agent_version.clone();
-            o.inventory = Some(inventory);
-        });
+        // The same inventory again (but for when it was taken) is not written again.
+        let changed = self
+            .observations
+            .update_if_changed(host.as_str(), now(), |o| {
+                let same = o.agent_version == inventory.agent_version
+                    && o.inventory.as_ref().is_some_and(|old| {
+                        Inventory {
+                            collected_at: inventory.collected_at,
+                            ..old.clone()
+                        } == inventory
+                    });
+                o.agent_version = inventory.agent_version.clone();
+                o.inventory = Some(inventory);
+                !same
+            });
         if changed {
             self.wake_scheduler();
         }
