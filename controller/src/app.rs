@@ -318,7 +318,7 @@ pub(crate) mod tests {
         app
     }
 
-    fn token(app: &App, host: &str, ttl: u64, now: i64) -> String {
+    pub(crate) fn token(app: &App, host: &str, ttl: u64, now: i64) -> String {
         let req = NewToken {
             host_id: host.into(),
             tenant: "acme".into(),
@@ -328,7 +328,7 @@ pub(crate) mod tests {
         app.create_token("alice", req, now).unwrap().0
     }
 
-    fn csr(host: &str) -> String {
+    pub(crate) fn csr(host: &str) -> String {
         new_csr(&Identity::Agent(HostId::new(host).unwrap()))
             .unwrap()
             .0

@@ -30,6 +30,7 @@ fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
         .unwrap();
     let review = JobEvent {
         job_id: old,
+        kind: JobKind::Healthcheck as i32,
         state: JobState::Succeeded as i32,
         from_version: "1.3.0".into(),
         target_version: TARGET.into(),
