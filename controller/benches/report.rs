@@ -253,6 +253,7 @@ fn views(parts: &[ViewParts]) -> Vec<HostView> {
             online: *online,
             window: window.clone(),
             frozen: *frozen,
+            flapping: false,
         })
         .collect()
 }

@@ -10,6 +10,9 @@ use tonic::Status;
 use tracing::{info, warn};
 
 mod agents;
+mod fleet;
+
+pub use fleet::{FleetPage, PAGE_BYTES, PAGE_SIZE, PAGE_SIZE_MAX};
 
 use crate::error::Error;
 use crate::hot::{HostCache, JobCache, Observations};

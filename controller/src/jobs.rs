@@ -53,7 +53,11 @@ enum Stored {
 /// Whether `host` may report `event` for `job`: its own job, not finished yet (a finished job
 /// is final), and the same kind and target as the job's request (the target only when the
 /// request names one). `Err` says why not.
-pub fn job_event_fits(job: &JobRecord, host: &HostId, event: &JobEvent) -> Result<(), &'static str> {
+pub fn job_event_fits(
+    job: &JobRecord,
+    host: &HostId,
+    event: &JobEvent,
+) -> Result<(), &'static str> {
     if job.host_id != host.as_str() {
         return Err("another host's job");
     }
@@ -496,7 +500,8 @@ mod tests {
             (JobKind::Update, "1.6.10", JobState::Running),
             (JobKind::Rollback, "", JobState::Succeeded),
         ] {
-            app.record_job_event(&host, ev(kind, target, later)).unwrap();
+            app.record_job_event(&host, ev(kind, target, later))
+                .unwrap();
             assert_eq!(state(), JobState::RolledBack, "{later:?} after the end");
         }
         let record = app.job(&id).unwrap();
@@ -526,8 +531,14 @@ mod tests {
         app.record_job_event(&web2, forged.clone()).unwrap();
         app.record_hello(&web2, "0.1.0", Some(forged)).unwrap();
         assert_eq!(state_of(&app.job(&id).unwrap()), JobState::Queued);
-        let web2_last = app.observations.get("web2").and_then(|o| o.last_job.clone());
-        assert_eq!(web2_last, None, "a foreign job is not the sender's last job");
+        let web2_last = app
+            .observations
+            .get("web2")
+            .and_then(|o| o.last_job.clone());
+        assert_eq!(
+            web2_last, None,
+            "a foreign job is not the sender's last job"
+        );
     }
 
     /// The job index and the per-host reads answer as scans of every stored job would.

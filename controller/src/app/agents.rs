@@ -3,7 +3,6 @@
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::{Inventory, JobEvent};
-use boltfleet_common::version::{parse_release, Version};
 
 use super::{now, App};
 use crate::error::Error;
@@ -71,14 +70,22 @@ impl App {
 
     /// Every enrolled host with what it reported and whether it is online now, from memory.
     pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
-        let windows = self.store.windows_all()?;
-        let freeze = self.store.freeze_all()?;
         let records: Vec<(String, HostRecord)> = self
             .hosts
             .read()
             .iter()
             .map(|(id, r)| (id.clone(), r.clone()))
             .collect();
+        self.views_of(records)
+    }
+
+    /// The views of `records`, in their order.
+    pub(crate) fn views_of(
+        &self,
+        records: Vec<(String, HostRecord)>,
+    ) -> Result<Vec<HostView>, Error> {
+        let windows = self.store.windows_all()?;
+        let freeze = self.store.freeze_all()?;
         let ids = || records.iter().map(|(id, _)| id.as_str());
         let observed = self.observations.get_all(ids());
         let online = self.registry.online_all(ids());
@@ -89,6 +96,7 @@ impl App {
                 .collect()
         };
         let now = jiff::Timestamp::now();
+        let instant = std::time::Instant::now();
         let mut views = Vec::with_capacity(records.len());
         let each = observed.into_iter().zip(online).zip(newest_jobs);
         for ((id, record), ((observed, online), newest_job)) in records.into_iter().zip(each) {
@@ -102,6 +110,7 @@ impl App {
                 online,
                 window: crate::rollouts::host_window(&windows, &id, &record.tenant, now),
                 frozen: freeze.covers(&record.tenant),
+                flapping: self.door.is_flapping(&id, instant),
                 observed,
                 record,
             });
@@ -109,14 +118,11 @@ impl App {
         Ok(views)
     }
 
-    /// The fleet report, against `latest` (X.Y.Z) or the newest version seen in the fleet.
+    /// The whole fleet report (full rows), against `latest` (X.Y.Z), else the operators'
+    /// settings, else what hosts report (see [`crate::report::latest`]).
     pub fn fleet_report(&self, latest: &str) -> Result<FleetReport, Error> {
-        let latest: Option<Version> = if latest.is_empty() {
-            None
-        } else {
-            Some(parse_release(latest).map_err(|e| Error::invalid("latest", e))?)
-        };
-        Ok(report::build(self.host_views()?, latest))
+        let rule = self.latest_rule(latest)?;
+        Ok(report::build_with(self.host_views()?, &rule))
     }
 }
 

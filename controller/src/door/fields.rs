@@ -192,7 +192,11 @@ pub fn check_hello(hello: &mut Hello) -> Result<(), Refusal> {
 /// A report's inventory.
 pub fn check_report(inv: &mut Inventory) -> Result<(), Refusal> {
     text(&mut inv.agent_version, "inventory.agent_version", None)?;
-    text(&mut inv.passbolt_version, "inventory.passbolt_version", None)?;
+    text(
+        &mut inv.passbolt_version,
+        "inventory.passbolt_version",
+        None,
+    )?;
     text(&mut inv.version_file, "inventory.version_file", None)?;
     text(&mut inv.php_version, "inventory.php_version", None)?;
     text(&mut inv.newest_tag, "inventory.newest_tag", None)?;
@@ -204,8 +208,16 @@ pub fn check_report(inv: &mut Inventory) -> Result<(), Refusal> {
         count(m.sections.len(), "inventory.migrations.sections")?;
         for (i, s) in m.sections.iter_mut().enumerate() {
             text(&mut s.name, "inventory.migrations.sections.name", Some(i))?;
-            text(&mut s.current, "inventory.migrations.sections.current", Some(i))?;
-            text(&mut s.latest, "inventory.migrations.sections.latest", Some(i))?;
+            text(
+                &mut s.current,
+                "inventory.migrations.sections.current",
+                Some(i),
+            )?;
+            text(
+                &mut s.latest,
+                "inventory.migrations.sections.latest",
+                Some(i),
+            )?;
         }
         text(&mut m.error, "inventory.migrations.error", None)?;
     }
@@ -252,7 +264,11 @@ mod tests {
     use boltfleet_common::proto::{GitState, Health, StepRecord};
 
     /// (what is wrong, the message, the field the refusal must name, or None when accepted).
-    type Case = (&'static str, Box<dyn Fn(&mut Inventory)>, Option<&'static str>);
+    type Case = (
+        &'static str,
+        Box<dyn Fn(&mut Inventory)>,
+        Option<&'static str>,
+    );
 
     fn honest() -> Inventory {
         Inventory {
@@ -331,7 +347,10 @@ mod tests {
         let mut inv = honest();
         inv.errors = vec!["e".into(); 40];
         let refusal = check_report(&mut inv).unwrap_err();
-        assert_eq!(refusal.to_string(), "inventory.errors: 40 entries, limit 32");
+        assert_eq!(
+            refusal.to_string(),
+            "inventory.errors: 40 entries, limit 32"
+        );
     }
 
     #[test]
@@ -339,7 +358,10 @@ mod tests {
         let mut inv = honest();
         inv.errors = vec!["bad\x1b]0;title\x07 thing\nINFO forged".into()];
         check_report(&mut inv).unwrap();
-        assert_eq!(inv.errors[0], "bad\\u{1b}]0;title\\u{7} thing\\nINFO forged");
+        assert_eq!(
+            inv.errors[0],
+            "bad\\u{1b}]0;title\\u{7} thing\\nINFO forged"
+        );
         let mut job = JobEvent {
             job_id: "j18c-0000beef".into(),
             steps: vec![StepRecord {

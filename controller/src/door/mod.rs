@@ -163,7 +163,10 @@ impl Door {
 
     /// Whether `host` flapped within [`FLAP_MEMORY`] of `now`.
     pub fn is_flapping(&self, host: &str, now: Instant) -> bool {
-        self.lock().hosts.get(host).is_some_and(|h| flapping(h, now))
+        self.lock()
+            .hosts
+            .get(host)
+            .is_some_and(|h| flapping(h, now))
     }
 
     /// Drops what is known of `host` (forgotten).
@@ -216,7 +219,10 @@ mod tests {
         assert!(!door.allow_report("web1", t0 + Duration::from_millis(900)));
         assert!(door.allow_report("web1", t0 + Duration::from_millis(1900)));
         let later = t0 + Duration::from_secs(3600);
-        assert_eq!((0..10).filter(|_| door.allow_report("web1", later)).count(), 3);
+        assert_eq!(
+            (0..10).filter(|_| door.allow_report("web1", later)).count(),
+            3
+        );
     }
 
     #[test]

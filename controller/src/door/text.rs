@@ -72,7 +72,11 @@ mod tests {
     fn control_characters_are_escaped_and_plain_text_is_borrowed() {
         let cases = [
             ("plain 1.6.10", false, "plain 1.6.10"),
-            ("\x1b[2J\x1b]0;pwned\x07", false, "\\u{1b}[2J\\u{1b}]0;pwned\\u{7}"),
+            (
+                "\x1b[2J\x1b]0;pwned\x07",
+                false,
+                "\\u{1b}[2J\\u{1b}]0;pwned\\u{7}",
+            ),
             ("a\nb\tc\r", false, "a\\nb\\tc\\r"),
             ("a\nb\tc\r", true, "a\nb\tc\\r"),
             ("rtl\u{202e}txt", false, "rtl\\u{202e}txt"),
@@ -90,7 +94,10 @@ mod tests {
         assert_eq!(cut("abc", 10), "abc");
         let long = "x".repeat(1000);
         let shown = loggable(&long).to_string();
-        assert!(shown.len() < 300 && shown.ends_with("...(1000 bytes)"), "{shown}");
+        assert!(
+            shown.len() < 300 && shown.ends_with("...(1000 bytes)"),
+            "{shown}"
+        );
         assert_eq!(
             loggable("forged\nINFO line").to_string(),
             "forged\\nINFO line"

@@ -253,6 +253,10 @@ fn config_changes_one_host_reports_are_never_shown_for_another() {
             .find(|h| h.host_id == id)
             .map(|h| h.config_changes.len())
     };
-    assert_eq!(changes("web0"), Some(0), "another tenant's host poisoned the plan");
+    assert_eq!(
+        changes("web0"),
+        Some(0),
+        "another tenant's host poisoned the plan"
+    );
     assert_eq!(changes("evil1"), Some(1), "its own jump is still shown");
 }

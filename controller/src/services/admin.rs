@@ -13,6 +13,10 @@ use boltfleet_common::proto::{
     SetFreezeRequest, SetFreezeResponse, SetWindowRequest, SetWindowResponse, StartJobRequest,
     StartJobResponse, StartRolloutRequest, StartRolloutResponse,
 };
+use boltfleet_common::proto::{
+    ForgetHostRequest, ForgetHostResponse, GetHostRequest, HostRow, SetLatestReleaseRequest,
+    SetLatestReleaseResponse,
+};
 use jiff::Timestamp;
 use tonic::{Request, Response, Status};
 
@@ -79,8 +83,14 @@ impl AdminService for Admin {
         request: Request<ListHostsRequest>,
     ) -> Result<Response<ListHostsResponse>, Status> {
         auth::operator(&request)?;
-        let report = self.blocking(|app| app.fleet_report("")).await?;
-        Ok(Response::new(ListHostsResponse { hosts: report.rows }))
+        let req = request.into_inner();
+        let page = self
+            .blocking(move |app| app.fleet_page("", &req.page_token, req.page_size as usize))
+            .await?;
+        Ok(Response::new(ListHostsResponse {
+            hosts: page.rows,
+            next_page_token: page.next_page_token,
+        }))
     }
 
     async fn fleet_report(
@@ -88,12 +98,23 @@ impl AdminService for Admin {
         request: Request<FleetReportRequest>,
     ) -> Result<Response<FleetReportResponse>, Status> {
         auth::operator(&request)?;
-        let latest = request.into_inner().latest;
-        let report = self.blocking(move |app| app.fleet_report(&latest)).await?;
+        let req = request.into_inner();
+        let page = self
+            .blocking(move |app| {
+                app.fleet_page(&req.latest, &req.page_token, req.page_size as usize)
+            })
+            .await?;
+        let (latest, latest_source) = match page.latest {
+            Some(l) => (l.version.to_string(), l.source),
+            None => (String::new(), String::new()),
+        };
         Ok(Response::new(FleetReportResponse {
-            hosts: report.rows,
-            versions: report.versions.into_iter().collect(),
-            latest: report.latest.map(|v| v.to_string()).unwrap_or_default(),
+            hosts: page.rows,
+            versions: page.versions.into_iter().collect(),
+            latest,
+            next_page_token: page.next_page_token,
+            latest_source,
+            tenant_latest: page.tenant_latest.into_iter().collect(),
         }))
     }
 
@@ -335,5 +356,37 @@ impl AdminService for Admin {
         })
         .await?;
         Ok(Response::new(SetFreezeResponse {}))
+    }
+
+    async fn set_latest_release(
+        &self,
+        request: Request<SetLatestReleaseRequest>,
+    ) -> Result<Response<SetLatestReleaseResponse>, Status> {
+        let operator = auth::operator(&request)?;
+        let req = request.into_inner();
+        self.blocking(move |app| app.set_latest(&operator, &req.tenant, &req.version))
+            .await?;
+        Ok(Response::new(SetLatestReleaseResponse {}))
+    }
+
+    async fn get_host(
+        &self,
+        request: Request<GetHostRequest>,
+    ) -> Result<Response<HostRow>, Status> {
+        auth::operator(&request)?;
+        let host_id = request.into_inner().host_id;
+        let row = self.blocking(move |app| app.host_row(&host_id)).await?;
+        Ok(Response::new(row))
+    }
+
+    async fn forget_host(
+        &self,
+        request: Request<ForgetHostRequest>,
+    ) -> Result<Response<ForgetHostResponse>, Status> {
+        let operator = auth::operator(&request)?;
+        let host_id = request.into_inner().host_id;
+        self.blocking(move |app| app.forget_host(&operator, &host_id))
+            .await?;
+        Ok(Response::new(ForgetHostResponse {}))
     }
 }

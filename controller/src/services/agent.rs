@@ -133,7 +133,10 @@ async fn handle(
     match message.msg {
         Some(Msg::Hello(mut hello)) => {
             door_check(app, host, door::check_hello(&mut hello))?;
-            recorded(host, app.record_hello(host, &hello.agent_version, hello.last_job))
+            recorded(
+                host,
+                app.record_hello(host, &hello.agent_version, hello.last_job),
+            )
         }
         Some(Msg::Report(report)) => {
             let now = Instant::now();

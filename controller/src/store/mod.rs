@@ -9,7 +9,7 @@ use std::path::Path;
 
 pub use boltfleet_common::proto::JobRecord;
 pub use jobs::Jobs;
-pub use records::{AuditEntry, HostRecord, Observed, TokenRecord};
+pub use records::{AuditEntry, HostRecord, LatestRecord, Observed, TokenRecord};
 pub use rollouts::{freeze_key, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
 pub use typed::{StoreError, Typed};
 
@@ -22,6 +22,7 @@ const JOBS_BY_HOST: &str = "jobs_by_host";
 const ROLLOUTS: &str = "rollouts";
 const WINDOWS: &str = "windows";
 const FREEZE: &str = "freeze";
+const LATEST: &str = "latest";
 
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
@@ -45,6 +46,8 @@ pub struct Store {
     pub windows: Typed<crate::rollout::MaintenanceWindow>,
     /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`).
     pub freeze: Typed<FreezeRecord>,
+    /// Operators' `release latest` by [`freeze_key`]-style keys (`global`, `tenant/NAME`).
+    pub latest: Typed<LatestRecord>,
     audit: sled::Tree,
 }
 
@@ -63,6 +66,7 @@ impl Store {
             rollouts: Rollouts::open(&db, ROLLOUTS)?,
             windows: Typed::open(&db, WINDOWS)?,
             freeze: Typed::open(&db, FREEZE)?,
+            latest: Typed::open(&db, LATEST)?,
             audit: db.open_tree(AUDIT)?,
             db,
         })

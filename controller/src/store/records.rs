@@ -29,6 +29,15 @@ pub struct Observed {
     pub last_job: Option<JobEvent>,
 }
 
+/// The release an operator set as the fleet's (or a tenant's) `latest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestRecord {
+    /// X.Y.Z
+    pub version: String,
+    pub set_by: String,
+    pub set_at: i64,
+}
+
 /// A join token, stored under the hash of its secret.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TokenRecord {
