@@ -17,6 +17,10 @@ pub struct HostRecord {
     /// renewal does not cut off a stream opened with the previous one.
     pub cert_serials: Vec<String>,
     pub revoked: bool,
+    /// Unix seconds of the last revocation: only a token created after it enrolls the host
+    /// again.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
 }
 
 /// What the host's agent last said. Observed state: only agents change it.
