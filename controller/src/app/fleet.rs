@@ -24,6 +24,9 @@ pub const PAGE_SIZE_MAX: usize = 1000;
 /// 4 MiB message limit.
 pub const PAGE_BYTES: usize = 1024 * 1024;
 
+/// A host id and its tenant.
+type HostTenant = (String, String);
+
 /// One page of the fleet report.
 pub struct FleetPage {
     /// Summary rows (see [`summary::summarize`]).
@@ -107,7 +110,7 @@ impl App {
             0 => PAGE_SIZE,
             n => n.min(PAGE_SIZE_MAX),
         };
-        let (all, page): (Vec<(String, String)>, Vec<(String, HostRecord)>) = {
+        let (all, page): (Vec<HostTenant>, Vec<(String, HostRecord)>) = {
             let hosts = self.hosts.read();
             let all = hosts
                 .iter()

@@ -5,6 +5,7 @@
 
 pub mod fields;
 pub mod text;
+pub mod throttle;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

@@ -129,7 +129,8 @@ mod tests {
 
     #[test]
     fn one_host_alone_never_sets_latest() {
-        let cases: Vec<(&str, Vec<(&str, Inventory)>, Option<&str>)> = vec![
+        type Case<'a> = (&'a str, Vec<(&'a str, Inventory)>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "one liar among honest hosts of two tenants",
                 vec![

@@ -44,6 +44,14 @@ impl AgentService for Agent {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
         let registration = self.app.registry.register(&host, tx.clone());
+        if registration.replaced && self.app.door.replaced(host.as_str(), Instant::now()) {
+            warn!(
+                host = %host,
+                replacements = door::FLAP_REPLACEMENTS + 1,
+                window = ?door::FLAP_WINDOW,
+                "stream replaced too often: two agents with one identity?"
+            );
+        }
         self.app.touch(&host)?;
         info!(host = %host, "agent connected");
         let app = self.app.clone();
