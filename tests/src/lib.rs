@@ -25,4 +25,5 @@ pub mod cluster;
 pub mod fixture;
 pub mod loadgen;
 pub mod mysql;
+pub mod raw_agent;
 pub mod site;
