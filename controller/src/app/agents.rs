@@ -173,6 +173,69 @@ mod tests {
         assert!(woken(&app), "connections always wake it");
     }
 
+    #[test]
+    fn a_report_that_did_not_change_is_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web1", "1.6.9");
+        let host = HostId::new("web1").unwrap();
+        let at = |collected_at| Inventory {
+            collected_at,
+            ..inventory("1.6.9", true)
+        };
+        app.record_report(&host, at(1)).unwrap();
+        app.persist_observations().unwrap();
+        for t in 2..50 {
+            app.record_report(&host, at(t)).unwrap();
+        }
+        assert_eq!(app.observations.pending(), 0, "the same report, again");
+        app.record_report(&host, inventory("1.6.10", true)).unwrap();
+        assert_eq!(app.observations.pending(), 1, "a change is written");
+    }
+
+    #[test]
+    fn pages_cover_the_fleet_once_each_within_their_size_bound() {
+        use crate::app::{PAGE_BYTES, PAGE_SIZE_MAX};
+        use prost::Message;
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web0", "1.6.9");
+        let heavy = Inventory {
+            errors: vec!["e".repeat(1000); 4],
+            ..inventory("1.6.9", false)
+        };
+        for i in 1..3000 {
+            let id = format!("web{i:05}");
+            let record = HostRecord {
+                host_id: id.clone(),
+                tenant: format!("t{}", i % 7),
+                ..HostRecord::default()
+            };
+            let host = HostId::new(&id).unwrap();
+            app.put_host(&host, &record).unwrap();
+            app.record_report(&host, heavy.clone()).unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        let mut pages = 0;
+        loop {
+            let page = app.fleet_page("", &token, 5000).unwrap();
+            let bytes: usize = page.rows.iter().map(|r| r.encoded_len()).sum();
+            assert!(page.rows.len() <= PAGE_SIZE_MAX);
+            assert!(bytes <= PAGE_BYTES, "{bytes} bytes in a page");
+            assert_eq!(page.versions.is_empty(), pages > 0, "versions on page 1 only");
+            seen.extend(page.rows.into_iter().map(|r| r.host_id));
+            pages += 1;
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!((seen.len(), sorted.len()), (3000, 3000));
+        assert!(pages >= 3, "{pages} pages");
+    }
+
     /// The App on `dir` again, as a restarted controller.
     fn reopened(dir: &std::path::Path) -> Arc<App> {
         let keys = CertificateAuthority::generate().unwrap();
