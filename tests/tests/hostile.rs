@@ -390,9 +390,7 @@ fn revocation_voids_leftover_tokens_and_enrolling_again_cuts_the_old_stream() ->
     ctl.cli_ok(&["host", "revoke", "web1"])?;
     rt.block_on(async {
         let refused = enroll_with(&ctl, &leftover, "web1").await;
-        let status = refused
-            .err()
-            .expect("a token from before the revocation enrolled");
+        let status = refused.expect_err("a token from before the revocation enrolled");
         assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status}");
         anyhow::Ok(())
     })?;

@@ -221,7 +221,11 @@ mod tests {
             let bytes: usize = page.rows.iter().map(|r| r.encoded_len()).sum();
             assert!(page.rows.len() <= PAGE_SIZE_MAX);
             assert!(bytes <= PAGE_BYTES, "{bytes} bytes in a page");
-            assert_eq!(page.versions.is_empty(), pages > 0, "versions on page 1 only");
+            assert_eq!(
+                page.versions.is_empty(),
+                pages > 0,
+                "versions on page 1 only"
+            );
             seen.extend(page.rows.into_iter().map(|r| r.host_id));
             pages += 1;
             if page.next_page_token.is_empty() {

@@ -197,7 +197,7 @@ fn door_check(app: &App, host: &HostId, checked: Result<(), door::Refusal>) -> R
 /// A domain error while recording: logged (it is not the agent's fault, or it is rare).
 fn recorded(host: &HostId, result: Result<(), Error>) -> Result<(), Status> {
     result.map_err(|err| {
-        warn!(host = %host, error = %err, "agent message not recorded");
+        warn!(host = %host, error = %door::loggable(&err.to_string()), "agent message not recorded");
         Status::from(err)
     })
 }

@@ -68,7 +68,7 @@ impl EnrollService for Enroll {
             })),
             Err(err) => {
                 if let Some(n) = self.log.hit(ip, Instant::now()) {
-                    warn!(peer = ?peer, refused = n, error = %err, "enrollment refused");
+                    warn!(peer = ?peer, refused = n, error = %crate::door::loggable(&err.to_string()), "enrollment refused");
                 }
                 Err(err.into())
             }
