@@ -6,7 +6,8 @@
 //! One source address may hold at most `max_connections_per_address` connections and
 //! `max_handshakes_per_address` handshakes in progress; beyond that its connections are closed
 //! at once, so that one address cannot take the shared handshake slots from everyone else. A
-//! connection without a client certificate (enrollment) is closed
+//! connection that does not start its handshake at once gives its slot back while it is silent
+//! (see [`PROMPT_HELLO`]). A connection without a client certificate (enrollment) is closed
 //! `anonymous_connection_timeout` after its handshake.
 
 use std::collections::HashMap;
@@ -197,6 +198,32 @@ impl AsyncWrite for Conn {
     }
 }
 
+/// A client sends its TLS hello at once; one that has not within this long gives its
+/// handshake slot back while it waits (and queues for one again when it speaks), so that idle
+/// connections from many addresses cannot hold the `max_handshakes` slots.
+const PROMPT_HELLO: Duration = Duration::from_millis(250);
+
+/// The TLS handshake of `tcp`, holding a handshake slot only while the client is talking.
+async fn handshake(
+    acceptor: TlsAcceptor,
+    tcp: TcpStream,
+    permit: tokio::sync::OwnedSemaphorePermit,
+    permits: &Arc<Semaphore>,
+) -> io::Result<TlsStream<TcpStream>> {
+    let mut first = [0u8; 1];
+    let permit = match tokio::time::timeout(PROMPT_HELLO, tcp.peek(&mut first)).await {
+        Ok(_) => permit,
+        Err(_) => {
+            drop(permit);
+            tcp.peek(&mut first).await?;
+            permits.clone().acquire_owned().await.expect("never closed")
+        }
+    };
+    let stream = acceptor.accept(tcp).await;
+    drop(permit);
+    stream
+}
+
 /// Accepts on `listener` until the returned stream is dropped (the server stopped).
 pub fn spawn(
     listener: TcpListener,
@@ -233,10 +260,13 @@ pub fn spawn(
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
+            let permits = permits.clone();
             tokio::spawn(async move {
-                let handshake =
-                    tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp)).await;
-                drop(permit);
+                let handshake = tokio::time::timeout(
+                    limits.handshake_timeout,
+                    handshake(acceptor, tcp, permit, &permits),
+                )
+                .await;
                 guard.handshake_done();
                 match handshake {
                     Ok(Ok(stream)) => {
