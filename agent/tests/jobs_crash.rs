@@ -54,7 +54,6 @@ fn write_config(base: &Path, host: &PassboltHost) -> PathBuf {
     path
 }
 
-
 #[test]
 fn a_job_killed_mid_migration_is_rolled_back_on_restart() {
     if std::env::var_os(CHILD_ENV).is_some() {

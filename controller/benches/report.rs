@@ -62,6 +62,7 @@ fn record(h: &SimHost) -> HostRecord {
         enrolled_at: now().as_second() - 86_400 * 90,
         cert_serials: vec![format!("{:032x}", u128::from(h.noise) << 64 | 0x5e71)],
         revoked: h.revoked,
+        revoked_at: None,
     }
 }
 
@@ -255,6 +256,7 @@ fn views(parts: &[ViewParts]) -> Vec<HostView> {
             online: *online,
             window: window.clone(),
             frozen: *frozen,
+            flapping: false,
         })
         .collect()
 }

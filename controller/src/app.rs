@@ -10,6 +10,9 @@ use tonic::Status;
 use tracing::{info, warn};
 
 mod agents;
+mod fleet;
+
+pub use fleet::{FleetPage, PAGE_BYTES, PAGE_SIZE, PAGE_SIZE_MAX};
 
 use crate::error::Error;
 use crate::hot::{HostCache, JobCache, Observations};
@@ -55,6 +58,8 @@ pub struct App {
     pub(crate) observations: Observations,
     /// The jobs' index, updated with every job write.
     pub(crate) job_index: JobCache,
+    /// Per-host rate, refusal counts and stream replacements of the agent door.
+    pub door: crate::door::Door,
 }
 
 impl App {
@@ -80,6 +85,7 @@ impl App {
             hosts,
             observations,
             job_index,
+            door: crate::door::Door::default(),
         }))
     }
 
@@ -169,6 +175,12 @@ impl App {
             return Err(Error::TokenExpired);
         }
         let host = HostId::new(&record.host_id)?;
+        // A token made before the host was revoked does not bring it back.
+        if let Some(revoked_at) = self.host(host.as_str()).and_then(|h| h.revoked_at) {
+            if record.created_at < revoked_at {
+                return Err(Error::Revoked(host.to_string()));
+            }
+        }
         let cert_pem = self.sign_agent_csr(&host, csr_pem)?;
         let used = TokenRecord {
             used_at: Some(now),
@@ -189,9 +201,13 @@ impl App {
             enrolled_at: now,
             cert_serials: vec![serial],
             revoked: false,
+            revoked_at: None,
         };
         self.put_host(&host, &host_record)?;
         self.store.flush()?;
+        // Whoever held the previous key loses its stream at once (its certificate is refused
+        // from now on: the record names only the new one).
+        self.registry.kick(&host, reenrolled(&host));
         self.audit_entry(&format!("agent {host}"), "host.enroll", host.as_str(), "")?;
         info!(host = %host, "host enrolled");
         Ok((host, cert_pem))
@@ -227,16 +243,20 @@ impl App {
             .map_err(Error::Csr)
     }
 
-    /// Revokes a host: its certificates are refused from now on and its stream is cut.
+    /// Revokes a host: its certificates are refused from now on, its stream is cut and its
+    /// unused join tokens are void. It comes back only through a token created afterwards.
     pub fn revoke(&self, operator: &str, host_id: &str) -> Result<(), Error> {
         let host = HostId::new(host_id)?;
+        let at = now();
         self.update_host(&host, |old| {
             Ok(HostRecord {
                 revoked: true,
+                revoked_at: Some(at),
                 cert_serials: Vec::new(),
                 ..old.clone()
             })
         })?;
+        let voided = self.void_tokens(&host)?;
         self.store.flush()?;
         self.registry.kick(
             &host,
@@ -248,8 +268,20 @@ impl App {
             host.as_str(),
             "",
         )?;
-        warn!(host = %host, operator, "host revoked");
+        warn!(host = %host, operator, voided_tokens = voided, "host revoked");
         Ok(())
+    }
+
+    /// Deletes the host's unused join tokens; returns how many.
+    fn void_tokens(&self, host: &HostId) -> Result<usize, Error> {
+        let mut voided = 0;
+        for (key, token) in self.store.tokens.list()? {
+            if token.host_id == host.as_str() && token.used_at.is_none() {
+                self.store.tokens.remove(&key)?;
+                voided += 1;
+            }
+        }
+        Ok(voided)
     }
 
     /// Stores a host's record as enrollment wrote it (store, then memory).
@@ -272,6 +304,13 @@ impl App {
         hosts.put(host.as_str(), new)?;
         Ok(())
     }
+}
+
+/// The status a stream ends with when its host enrolled again (with another key).
+pub(crate) fn reenrolled(host: &HostId) -> Status {
+    Status::permission_denied(format!(
+        "host {host} enrolled again: this key's certificate is no longer valid"
+    ))
 }
 
 /// Label keys are non-empty and hold no `=` (selectors are written `key=value`).
@@ -315,7 +354,7 @@ pub(crate) mod tests {
         app
     }
 
-    fn token(app: &App, host: &str, ttl: u64, now: i64) -> String {
+    pub(crate) fn token(app: &App, host: &str, ttl: u64, now: i64) -> String {
         let req = NewToken {
             host_id: host.into(),
             tenant: "acme".into(),
@@ -325,7 +364,7 @@ pub(crate) mod tests {
         app.create_token("alice", req, now).unwrap().0
     }
 
-    fn csr(host: &str) -> String {
+    pub(crate) fn csr(host: &str) -> String {
         new_csr(&Identity::Agent(HostId::new(host).unwrap()))
             .unwrap()
             .0
@@ -360,6 +399,49 @@ pub(crate) mod tests {
             stored.iter().all(|(key, _)| !key.contains(&t[9..])),
             "only the hash is stored"
         );
+    }
+
+    #[test]
+    fn revoking_voids_leftover_tokens_and_only_a_newer_token_brings_the_host_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let first = token(&app, "web1", 3600, now());
+        app.enroll(&first, &csr("web1"), now()).unwrap();
+        let leftover = token(&app, "web1", 3600, now());
+        app.revoke("alice", "web1").unwrap();
+        assert!(matches!(
+            app.enroll(&leftover, &csr("web1"), now()),
+            Err(Error::TokenUnknown)
+        ));
+        assert!(app.host("web1").unwrap().revoked, "still revoked");
+        // A token stored before the revocation (as if voiding had missed it) is refused too.
+        let old = token(&app, "web1", 3600, now() - 10);
+        assert!(matches!(
+            app.enroll(&old, &csr("web1"), now()),
+            Err(Error::Revoked(_))
+        ));
+        let fresh = token(&app, "web1", 3600, now() + 1);
+        app.enroll(&fresh, &csr("web1"), now()).unwrap();
+        assert!(
+            !app.host("web1").unwrap().revoked,
+            "an operator's new token"
+        );
+    }
+
+    #[tokio::test]
+    async fn enrolling_again_cuts_the_previous_key_holders_stream() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let t = token(&app, "web1", 3600, now());
+        app.enroll(&t, &csr("web1"), now()).unwrap();
+        let host = HostId::new("web1").unwrap();
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let old = app.registry.register(&host, tx);
+        let again = token(&app, "web1", 3600, now());
+        app.enroll(&again, &csr("web1"), now()).unwrap();
+        let status = old.stop.await.unwrap();
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+        assert!(status.message().contains("enrolled again"), "{status}");
     }
 
     #[test]

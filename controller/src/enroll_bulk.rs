@@ -50,6 +50,7 @@ impl App {
                 enrolled_at: at,
                 cert_serials: vec![serial_of(&cert_pem)?],
                 revoked: false,
+                revoked_at: None,
             };
             signed.push((host, record, cert_pem));
         }
@@ -58,6 +59,8 @@ impl App {
         let mut certs = Vec::with_capacity(signed.len());
         for (host, record, cert_pem) in signed {
             self.put_host(&host, &record)?;
+            // The previous key holder's stream, if any, ends now.
+            self.registry.kick(&host, crate::app::reenrolled(&host));
             audit.push(AuditEntry::new(
                 at,
                 &actor,

@@ -9,6 +9,7 @@ use boltfleet_common::version::{classify, parse_release, UpdateClass};
 use tracing::{info, warn};
 
 use crate::app::App;
+use crate::door::loggable;
 use crate::error::Error;
 
 /// What an operator asks for.
@@ -35,6 +36,48 @@ pub(crate) fn state_of(record: &JobRecord) -> JobState {
         .as_ref()
         .map(|e| e.state())
         .unwrap_or(JobState::Queued)
+}
+
+/// What became of a job event.
+enum Stored {
+    /// Not the host's, not open, or not what was asked: dropped (why).
+    Dropped(&'static str),
+    /// The job's final event, again (a reconnecting agent re-sends it).
+    Repeat,
+    /// Progress of an open job.
+    Progress,
+    /// The event that finished the job.
+    Finished,
+}
+
+/// Whether `host` may report `event` for `job`: its own job, not finished yet (a finished job
+/// is final), and the same kind and target as the job's request (the target only when the
+/// request names one). `Err` says why not.
+pub fn job_event_fits(
+    job: &JobRecord,
+    host: &HostId,
+    event: &JobEvent,
+) -> Result<(), &'static str> {
+    if job.host_id != host.as_str() {
+        return Err("another host's job");
+    }
+    if !is_active(state_of(job)) {
+        return Err("the job is finished");
+    }
+    if event.state() == JobState::Unspecified {
+        return Err("no state");
+    }
+    let Some(request) = job.request.as_ref() else {
+        return Err("the job has no request");
+    };
+    if event.kind != request.kind {
+        return Err("kind differs from the job's");
+    }
+    // A rollback's target is the agent's to find (the release before its last update).
+    if !request.target_version.is_empty() && event.target_version != request.target_version {
+        return Err("target differs from the job's");
+    }
+    Ok(())
 }
 
 /// A new job id: time-ordered, unguessable enough to not collide.
@@ -186,44 +229,61 @@ impl App {
         Ok(())
     }
 
-    /// The agent's report of a job: stored in the job record (if the job is the host's own).
+    /// The agent's report of a job: stored in the job record when [`job_event_fits`] accepts
+    /// it (the host's own job, not finished, same kind and target); anything else is dropped,
+    /// counted and logged once per interval, and never reaches the host's `last_job`.
     pub fn record_job_event(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
-        if self.store_job_event(host, &event)? {
-            let state = event.state();
-            self.store.jobs.flush()?;
-            let detail = format!("{} {}", state.as_str_name(), event.failed_step);
-            self.audit_entry(
-                &format!("agent {host}"),
-                "job.finish",
-                host.as_str(),
-                detail.trim(),
-            )?;
-            info!(host = %host, job = %event.job_id, state = state.as_str_name(), failed_step = %event.failed_step, "job finished");
+        match self.store_job_event(host, &event)? {
+            Stored::Dropped(why) => {
+                let now = std::time::Instant::now();
+                if let Some(n) =
+                    self.door
+                        .refused(host.as_str(), crate::door::Refused::BadJobEvent, now)
+                {
+                    warn!(host = %host, job = %loggable(&event.job_id), dropped = n, why, "job event dropped");
+                }
+                return Ok(());
+            }
+            Stored::Repeat => return Ok(()),
+            Stored::Progress => {}
+            Stored::Finished => {
+                let state = event.state();
+                self.store.jobs.flush()?;
+                let detail = format!("{} {}", state.as_str_name(), event.failed_step);
+                self.audit_entry(
+                    &format!("agent {host}"),
+                    "job.finish",
+                    host.as_str(),
+                    detail.trim(),
+                )?;
+                info!(host = %host, job = %event.job_id, state = state.as_str_name(), failed_step = %loggable(&event.failed_step), "job finished");
+            }
         }
         self.observe_job(host, event)?;
         self.wake_scheduler();
         Ok(())
     }
 
-    /// Stores `event` in its job, if the job is the host's own; true when it just ended it.
-    fn store_job_event(&self, host: &HostId, event: &JobEvent) -> Result<bool, Error> {
+    /// Stores `event` in its job if [`job_event_fits`] accepts it.
+    fn store_job_event(&self, host: &HostId, event: &JobEvent) -> Result<Stored, Error> {
         let mut jobs = self.job_index.write();
-        match jobs.get(&event.job_id)? {
-            Some(mut job) if job.host_id == host.as_str() => {
-                let terminal_before = !is_active(state_of(&job));
-                job.event = Some(event.clone());
-                jobs.put(&job)?;
-                Ok(!is_active(event.state()) && !terminal_before)
+        let Some(mut job) = jobs.get(&event.job_id)? else {
+            return Ok(Stored::Dropped("unknown job"));
+        };
+        if let Err(why) = job_event_fits(&job, host, event) {
+            // The agent re-sends its last job on every reconnect: the final word again is fine.
+            if job.event.as_ref() == Some(event) {
+                return Ok(Stored::Repeat);
             }
-            Some(_) => {
-                warn!(host = %host, job = %event.job_id, "job event for another host's job ignored");
-                Ok(false)
-            }
-            None => {
-                warn!(host = %host, job = %event.job_id, "event for an unknown job ignored");
-                Ok(false)
-            }
+            return Ok(Stored::Dropped(why));
         }
+        job.event = Some(event.clone());
+        jobs.put(&job)?;
+        Ok(if is_active(event.state()) {
+            Stored::Progress
+        } else {
+            Stored::Finished
+        })
     }
 
     /// Stops a job the controller no longer wants: one not handed to the agent yet ends here
@@ -371,6 +431,8 @@ mod tests {
         // Its outcome frees the host for the next job.
         let done = JobEvent {
             job_id: id.clone(),
+            kind: JobKind::Update as i32,
+            target_version: "1.6.10".into(),
             state: JobState::RolledBack as i32,
             failed_step: "migrate".into(),
             ..JobEvent::default()
@@ -409,6 +471,76 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_finished_job_is_final_and_events_must_match_its_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web1", "1.6.9");
+        let host = HostId::new("web1").unwrap();
+        let id = app.start_job("alice", update("web1", "1.6.10"), 1).unwrap();
+        let ev = |kind: JobKind, target: &str, state: JobState| JobEvent {
+            job_id: id.clone(),
+            kind: kind as i32,
+            target_version: target.into(),
+            state: state as i32,
+            ..JobEvent::default()
+        };
+        let state = || state_of(&app.job(&id).unwrap());
+        // While running: another kind or target is not this job's.
+        app.record_job_event(&host, ev(JobKind::Backup, "", JobState::Running))
+            .unwrap();
+        app.record_job_event(&host, ev(JobKind::Update, "1.7.0", JobState::Running))
+            .unwrap();
+        assert_eq!(state(), JobState::Queued);
+        app.record_job_event(&host, ev(JobKind::Update, "1.6.10", JobState::RolledBack))
+            .unwrap();
+        assert_eq!(state(), JobState::RolledBack);
+        // Finished: no later word changes it, nor blocks the host.
+        for (kind, target, later) in [
+            (JobKind::Update, "1.6.10", JobState::Succeeded),
+            (JobKind::Update, "1.6.10", JobState::Running),
+            (JobKind::Rollback, "", JobState::Succeeded),
+        ] {
+            app.record_job_event(&host, ev(kind, target, later))
+                .unwrap();
+            assert_eq!(state(), JobState::RolledBack, "{later:?} after the end");
+        }
+        let record = app.job(&id).unwrap();
+        assert_eq!(record.event.unwrap().kind(), JobKind::Update);
+        assert_eq!(app.door.counts("web1").bad_job_events, 5);
+        let last = app.observations.get("web1").unwrap().last_job.clone();
+        assert_eq!(last.unwrap().state(), JobState::RolledBack);
+        assert!(app.start_job("alice", update("web1", "1.6.10"), 2).is_ok());
+    }
+
+    #[test]
+    fn another_hosts_job_id_never_reaches_the_senders_last_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web1", "1.6.9");
+        let t = crate::app::tests::token(&app, "web2", 60, crate::app::now());
+        app.enroll(&t, &crate::app::tests::csr("web2"), crate::app::now())
+            .unwrap();
+        let id = app.start_job("alice", update("web1", "1.6.10"), 1).unwrap();
+        let forged = JobEvent {
+            job_id: id.clone(),
+            kind: JobKind::Update as i32,
+            target_version: "1.6.10".into(),
+            state: JobState::Succeeded as i32,
+            ..JobEvent::default()
+        };
+        let web2 = HostId::new("web2").unwrap();
+        app.record_job_event(&web2, forged.clone()).unwrap();
+        app.record_hello(&web2, "0.1.0", Some(forged)).unwrap();
+        assert_eq!(state_of(&app.job(&id).unwrap()), JobState::Queued);
+        let web2_last = app
+            .observations
+            .get("web2")
+            .and_then(|o| o.last_job.clone());
+        assert_eq!(
+            web2_last, None,
+            "a foreign job is not the sender's last job"
+        );
+    }
+
     /// The job index and the per-host reads answer as scans of every stored job would.
     fn answers_as_a_scan(app: &App, hosts: &[&str]) {
         let all: Vec<JobRecord> = app
@@ -438,6 +570,7 @@ mod tests {
     fn event(id: &str, state: JobState) -> JobEvent {
         JobEvent {
             job_id: id.into(),
+            kind: JobKind::Backup as i32,
             state: state as i32,
             ..JobEvent::default()
         }

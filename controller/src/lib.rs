@@ -6,6 +6,7 @@ pub mod auth;
 pub mod ca;
 pub mod cli;
 pub mod config;
+pub mod door;
 pub mod enroll_bulk;
 pub mod error;
 pub mod hot;

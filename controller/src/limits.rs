@@ -49,12 +49,31 @@ pub struct Limits {
     pub enroll_burst: u32,
     #[serde(deserialize_with = "human_duration")]
     pub enroll_refill: Duration,
+    /// Reports one host may send in a burst, and how fast it earns another (an honest agent
+    /// reports at most once per second: its smallest `report_interval`). Reports beyond the
+    /// rate are dropped, unacknowledged.
+    pub report_burst: u32,
+    #[serde(deserialize_with = "human_duration")]
+    pub report_refill: Duration,
+    /// One host's refused messages are logged at most once per this interval, with a count.
+    #[serde(deserialize_with = "human_duration")]
+    pub refusal_log_interval: Duration,
+    /// Connections one source address may hold open (handshaking or established); more are
+    /// closed at once. Agents behind one NAT address share it.
+    pub max_connections_per_address: usize,
+    /// TLS handshakes one source address may have in progress; more are closed at once, so
+    /// that one address cannot take the `max_handshakes` slots from everyone else.
+    pub max_handshakes_per_address: usize,
+    /// A connection without a client certificate (enrollment only) is closed this long after
+    /// its handshake, whether or not it made a call.
+    #[serde(deserialize_with = "human_duration")]
+    pub anonymous_connection_timeout: Duration,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_agent_message_bytes: 1024 * 1024,
+            max_agent_message_bytes: 512 * 1024,
             max_enroll_message_bytes: 64 * 1024,
             max_admin_message_bytes: 2 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
@@ -67,6 +86,12 @@ impl Default for Limits {
             connection_window_bytes: 256 * 1024,
             enroll_burst: 20,
             enroll_refill: Duration::from_secs(3),
+            report_burst: 10,
+            report_refill: Duration::from_secs(1),
+            refusal_log_interval: Duration::from_secs(60),
+            max_connections_per_address: 1024,
+            max_handshakes_per_address: 16,
+            anonymous_connection_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -114,18 +139,44 @@ impl Limits {
         )?;
         at_least("enroll_burst", self.enroll_burst.into(), 1)?;
         at_least("max_handshakes", self.max_handshakes as u64, 1)?;
+        at_least("report_burst", self.report_burst.into(), 1)?;
+        at_least(
+            "max_connections_per_address",
+            self.max_connections_per_address as u64,
+            1,
+        )?;
+        at_least(
+            "max_handshakes_per_address",
+            self.max_handshakes_per_address as u64,
+            1,
+        )?;
         for (key, value) in [
             ("handshake_timeout", self.handshake_timeout),
             ("agent_idle_timeout", self.agent_idle_timeout),
             ("keepalive_interval", self.keepalive_interval),
             ("keepalive_timeout", self.keepalive_timeout),
             ("enroll_refill", self.enroll_refill),
+            ("report_refill", self.report_refill),
+            ("refusal_log_interval", self.refusal_log_interval),
+            (
+                "anonymous_connection_timeout",
+                self.anonymous_connection_timeout,
+            ),
         ] {
             if value < Duration::from_secs(1) {
                 return Err(format!("limits.{key}: must be at least 1s"));
             }
         }
         Ok(())
+    }
+
+    /// The agent door's share of the limits.
+    pub fn door(&self) -> crate::door::DoorLimits {
+        crate::door::DoorLimits {
+            report_burst: self.report_burst,
+            report_refill: self.report_refill,
+            refusal_log_interval: self.refusal_log_interval,
+        }
     }
 
     /// The rate limiter for enrollment attempts.

@@ -33,6 +33,8 @@ pub struct Registration {
     pub generation: u64,
     /// Fires when the stream must end (replaced, revoked); carries the status to end it with.
     pub stop: oneshot::Receiver<Status>,
+    /// This stream replaced a live one of the same host.
+    pub replaced: bool,
 }
 
 impl Registry {
@@ -53,6 +55,7 @@ impl Registry {
         }
         let old = conns.insert(host.to_string(), conn);
         drop(conns);
+        let replaced = old.is_some();
         if let Some(mut old) = old {
             if let Some(stop) = old.stop.take() {
                 let _ = stop.send(Status::aborted(
@@ -63,6 +66,7 @@ impl Registry {
         Registration {
             generation,
             stop: stop_rx,
+            replaced,
         }
     }
 

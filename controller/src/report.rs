@@ -1,5 +1,10 @@
 //! The fleet report: one row per host and hosts per version, a pure function of what is stored.
 
+pub mod latest;
+pub mod summary;
+
+pub use latest::{Latest, LatestRule};
+
 use std::collections::{BTreeMap, HashMap};
 
 use boltfleet_common::proto::{HostRow, HostWindow, Inventory};
@@ -16,6 +21,8 @@ pub struct HostView {
     pub window: Option<HostWindow>,
     /// Covered by a freeze now.
     pub frozen: bool,
+    /// Its stream was replaced too often lately (see [`crate::door::FLAP_REASON`]).
+    pub flapping: bool,
 }
 
 /// Rows, version counts, and the version updates are measured against.
@@ -23,33 +30,15 @@ pub struct FleetReport {
     pub rows: Vec<HostRow>,
     pub versions: BTreeMap<String, u64>,
     pub latest: Option<Version>,
-}
-
-/// The newest release the fleet has seen: the highest release tag any host's repository
-/// holds, or the highest installed version.
-pub fn newest_seen(hosts: &[HostView]) -> Option<Version> {
-    newest_seen_with(hosts, &mut Releases::default())
-}
-
-fn newest_seen_with(hosts: &[HostView], releases: &mut Releases) -> Option<Version> {
-    hosts
-        .iter()
-        .filter_map(|h| h.observed.as_ref()?.inventory.as_ref())
-        .flat_map(|inv| {
-            [
-                releases.tag(&inv.newest_tag),
-                releases.parse(&inv.passbolt_version),
-            ]
-        })
-        .flatten()
-        .max()
+    /// Where `latest` came from (see [`latest::Latest`]); "" when there is none.
+    pub latest_source: String,
 }
 
 /// Release versions and tags, each distinct text parsed once: a fleet runs a handful of
 /// releases, and a report over a large fleet would otherwise parse the same few strings (and
 /// allocate for each) for every host.
 #[derive(Default)]
-struct Releases {
+pub struct Releases {
     versions: HashMap<String, Option<Version>>,
     tags: HashMap<String, Option<Version>>,
 }
@@ -79,32 +68,80 @@ fn remember(
     parsed
 }
 
-/// Builds the report; `latest` overrides the newest version seen in the fleet.
+/// Builds the report; `latest` (`--latest`) overrides what the hosts report.
 pub fn build(hosts: Vec<HostView>, latest: Option<Version>) -> FleetReport {
+    let rule = LatestRule {
+        requested: latest,
+        ..LatestRule::default()
+    };
+    build_with(hosts, &rule)
+}
+
+/// Builds the report with `latest` decided by `rule` (see [`latest`]).
+pub fn build_with(hosts: Vec<HostView>, rule: &LatestRule) -> FleetReport {
     let mut releases = Releases::default();
-    let latest = latest.or_else(|| newest_seen_with(&hosts, &mut releases));
-    let rows: Vec<HostRow> = hosts
-        .into_iter()
-        .map(|view| row(view, latest.as_ref(), &mut releases))
-        .collect();
-    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
-    for row in &rows {
-        let key = if row.version.is_empty() {
-            "unknown"
-        } else {
-            row.version.as_str()
-        };
-        *counts.entry(key).or_insert(0) += 1;
-    }
-    let versions = counts
-        .into_iter()
-        .map(|(version, n)| (version.to_string(), n))
-        .collect();
+    let inventories = hosts.iter().filter_map(|h| {
+        let inv = h.observed.as_ref()?.inventory.as_ref()?;
+        Some((h.record.tenant.as_str(), inv))
+    });
+    let fleet = rule.fleet(latest::derive(inventories, &mut releases));
+    let rows = rows_with(hosts, rule, fleet.as_ref(), &mut releases);
+    let versions = version_counts(rows.iter().map(|r| r.version.as_str()));
+    let (latest, latest_source) = match fleet {
+        Some(l) => (Some(l.version), l.source),
+        None => (None, String::new()),
+    };
     FleetReport {
         rows,
         versions,
         latest,
+        latest_source,
     }
+}
+
+/// The rows of `hosts`, each measured against its tenant's `latest` under `rule`.
+pub fn rows(hosts: Vec<HostView>, rule: &LatestRule, fleet: Option<&Latest>) -> Vec<HostRow> {
+    rows_with(hosts, rule, fleet, &mut Releases::default())
+}
+
+fn rows_with(
+    hosts: Vec<HostView>,
+    rule: &LatestRule,
+    fleet: Option<&Latest>,
+    releases: &mut Releases,
+) -> Vec<HostRow> {
+    let fleet = fleet.map(|l| &l.version);
+    hosts
+        .into_iter()
+        .map(|view| {
+            let latest = rule.for_tenant(&view.record.tenant, fleet).cloned();
+            row(view, latest.as_ref(), releases)
+        })
+        .collect()
+}
+
+/// Hosts per installed version ("unknown" for none).
+pub fn version_counts<'a>(versions: impl Iterator<Item = &'a str>) -> BTreeMap<String, u64> {
+    let mut counts: BTreeMap<&str, u64> = BTreeMap::new();
+    for version in versions {
+        let key = if version.is_empty() {
+            "unknown"
+        } else {
+            version
+        };
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+        .into_iter()
+        .map(|(version, n)| (version.to_string(), n))
+        .collect()
+}
+
+/// The newest release reported by enough of `hosts` (see [`latest::derive`]).
+pub fn derive_latest<'a>(
+    hosts: impl IntoIterator<Item = (&'a str, &'a Inventory)>,
+) -> Option<Latest> {
+    latest::derive(hosts, &mut Releases::default())
 }
 
 /// One host's row. The view is taken apart, not cloned: the inventory moves into the row.
@@ -115,6 +152,7 @@ fn row(view: HostView, latest: Option<&Version>, releases: &mut Releases) -> Hos
         online,
         window,
         frozen,
+        flapping,
     } = view;
     let Observed {
         inventory,
@@ -132,6 +170,9 @@ fn row(view: HostView, latest: Option<&Version>, releases: &mut Releases) -> Hos
     if inventory.is_none() {
         reasons.push("no report received yet".into());
     }
+    if flapping {
+        reasons.insert(0, crate::door::FLAP_REASON.into());
+    }
     let update = match (releases.parse(&inv.passbolt_version), latest) {
         (Some(current), Some(latest)) => match classify(&current, latest) {
             c @ (UpdateClass::Patch | UpdateClass::Minor | UpdateClass::Major) => c.to_string(),
@@ -140,7 +181,7 @@ fn row(view: HostView, latest: Option<&Version>, releases: &mut Releases) -> Hos
         _ => String::new(),
     };
     let version = inv.passbolt_version.clone();
-    let healthy = inventory.is_some() && health_ok && inv.errors.is_empty();
+    let healthy = inventory.is_some() && health_ok && inv.errors.is_empty() && !flapping;
     let migrations_pending = inv.migrations.as_ref().is_some_and(|m| m.pending);
     HostRow {
         host_id: record.host_id,
@@ -158,6 +199,7 @@ fn row(view: HostView, latest: Option<&Version>, releases: &mut Releases) -> Hos
         last_job,
         window,
         frozen,
+        summary: false,
     }
 }
 
@@ -199,6 +241,7 @@ mod tests {
             online: true,
             window: None,
             frozen: false,
+            flapping: false,
         }
     }
 

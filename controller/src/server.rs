@@ -60,6 +60,7 @@ pub async fn run(
     let tls = tls::server_config(ca.cert_pem(), &chain, &key)?;
     let store = Store::open(&dir.store())?;
     let app = App::open(store.clone(), ca, config.agent_cert_validity)?;
+    app.door.configure(limits.door());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -130,12 +131,7 @@ pub async fn run(
                 .max_decoding_message_size(limits.max_admin_message_bytes),
         )
         .serve_with_incoming_shutdown(
-            accept::spawn(
-                listener,
-                tls,
-                limits.max_handshakes,
-                limits.handshake_timeout,
-            ),
+            accept::spawn(listener, tls, accept::AcceptLimits::from(&limits)),
             shutdown,
         );
     // A peer that keeps its side of a call open after being told to go must not keep the

@@ -125,7 +125,11 @@ async fn operators_start_follow_and_steer_rollouts_from_the_cli() {
         tonic::transport::Server::builder()
             .add_service(AdminServiceServer::new(Admin { app: app.clone() }))
             .serve_with_incoming_shutdown(
-                accept::spawn(listener, tls, 16, Duration::from_secs(10)),
+                accept::spawn(
+                    listener,
+                    tls,
+                    accept::AcceptLimits::from(&boltfleet_controller::limits::Limits::default()),
+                ),
                 async {
                     let _ = stop_rx.await;
                 },

@@ -1,5 +1,5 @@
-//! An agent played by a test over a raw tonic stream, the way a hostile host would talk: enrolled
-//! through the operator's bulk enrollment, then saying hello and sending what the test wants.
+//! A raw agent for tests that play a hostile host: its own certificate (signed through the
+//! operator's bulk enrollment), a gRPC stream opened by hand, and any message it likes.
 
 use std::time::Duration;
 
@@ -11,25 +11,29 @@ use boltfleet_common::proto::agent_message::Msg as Up;
 use boltfleet_common::proto::agent_service_client::AgentServiceClient;
 use boltfleet_common::proto::controller_message::Msg as Down;
 use boltfleet_common::proto::{
-    AgentMessage, ControllerMessage, EnrollHostsRequest, Hello, HostCsr, Inventory, Report,
+    AgentMessage, ControllerMessage, EnrollHostsRequest, Health, Hello, HostCsr, Inventory,
+    JobEvent, Report,
 };
 use boltfleet_common::tls::{self, ClientTls};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Status, Streaming};
 
 use crate::cluster::Controller;
 
-/// Far longer than anything awaited here takes.
+/// Far longer than any limit a test sets: reaching it means the limit did not act.
 pub const NEVER: Duration = Duration::from_secs(60);
 
-fn read(path: impl AsRef<std::path::Path>) -> String {
-    std::fs::read_to_string(path).unwrap()
+/// An admin client as operator `alice`.
+pub async fn admin(ctl: &Controller) -> Result<AdminServiceClient<tonic::transport::Channel>> {
+    Ok(AdminServiceClient::new(
+        tls::connect(&ctl.url, &ctl.operator_tls()).await?,
+    ))
 }
 
-/// Enrolls `host` in `tenant` through the operator's bulk enrollment; returns its identity.
+/// Enrolls `host` of `tenant` through bulk enrollment; returns its mTLS identity.
 pub async fn enrolled(ctl: &Controller, host: &str, tenant: &str) -> Result<ClientTls> {
     let (csr, key) = new_csr(&Identity::Agent(HostId::new(host)?))?;
-    let mut admin = AdminServiceClient::new(tls::connect(&ctl.url, &ctl.operator_tls()).await?);
     let request = EnrollHostsRequest {
         hosts: vec![HostCsr {
             host_id: host.into(),
@@ -38,54 +42,120 @@ pub async fn enrolled(ctl: &Controller, host: &str, tenant: &str) -> Result<Clie
             csr_pem: csr,
         }],
     };
-    let cert = admin
+    let cert = admin(ctl)
+        .await?
         .enroll_hosts(request)
         .await?
         .into_inner()
         .certificate_pem;
     Ok(ClientTls::Mutual {
-        ca_pem: read(ctl.dir.join("operator/ca.crt")),
+        ca_pem: std::fs::read_to_string(ctl.dir.join("operator/ca.crt"))?,
         cert_pem: cert[0].clone(),
         key_pem: key,
     })
 }
 
-/// An agent stream kept open (the host stays online) while this lives.
-pub type Stream = (
-    mpsc::Sender<AgentMessage>,
-    tonic::Streaming<ControllerMessage>,
-);
-
 /// Plays the agent of a host: hello, then one report of `inventory`, acknowledged; returns
-/// the open stream.
+/// the open stream (the host stays online while it lives).
 pub async fn report_once(
     ctl: &Controller,
     tls: &ClientTls,
     inventory: Inventory,
 ) -> Result<Stream> {
-    let (tx, rx) = mpsc::channel(8);
-    tx.send(AgentMessage {
+    let mut stream = Stream::open(ctl, tls).await?;
+    stream.report_acked(1, inventory).await?;
+    Ok(stream)
+}
+
+/// One open agent stream.
+pub struct Stream {
+    pub tx: mpsc::Sender<AgentMessage>,
+    pub inbound: Streaming<ControllerMessage>,
+}
+
+impl Stream {
+    /// Opens a stream and says hello.
+    pub async fn open(ctl: &Controller, tls: &ClientTls) -> Result<Self> {
+        let (tx, rx) = mpsc::channel(64);
+        tx.send(hello(None)).await?;
+        let mut client = AgentServiceClient::new(tls::connect(&ctl.url, tls).await?);
+        let inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(Self { tx, inbound })
+    }
+
+    pub async fn send(&self, msg: AgentMessage) -> Result<()> {
+        self.tx.send(msg).await?;
+        Ok(())
+    }
+
+    /// The next message from the controller; `Err` when the stream ended with a status.
+    pub async fn next(&mut self) -> Result<Option<ControllerMessage>, Status> {
+        match tokio::time::timeout(NEVER, self.inbound.message()).await {
+            Ok(next) => next,
+            Err(_) => Err(Status::deadline_exceeded("test: nothing within NEVER")),
+        }
+    }
+
+    /// Sends a report and waits for its acknowledgement.
+    pub async fn report_acked(&mut self, seq: u64, inventory: Inventory) -> Result<()> {
+        self.send(report(seq, inventory)).await?;
+        loop {
+            match self.next().await? {
+                Some(ControllerMessage {
+                    msg: Some(Down::Ack(ack)),
+                }) if ack.seq == seq => return Ok(()),
+                Some(_) => continue,
+                None => anyhow::bail!("stream closed before the ack of {seq}"),
+            }
+        }
+    }
+
+    /// The status the stream ends with (skipping acks and jobs).
+    pub async fn ended(&mut self) -> Status {
+        loop {
+            match self.next().await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return Status::ok("closed"),
+                Err(status) => return status,
+            }
+        }
+    }
+}
+
+pub fn hello(last_job: Option<JobEvent>) -> AgentMessage {
+    AgentMessage {
         msg: Some(Up::Hello(Hello {
             agent_version: "0.0.0-test".into(),
-            last_job: None,
+            last_job,
         })),
-    })
-    .await?;
-    tx.send(AgentMessage {
+    }
+}
+
+pub fn report(seq: u64, inventory: Inventory) -> AgentMessage {
+    AgentMessage {
         msg: Some(Up::Report(Report {
-            seq: 1,
+            seq,
             inventory: Some(inventory),
         })),
-    })
-    .await?;
-    let mut client = AgentServiceClient::new(tls::connect(&ctl.url, tls).await?);
-    let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
-    loop {
-        let message = tokio::time::timeout(NEVER, inbound.message()).await??;
-        match message.and_then(|m| m.msg) {
-            Some(Down::Ack(ack)) if ack.seq == 1 => return Ok((tx, inbound)),
-            Some(_) => continue,
-            None => anyhow::bail!("stream ended before the report was acknowledged"),
-        }
+    }
+}
+
+pub fn job_event(event: JobEvent) -> AgentMessage {
+    AgentMessage {
+        msg: Some(Up::JobEvent(event)),
+    }
+}
+
+/// A healthy host at `version` whose repository's newest tag is `newest_tag`.
+pub fn inventory(version: &str, newest_tag: &str) -> Inventory {
+    Inventory {
+        agent_version: "0.0.0-test".into(),
+        passbolt_version: version.into(),
+        newest_tag: newest_tag.into(),
+        health: Some(Health {
+            healthy: true,
+            ..Health::default()
+        }),
+        ..Inventory::default()
     }
 }

@@ -88,7 +88,6 @@ fn running_recorded(site: &Site, name: &str) -> Option<u32> {
     alive(pid).then_some(pid)
 }
 
-
 /// The restarted agent stopped the orphan `pid` (which was running) and said so.
 fn reaped(site: &Site, pid: u32, what: &str) -> Result<()> {
     eventually(&format!("orphan {pid} to be stopped"), WAIT, || {

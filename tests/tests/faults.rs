@@ -277,7 +277,8 @@ impl Harness {
             .to_string();
         self.inject(fault, delay)?;
         let done = eventually(&format!("job {id} to end"), WAIT, || {
-            self.ctl.job(&id)
+            self.ctl
+                .job(&id)
                 .ok()
                 .filter(|j| !matches!(j["state"].as_str(), Some("queued" | "running") | None))
         })

@@ -206,8 +206,11 @@ fn handshakes_beyond_the_cap_wait_their_turn() -> Result<()> {
         base.path(),
         Some("max_handshakes = 1\nhandshake_timeout = \"2s\""),
     )?;
-    // A client that never starts its handshake holds the only slot until the timeout.
+    // A client that starts its handshake and stalls holds the only slot until the timeout (a
+    // client that never starts one gives its slot back at once).
     let mut silent = TcpStream::connect(&ctl.addr)?;
+    // A TLS record header announcing a 512-byte hello that never comes.
+    std::io::Write::write_all(&mut silent, &[0x16, 0x03, 0x01, 0x02, 0x00])?;
     silent.set_read_timeout(Some(NEVER))?;
     let closed = std::thread::spawn(move || {
         let _ = silent.read(&mut [0u8; 16]);

@@ -230,6 +230,16 @@ fn an_operator_of_one_tenant_sees_and_touches_only_its_hosts() -> Result<()> {
     assert!(foreign.contains("not found"), "{foreign}");
     assert_eq!(foreign.replace("b1", "X"), missing.replace("zz9", "X"));
     assert!(op.refused(&["host", "revoke", "b1"])?.contains("not found"));
+    assert!(op.refused(&["host", "show", "b1"])?.contains("not found"));
+    assert!(op.refused(&["host", "forget", "b1"])?.contains("not found"));
+    op.ok(&["host", "show", "a1"])?;
+    let global = op.refused(&["release", "latest", "1.6.10"])?;
+    assert!(global.contains("permission denied"), "{global}");
+    let foreign_latest = op.refused(&["release", "latest", "1.6.10", "--tenant", "globex"])?;
+    assert!(
+        foreign_latest.contains("permission denied"),
+        "{foreign_latest}"
+    );
     assert!(op
         .refused(&["job", "show", job_b1.trim()])?
         .contains("not found"));

@@ -163,7 +163,7 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
             .connect()
             .await?;
         let status = AdminServiceClient::new(channel)
-            .list_hosts(ListHostsRequest {})
+            .list_hosts(ListHostsRequest::default())
             .await
             .expect_err("no certificate");
         assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status}");
@@ -184,7 +184,7 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
         let refused = match tls::connect(&ctl.url, &stranger).await {
             Err(_) => true,
             Ok(channel) => AdminServiceClient::new(channel)
-                .list_hosts(ListHostsRequest {})
+                .list_hosts(ListHostsRequest::default())
                 .await
                 .is_err(),
         };
@@ -193,7 +193,7 @@ fn roles_are_kept_apart_and_strangers_are_refused() -> Result<()> {
         // And the real operator gets through.
         let channel = tls::connect(&ctl.url, &ctl.operator_tls()).await?;
         let hosts = AdminServiceClient::new(channel)
-            .list_hosts(ListHostsRequest {})
+            .list_hosts(ListHostsRequest::default())
             .await?
             .into_inner()
             .hosts;
@@ -281,7 +281,7 @@ fn enrollment_attempts_are_rate_limited_and_oversized_messages_refused() -> Resu
         assert!(refused, "a 2 MiB message must be refused");
         let channel = tls::connect(&ctl.url, &ctl.operator_tls()).await?;
         let hosts = AdminServiceClient::new(channel)
-            .list_hosts(ListHostsRequest {})
+            .list_hosts(ListHostsRequest::default())
             .await?
             .into_inner()
             .hosts;

@@ -3,7 +3,6 @@
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::{Inventory, JobEvent};
-use boltfleet_common::version::{parse_release, Version};
 
 use super::{now, App};
 use crate::error::Error;
@@ -35,10 +34,21 @@ impl App {
     /// A report wakes the scheduler only when it changes what rollouts act on (the version or
     /// health); `last_seen` alone matters only for offline hosts, which do not report.
     pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
-        let changed = self.observe(host, |o| {
-            o.agent_version = inventory.agent_version.clone();
-            o.inventory = Some(inventory);
-        });
+        // The same inventory again (but for when it was taken) is not written again.
+        let changed = self
+            .observations
+            .update_if_changed(host.as_str(), now(), |o| {
+                let same = o.agent_version == inventory.agent_version
+                    && o.inventory.as_ref().is_some_and(|old| {
+                        Inventory {
+                            collected_at: inventory.collected_at,
+                            ..old.clone()
+                        } == inventory
+                    });
+                o.agent_version = inventory.agent_version.clone();
+                o.inventory = Some(inventory);
+                !same
+            });
         if changed {
             self.wake_scheduler();
         }
@@ -60,14 +70,22 @@ impl App {
 
     /// Every enrolled host with what it reported and whether it is online now, from memory.
     pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
-        let windows = self.store.windows_all()?;
-        let freeze = self.store.freeze_all()?;
         let records: Vec<(String, HostRecord)> = self
             .hosts
             .read()
             .iter()
             .map(|(id, r)| (id.clone(), r.clone()))
             .collect();
+        self.views_of(records)
+    }
+
+    /// The views of `records`, in their order.
+    pub(crate) fn views_of(
+        &self,
+        records: Vec<(String, HostRecord)>,
+    ) -> Result<Vec<HostView>, Error> {
+        let windows = self.store.windows_all()?;
+        let freeze = self.store.freeze_all()?;
         let ids = || records.iter().map(|(id, _)| id.as_str());
         let observed = self.observations.get_all(ids());
         let online = self.registry.online_all(ids());
@@ -78,6 +96,7 @@ impl App {
                 .collect()
         };
         let now = jiff::Timestamp::now();
+        let instant = std::time::Instant::now();
         let mut views = Vec::with_capacity(records.len());
         let each = observed.into_iter().zip(online).zip(newest_jobs);
         for ((id, record), ((observed, online), newest_job)) in records.into_iter().zip(each) {
@@ -91,6 +110,7 @@ impl App {
                 online,
                 window: crate::rollouts::host_window(&windows, &id, &record.tenant, now),
                 frozen: freeze.covers(&record.tenant),
+                flapping: self.door.is_flapping(&id, instant),
                 observed,
                 record,
             });
@@ -98,14 +118,11 @@ impl App {
         Ok(views)
     }
 
-    /// The fleet report, against `latest` (X.Y.Z) or the newest version seen in the fleet.
+    /// The whole fleet report (full rows), against `latest` (X.Y.Z), else the operators'
+    /// settings, else what hosts report (see [`crate::report::latest`]).
     pub fn fleet_report(&self, latest: &str) -> Result<FleetReport, Error> {
-        let latest: Option<Version> = if latest.is_empty() {
-            None
-        } else {
-            Some(parse_release(latest).map_err(|e| Error::invalid("latest", e))?)
-        };
-        Ok(report::build(self.host_views()?, latest))
+        let rule = self.latest_rule(latest)?;
+        Ok(report::build_with(self.host_views()?, &rule))
     }
 }
 
@@ -154,6 +171,75 @@ mod tests {
         assert!(!woken(&app));
         app.touch(&host).unwrap();
         assert!(woken(&app), "connections always wake it");
+    }
+
+    #[test]
+    fn a_report_that_did_not_change_is_not_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web1", "1.6.9");
+        let host = HostId::new("web1").unwrap();
+        let at = |collected_at| Inventory {
+            collected_at,
+            ..inventory("1.6.9", true)
+        };
+        app.record_report(&host, at(1)).unwrap();
+        app.persist_observations().unwrap();
+        for t in 2..50 {
+            app.record_report(&host, at(t)).unwrap();
+        }
+        assert_eq!(app.observations.pending(), 0, "the same report, again");
+        app.record_report(&host, inventory("1.6.10", true)).unwrap();
+        assert_eq!(app.observations.pending(), 1, "a change is written");
+    }
+
+    #[test]
+    fn pages_cover_the_fleet_once_each_within_their_size_bound() {
+        use crate::app::{PAGE_BYTES, PAGE_SIZE_MAX};
+        use prost::Message;
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web0", "1.6.9");
+        let heavy = Inventory {
+            errors: vec!["e".repeat(1000); 4],
+            ..inventory("1.6.9", false)
+        };
+        for i in 1..3000 {
+            let id = format!("web{i:05}");
+            let record = HostRecord {
+                host_id: id.clone(),
+                tenant: format!("t{}", i % 7),
+                ..HostRecord::default()
+            };
+            let host = HostId::new(&id).unwrap();
+            app.put_host(&host, &record).unwrap();
+            app.record_report(&host, heavy.clone()).unwrap();
+        }
+        let mut seen = Vec::new();
+        let mut token = String::new();
+        let mut pages = 0;
+        loop {
+            let page = app
+                .fleet_page(&crate::auth::Caller::admin("t"), "", &token, 5000)
+                .unwrap();
+            let bytes: usize = page.rows.iter().map(|r| r.encoded_len()).sum();
+            assert!(page.rows.len() <= PAGE_SIZE_MAX);
+            assert!(bytes <= PAGE_BYTES, "{bytes} bytes in a page");
+            assert_eq!(
+                page.versions.is_empty(),
+                pages > 0,
+                "versions on page 1 only"
+            );
+            seen.extend(page.rows.into_iter().map(|r| r.host_id));
+            pages += 1;
+            if page.next_page_token.is_empty() {
+                break;
+            }
+            token = page.next_page_token;
+        }
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!((seen.len(), sorted.len()), (3000, 3000));
+        assert!(pages >= 3, "{pages} pages");
     }
 
     /// The App on `dir` again, as a restarted controller.

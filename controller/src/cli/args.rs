@@ -94,6 +94,9 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Who the controller takes us for: name, role and tenants of our certificate
     Whoami,
+    /// The release the fleet report measures updates against
+    #[command(subcommand)]
+    Release(ReleaseCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -153,6 +156,23 @@ pub enum PolicyCommand {
         /// Rollouts touching the tenant start at once again
         #[arg(long)]
         no_require_approval: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Set the fleet's (or a tenant's) latest release; unset, it is the newest release that
+    /// at least 2 hosts (of 2 tenants, when the fleet has several) report
+    Latest {
+        /// X.Y.Z (omit with --clear)
+        #[arg(value_name = "X.Y.Z", value_parser = parse_version, required_unless_present = "clear")]
+        version: Option<Version>,
+        /// Only for this tenant's hosts
+        #[arg(long, value_name = "TENANT", default_value = "")]
+        tenant: String,
+        /// Clear the setting instead
+        #[arg(long, conflicts_with = "version")]
+        clear: bool,
     },
 }
 
@@ -218,6 +238,19 @@ pub struct TokenCreateArgs {
 pub enum HostCommand {
     /// Revoke a host: its certificate is refused from now on
     Revoke {
+        /// Host id
+        id: HostId,
+    },
+    /// One host in full: its whole inventory (list rows are summaries)
+    Show {
+        /// Host id
+        id: HostId,
+        /// Output format (csv prints as table)
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Remove a revoked host from the controller (refused for a host not revoked)
+    Forget {
         /// Host id
         id: HostId,
     },

@@ -14,6 +14,9 @@ use super::error::CliError;
 /// How long one call may take before the CLI gives up; every admin call is a short lookup.
 pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How long connecting, TLS handshake included, may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A connected AdminService client.
 pub type Admin = AdminServiceClient<Channel>;
 
@@ -21,7 +24,17 @@ pub type Admin = AdminServiceClient<Channel>;
 /// with its address in the message.
 pub async fn connect(conn: &Connection) -> Result<Admin, CliError> {
     let tls = conn.client_tls()?;
-    let channel = tls::connect(&conn.controller, &tls).await?;
+    // The channel's own timeout covers the TCP connect only: a controller (or a middlebox)
+    // that accepts and then stalls the TLS handshake must not hang the CLI.
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT, tls::connect(&conn.controller, &tls))
+        .await
+        .map_err(|_| {
+            CliError::Connect(format!(
+                "cannot connect to {}: no TLS handshake within {}s (is it a Boltfleet controller, and is it overloaded?)",
+                conn.controller,
+                CONNECT_TIMEOUT.as_secs()
+            ))
+        })??;
     Ok(AdminServiceClient::new(channel))
 }
 

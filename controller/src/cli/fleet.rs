@@ -1,6 +1,8 @@
-//! `boltfleet hosts` and `boltfleet report`: fleet-wide listings.
+//! `boltfleet hosts` and `boltfleet report`: fleet-wide listings, fetched page by page.
 
-use boltfleet_common::proto::{FleetReportRequest, ListHostsRequest};
+use std::collections::HashMap;
+
+use boltfleet_common::proto::{FleetReportRequest, HostRow, ListHostsRequest};
 
 use super::args::{Format, HostsArgs, ReportArgs};
 use super::client::{call, connect};
@@ -10,11 +12,27 @@ use super::render;
 use super::rows::HostView;
 use super::write_output;
 
+/// Rows asked for per page (the controller may send fewer).
+const PAGE_SIZE: u32 = 500;
+
 /// One row per host the controller knows.
 pub async fn hosts(conn: &Connection, args: HostsArgs) -> Result<(), CliError> {
     let mut admin = connect(conn).await?;
-    let response = call("list hosts", admin.list_hosts(ListHostsRequest {})).await?;
-    let hosts: Vec<HostView> = response.hosts.iter().map(HostView::from).collect();
+    let mut rows: Vec<HostRow> = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let request = ListHostsRequest {
+            page_size: PAGE_SIZE,
+            page_token,
+        };
+        let page = call("list hosts", admin.list_hosts(request)).await?;
+        rows.extend(page.hosts);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    let hosts: Vec<HostView> = rows.iter().map(HostView::from).collect();
     write_output(
         args.format,
         &match args.format {
@@ -27,19 +45,36 @@ pub async fn hosts(conn: &Connection, args: HostsArgs) -> Result<(), CliError> {
 
 /// The hosts with their available updates, then how many hosts run each version.
 pub async fn report(conn: &Connection, args: ReportArgs) -> Result<(), CliError> {
-    let request = FleetReportRequest {
-        latest: args.latest.map(|v| v.to_string()).unwrap_or_default(),
-    };
+    let latest = args.latest.map(|v| v.to_string()).unwrap_or_default();
     let mut admin = connect(conn).await?;
-    let response = call("fleet report", admin.fleet_report(request)).await?;
-    let hosts: Vec<HostView> = response.hosts.iter().map(HostView::from).collect();
-    let versions = render::sort_versions(response.versions);
-    let latest = response.latest.as_str();
+    let mut rows: Vec<HostRow> = Vec::new();
+    let mut versions = HashMap::new();
+    let mut page_token = String::new();
+    let (latest, source) = loop {
+        let request = FleetReportRequest {
+            latest: latest.clone(),
+            page_size: PAGE_SIZE,
+            page_token,
+        };
+        let page = call("fleet report", admin.fleet_report(request)).await?;
+        rows.extend(page.hosts);
+        versions.extend(page.versions);
+        if page.next_page_token.is_empty() {
+            break (page.latest, page.latest_source);
+        }
+        page_token = page.next_page_token;
+    };
+    let hosts: Vec<HostView> = rows.iter().map(HostView::from).collect();
+    let versions = render::sort_versions(versions);
+    let shown = match source.as_str() {
+        "" => latest.clone(),
+        source => format!("{latest} ({source})"),
+    };
     write_output(
         args.format,
         &match args.format {
-            Format::Table => render::report_table(latest, &hosts, &versions),
-            Format::Json => render::report_json(latest, &hosts, &versions),
+            Format::Table => render::report_table(&shown, &hosts, &versions),
+            Format::Json => render::report_json(&latest, &source, &hosts, &versions),
             Format::Csv => render::hosts_csv(&hosts),
         },
     )

@@ -1,8 +1,10 @@
 //! `boltfleet host ...`: acting on one host.
 
-use boltfleet_common::proto::{JobKind, JobOptions, RevokeHostRequest, StartJobRequest};
+use boltfleet_common::proto::{
+    JobKind, JobOptions, RevokeHostRequest, SetLatestReleaseRequest, StartJobRequest,
+};
 
-use super::args::{HostCommand, WaitArgs};
+use super::args::{HostCommand, ReleaseCommand, WaitArgs};
 use super::client::{call, connect, Admin};
 use super::config::Connection;
 use super::error::CliError;
@@ -19,6 +21,10 @@ pub async fn run(conn: &Connection, command: HostCommand) -> Result<(), CliError
             eprintln!("host {id} revoked: its certificate is refused from now on");
             Ok(())
         }
+        HostCommand::Show { id, format } => {
+            super::host_show::show(&mut admin, id.as_str(), format).await
+        }
+        HostCommand::Forget { id } => super::host_show::forget(&mut admin, id.as_str()).await,
         HostCommand::Update {
             id,
             to,
@@ -53,6 +59,40 @@ pub async fn run(conn: &Connection, command: HostCommand) -> Result<(), CliError
             start(&mut admin, &format!("roll back host {id}"), request, &wait).await
         }
     }
+}
+
+/// `release latest`: sets or clears the fleet's or a tenant's latest release.
+pub async fn release(conn: &Connection, command: ReleaseCommand) -> Result<(), CliError> {
+    let mut admin = connect(conn).await?;
+    let ReleaseCommand::Latest {
+        version,
+        tenant,
+        clear,
+    } = command;
+    let version = if clear {
+        String::new()
+    } else {
+        version.map(|v| v.to_string()).unwrap_or_default()
+    };
+    let whose = if tenant.is_empty() {
+        "the fleet".to_string()
+    } else {
+        format!("tenant {tenant}")
+    };
+    let request = SetLatestReleaseRequest {
+        version: version.clone(),
+        tenant,
+    };
+    call(
+        &format!("set the latest release of {whose}"),
+        admin.set_latest_release(request),
+    )
+    .await?;
+    match version.as_str() {
+        "" => eprintln!("latest release of {whose} cleared: derived from the hosts' reports"),
+        v => eprintln!("latest release of {whose}: {v}"),
+    }
+    Ok(())
 }
 
 /// Starts the job, prints its id on stdout, and waits for it when asked.

@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 mod fleet;
 mod host;
+mod host_show;
 #[cfg(test)]
 mod hostile_tests;
 mod job;
@@ -41,6 +42,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Hosts(args) => fleet::hosts(&conn, args).await,
         Command::Report(args) => fleet::report(&conn, args).await,
         Command::Host(command) => host::run(&conn, command).await,
+        Command::Release(command) => host::release(&conn, command).await,
         Command::Job(command) => job::run(&conn, command).await,
         Command::Audit(args) => job::audit(&conn, args).await,
         Command::Rollout(command) => rollout::run(&conn, command).await,

@@ -20,16 +20,24 @@ pub fn hosts_json(hosts: &[HostView]) -> String {
 
 /// `report --format json`: `{"latest": "X.Y.Z" | null, "hosts": [rows], "versions": {...}}`,
 /// versions newest first.
-pub fn report_json(latest: &str, hosts: &[HostView], versions: &[(String, u64)]) -> String {
+pub fn report_json(
+    latest: &str,
+    latest_source: &str,
+    hosts: &[HostView],
+    versions: &[(String, u64)],
+) -> String {
     #[derive(Serialize)]
     struct Report<'a> {
         latest: Option<&'a str>,
+        /// Where `latest` came from: "requested", "operator", "hosts (N hosts, M tenants)".
+        latest_source: Option<&'a str>,
         hosts: &'a [HostView],
         #[serde(serialize_with = "ordered_map")]
         versions: &'a [(String, u64)],
     }
     to_json(&Report {
         latest: (!latest.is_empty()).then_some(latest),
+        latest_source: (!latest_source.is_empty()).then_some(latest_source),
         hosts,
         versions,
     })
@@ -287,8 +295,9 @@ mod tests {
     fn report_json_is_one_object_with_stable_fields() {
         let versions = sort_versions([("1.6.9".to_string(), 1), ("unknown".to_string(), 1)]);
         let value: Value =
-            serde_json::from_str(&report_json("1.6.10", &views(), &versions)).unwrap();
+            serde_json::from_str(&report_json("1.6.10", "operator", &views(), &versions)).unwrap();
         assert_eq!(value["latest"], "1.6.10");
+        assert_eq!(value["latest_source"], "operator");
         assert_eq!(value["versions"], json!({"1.6.9": 1, "unknown": 1}));
         let full = &value["hosts"][0];
         assert_eq!(
@@ -330,8 +339,11 @@ mod tests {
 
     #[test]
     fn report_json_latest_is_null_when_unknown() {
-        let value: Value = serde_json::from_str(&report_json("", &[], &[])).unwrap();
-        assert_eq!(value, json!({"latest": null, "hosts": [], "versions": {}}));
+        let value: Value = serde_json::from_str(&report_json("", "", &[], &[])).unwrap();
+        assert_eq!(
+            value,
+            json!({"latest": null, "latest_source": null, "hosts": [], "versions": {}})
+        );
     }
 
     #[test]

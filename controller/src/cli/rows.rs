@@ -239,6 +239,7 @@ pub(crate) mod fixtures {
                 next_open: 1_700_082_000,
             }),
             frozen: false,
+            summary: true,
         }
     }
 

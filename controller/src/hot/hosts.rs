@@ -53,6 +53,13 @@ impl HostWriter<'_> {
         self.hosts.get(id)
     }
 
+    /// Removes a host's record (store, then memory).
+    pub fn remove(&mut self, id: &str) -> Result<(), StoreError> {
+        self.tree.remove(id)?;
+        self.hosts.remove(id);
+        Ok(())
+    }
+
     pub fn put(&mut self, id: &str, record: HostRecord) -> Result<(), StoreError> {
         self.tree.put(id, &record)?;
         self.hosts.insert(id.to_string(), record);

@@ -34,6 +34,9 @@ pub struct ActiveJob {
     pub rollout_id: String,
 }
 
+/// A host's jump from one version to another: `(host, from, to)`.
+pub type ConfigJump = (String, String, String);
+
 /// One rollout's jobs: by host, the newest job of each kind.
 pub type RolloutJobs = HashMap<String, Vec<RolloutJob>>;
 
@@ -51,8 +54,10 @@ pub struct JobIndex {
     active: HashMap<String, Vec<ActiveJob>>,
     newest: HashMap<String, Newest>,
     rollouts: HashMap<String, Arc<RolloutJobs>>,
-    /// Default config files changing per (from, to) version, from jobs that made that jump.
-    config_changes: HashMap<(String, String), Vec<String>>,
+    /// Default config files changing per (host, from, to) version, from that host's own jobs
+    /// that made that jump: never shown for another host (which may be another tenant's, and
+    /// whose agent may lie).
+    config_changes: HashMap<ConfigJump, Vec<String>>,
 }
 
 fn kind_of(job: &JobRecord) -> JobKind {
@@ -107,7 +112,11 @@ impl JobIndex {
         }
 
         if let Some(e) = job.event.as_ref().filter(|e| !e.config_changes.is_empty()) {
-            let jump = (e.from_version.clone(), e.target_version.clone());
+            let jump = (
+                job.host_id.clone(),
+                e.from_version.clone(),
+                e.target_version.clone(),
+            );
             self.config_changes.insert(jump, e.config_changes.clone());
         }
 
@@ -181,7 +190,8 @@ impl JobIndex {
         self.rollouts.get(id).cloned()
     }
 
-    pub fn config_changes(&self) -> &HashMap<(String, String), Vec<String>> {
+    /// Config defaults changing per (host, from, to), from each host's own jobs.
+    pub fn config_changes(&self) -> &HashMap<ConfigJump, Vec<String>> {
         &self.config_changes
     }
 }
@@ -317,8 +327,12 @@ mod tests {
             .collect();
         assert_eq!(web1, [(Update, "migrate"), (Rollback, "")]);
         assert_eq!(r1["web2"][0].job_id, "je", "the newest update of web2");
-        let jump = ("1.3.0".to_string(), "1.3.2".to_string());
-        assert_eq!(index.config_changes()[&jump], ["app.php"]);
+        let jump = |host: &str| (host.to_string(), "1.3.0".to_string(), "1.3.2".to_string());
+        assert_eq!(index.config_changes()[&jump("web2")], ["app.php"]);
+        assert!(
+            !index.config_changes().contains_key(&jump("web1")),
+            "web2's changes are web2's alone"
+        );
     }
 
     #[test]

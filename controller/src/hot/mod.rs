@@ -11,7 +11,7 @@ pub mod jobs;
 pub mod observed;
 
 pub use hosts::{HostCache, HostWriter};
-pub use jobs::{ActiveJob, JobCache, JobIndex, JobWriter, RolloutJob, RolloutJobs};
+pub use jobs::{ActiveJob, ConfigJump, JobCache, JobIndex, JobWriter, RolloutJob, RolloutJobs};
 pub use observed::{Observations, Seen};
 
 use std::sync::{Mutex, MutexGuard};

@@ -48,7 +48,13 @@ struct Entry {
     /// Shared with batches being written and readers; copied on write only then.
     observed: Arc<Observed>,
     seen: Seen,
+    /// `last_seen` when the entry was last marked for writing.
+    marked_at: i64,
 }
+
+/// A report that changes nothing but the time it was seen is written at most this often (in
+/// seconds): `last_seen` only matters to within a minute (offline hosts).
+pub const SEEN_WRITE_EVERY: i64 = 60;
 
 #[derive(Default)]
 struct State {
@@ -82,8 +88,16 @@ impl Observations {
         let mut hosts = HashMap::new();
         tree.for_each(|id, observed| {
             let seen = Seen::of(&observed);
+            let marked_at = observed.last_seen;
             let observed = Arc::new(observed);
-            hosts.insert(id, Entry { observed, seen });
+            hosts.insert(
+                id,
+                Entry {
+                    observed,
+                    seen,
+                    marked_at,
+                },
+            );
         })?;
         let shared = Arc::new(Shared {
             tree,
@@ -109,12 +123,28 @@ impl Observations {
     /// batch. Returns whether what rollouts look at beyond `last_seen` (the version and health)
     /// changed.
     pub fn update(&self, host: &str, now: i64, change: impl FnOnce(&mut Observed)) -> bool {
+        self.update_if_changed(host, now, |o| {
+            change(o);
+            true
+        })
+    }
+
+    /// Like [`Observations::update`], but `change` says whether it changed anything beyond
+    /// the time: when it did not, the observation is written again only once
+    /// [`SEEN_WRITE_EVERY`] passed since it was last written.
+    pub fn update_if_changed(
+        &self,
+        host: &str,
+        now: i64,
+        change: impl FnOnce(&mut Observed) -> bool,
+    ) -> bool {
         let mut state = lock(&self.shared.state);
         let State { hosts, dirty } = &mut *state;
         if !hosts.contains_key(host) {
             let fresh = Entry {
                 observed: Arc::default(),
                 seen: Seen::default(),
+                marked_at: 0,
             };
             hosts.insert(host.to_string(), fresh);
         }
@@ -122,15 +152,27 @@ impl Observations {
             return false;
         };
         let observed = Arc::make_mut(&mut entry.observed);
-        change(observed);
+        let content_changed = change(observed);
         observed.last_seen = now;
         let seen = Seen::of(observed);
         let changed = seen.version != entry.seen.version || seen.healthy != entry.seen.healthy;
         entry.seen = seen;
-        if !dirty.contains(host) {
-            dirty.insert(host.to_string());
+        if content_changed || now - entry.marked_at >= SEEN_WRITE_EVERY {
+            entry.marked_at = now;
+            if !dirty.contains(host) {
+                dirty.insert(host.to_string());
+            }
         }
         changed
+    }
+
+    /// Forgets `host` (removed from the fleet): from memory and from the store.
+    pub fn remove(&self, host: &str) -> Result<(), StoreError> {
+        let _writing = lock(&self.shared.writing);
+        let mut state = lock(&self.shared.state);
+        state.hosts.remove(host);
+        state.dirty.remove(host);
+        self.shared.tree.remove(host).map(drop)
     }
 
     /// The host's latest observation.

@@ -24,8 +24,8 @@ pub struct FleetSnapshot {
     jobs: HashMap<String, Arc<RolloutJobs>>,
     /// Rollout ids of the active jobs of each host ("" for an operator's own job).
     active: HashMap<String, Vec<String>>,
-    /// Config defaults changing per (from, to) version, from jobs that made that jump.
-    config_changes: HashMap<(String, String), Vec<String>>,
+    /// Config defaults changing per (host, from, to) version, from the host's own jobs.
+    config_changes: HashMap<crate::hot::ConfigJump, Vec<String>>,
 }
 
 impl FleetSnapshot {
@@ -57,13 +57,15 @@ impl FleetSnapshot {
             .find(|j| j.kind == kind)
     }
 
-    /// Fills in the config defaults known to change on the way to `target`.
+    /// Fills in the config defaults known to change on the way to `target`, from each host's
+    /// own earlier job that made that jump (never from another host's).
     pub fn with_config_changes(&self, hosts: &mut [FleetHost], target: &str) {
         for h in hosts {
             let Some(from) = h.version.as_ref() else {
                 continue;
             };
-            if let Some(changes) = self.config_changes.get(&(from.to_string(), target.into())) {
+            let jump = (h.host_id.clone(), from.to_string(), target.to_string());
+            if let Some(changes) = self.config_changes.get(&jump) {
                 h.config_changes = changes.clone();
             }
         }

@@ -187,6 +187,11 @@ impl Fleet {
         let event = JobEvent {
             job_id: job.job_id.clone(),
             kind: kind_of(job) as i32,
+            target_version: job
+                .request
+                .as_ref()
+                .map(|r| r.target_version.clone())
+                .unwrap_or_default(),
             state: state as i32,
             failed_step: step.into(),
             ..JobEvent::default()

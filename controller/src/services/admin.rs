@@ -15,9 +15,10 @@ use boltfleet_common::proto::{
     StartJobResponse, StartRolloutRequest, StartRolloutResponse,
 };
 use boltfleet_common::proto::{
-    IssueOperatorCertRequest, IssueOperatorCertResponse, ListOperatorsRequest,
-    ListOperatorsResponse, OperatorCertInfo, OperatorInfo, RevokeOperatorRequest,
-    RevokeOperatorResponse, SetPolicyRequest, SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
+    ForgetHostRequest, ForgetHostResponse, GetHostRequest, HostRow, IssueOperatorCertRequest,
+    IssueOperatorCertResponse, ListOperatorsRequest, ListOperatorsResponse, OperatorCertInfo,
+    OperatorInfo, RevokeOperatorRequest, RevokeOperatorResponse, SetLatestReleaseRequest,
+    SetLatestReleaseResponse, SetPolicyRequest, SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
 };
 use jiff::Timestamp;
 use tonic::{Request, Response, Status};
@@ -90,10 +91,16 @@ impl AdminService for Admin {
         request: Request<ListHostsRequest>,
     ) -> Result<Response<ListHostsResponse>, Status> {
         let caller = self.caller(&request)?;
-        let report = self
-            .blocking(move |app| app.fleet_report_for(&caller, ""))
+        let req = request.into_inner();
+        let page = self
+            .blocking(move |app| {
+                app.fleet_page(&caller, "", &req.page_token, req.page_size as usize)
+            })
             .await?;
-        Ok(Response::new(ListHostsResponse { hosts: report.rows }))
+        Ok(Response::new(ListHostsResponse {
+            hosts: page.rows,
+            next_page_token: page.next_page_token,
+        }))
     }
 
     async fn fleet_report(
@@ -101,14 +108,28 @@ impl AdminService for Admin {
         request: Request<FleetReportRequest>,
     ) -> Result<Response<FleetReportResponse>, Status> {
         let caller = self.caller(&request)?;
-        let latest = request.into_inner().latest;
-        let report = self
-            .blocking(move |app| app.fleet_report_for(&caller, &latest))
+        let req = request.into_inner();
+        let page = self
+            .blocking(move |app| {
+                app.fleet_page(
+                    &caller,
+                    &req.latest,
+                    &req.page_token,
+                    req.page_size as usize,
+                )
+            })
             .await?;
+        let (latest, latest_source) = match page.latest {
+            Some(l) => (l.version.to_string(), l.source),
+            None => (String::new(), String::new()),
+        };
         Ok(Response::new(FleetReportResponse {
-            hosts: report.rows,
-            versions: report.versions.into_iter().collect(),
-            latest: report.latest.map(|v| v.to_string()).unwrap_or_default(),
+            hosts: page.rows,
+            versions: page.versions.into_iter().collect(),
+            latest,
+            next_page_token: page.next_page_token,
+            latest_source,
+            tenant_latest: page.tenant_latest.into_iter().collect(),
         }))
     }
 
@@ -492,6 +513,40 @@ impl AdminService for Admin {
             })
             .await?;
         Ok(Response::new(status))
+    }
+
+    async fn set_latest_release(
+        &self,
+        request: Request<SetLatestReleaseRequest>,
+    ) -> Result<Response<SetLatestReleaseResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        self.blocking(move |app| app.set_latest(&caller, &req.tenant, &req.version))
+            .await?;
+        Ok(Response::new(SetLatestReleaseResponse {}))
+    }
+
+    async fn get_host(
+        &self,
+        request: Request<GetHostRequest>,
+    ) -> Result<Response<HostRow>, Status> {
+        let caller = self.caller(&request)?;
+        let host_id = request.into_inner().host_id;
+        let row = self
+            .blocking(move |app| app.host_row(&caller, &host_id))
+            .await?;
+        Ok(Response::new(row))
+    }
+
+    async fn forget_host(
+        &self,
+        request: Request<ForgetHostRequest>,
+    ) -> Result<Response<ForgetHostResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let host_id = request.into_inner().host_id;
+        self.blocking(move |app| app.forget_host(&caller, &host_id))
+            .await?;
+        Ok(Response::new(ForgetHostResponse {}))
     }
 }
 

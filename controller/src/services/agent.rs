@@ -2,7 +2,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::agent_message::Msg;
@@ -17,6 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::app::App;
 use crate::auth;
+use crate::door::{self, Refused};
 use crate::error::Error;
 use crate::registry::Outbound;
 
@@ -43,6 +44,14 @@ impl AgentService for Agent {
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
         let registration = self.app.registry.register(&host, tx.clone());
+        if registration.replaced && self.app.door.replaced(host.as_str(), Instant::now()) {
+            warn!(
+                host = %host,
+                replacements = door::FLAP_REPLACEMENTS + 1,
+                window = ?door::FLAP_WINDOW,
+                "stream replaced too often: two agents with one identity?"
+            );
+        }
         self.app.touch(&host)?;
         info!(host = %host, "agent connected");
         let app = self.app.clone();
@@ -102,10 +111,10 @@ async fn serve_stream(
         };
         match message {
             Ok(Some(message)) => {
-                if let Err(err) = handle(app, host, message, tx).await {
-                    warn!(host = %host, error = %err, "agent message not recorded");
-                    let _ = tx.send(Err(err.into())).await;
-                    return "error".into();
+                if let Err(status) = handle(app, host, message, tx).await {
+                    let reason = status.message().to_string();
+                    let _ = tx.send(Err(status)).await;
+                    return reason;
                 }
             }
             Ok(None) => return "closed by agent".into(),
@@ -121,19 +130,36 @@ async fn serve_stream(
     }
 }
 
+/// One message from the agent: checked at the door, then recorded. An error ends the stream
+/// with that status.
 async fn handle(
     app: &App,
     host: &HostId,
     message: AgentMessage,
     tx: &Outbound,
-) -> Result<(), Error> {
+) -> Result<(), Status> {
     match message.msg {
-        Some(Msg::Hello(hello)) => app.record_hello(host, &hello.agent_version, hello.last_job),
+        Some(Msg::Hello(mut hello)) => {
+            door_check(app, host, door::check_hello(&mut hello))?;
+            recorded(
+                host,
+                app.record_hello(host, &hello.agent_version, hello.last_job),
+            )
+        }
         Some(Msg::Report(report)) => {
-            let inventory = report
-                .inventory
-                .ok_or_else(|| Error::invalid("report.inventory", "missing"))?;
-            app.record_report(host, inventory)?;
+            let now = Instant::now();
+            if !app.door.allow_report(host.as_str(), now) {
+                // Dropped, not acknowledged: an honest agent never reports this fast.
+                if let Some(n) = app.door.refused(host.as_str(), Refused::OverRate, now) {
+                    warn!(host = %host, dropped = n, "agent reports too fast: reports dropped");
+                }
+                return Ok(());
+            }
+            let mut inventory = report.inventory.ok_or_else(|| {
+                Status::invalid_argument("message refused: report.inventory: missing")
+            })?;
+            door_check(app, host, door::check_report(&mut inventory))?;
+            recorded(host, app.record_report(host, inventory))?;
             let ack = ControllerMessage {
                 msg: Some(Down::Ack(Ack { seq: report.seq })),
             };
@@ -141,7 +167,37 @@ async fn handle(
             let _ = tx.try_send(Ok(ack));
             Ok(())
         }
-        Some(Msg::JobEvent(event)) => app.record_job_event(host, event),
-        None => Err(Error::invalid("agent message", "empty")),
+        Some(Msg::JobEvent(mut event)) => {
+            door_check(app, host, door::check_job_event(&mut event))?;
+            recorded(host, app.record_job_event(host, event))
+        }
+        None => Err(Status::invalid_argument(
+            "message refused: agent message: empty",
+        )),
     }
+}
+
+/// A message beyond a limit: counted, logged once per interval, refused with a status naming
+/// the field and the limit.
+fn door_check(app: &App, host: &HostId, checked: Result<(), door::Refusal>) -> Result<(), Status> {
+    let Err(refusal) = checked else {
+        return Ok(());
+    };
+    if let Some(n) = app
+        .door
+        .refused(host.as_str(), Refused::Limit, Instant::now())
+    {
+        warn!(host = %host, refused = n, error = %door::loggable(&refusal.to_string()), "agent message refused");
+    }
+    Err(Status::invalid_argument(format!(
+        "message refused: {refusal}"
+    )))
+}
+
+/// A domain error while recording: logged (it is not the agent's fault, or it is rare).
+fn recorded(host: &HostId, result: Result<(), Error>) -> Result<(), Status> {
+    result.map_err(|err| {
+        warn!(host = %host, error = %door::loggable(&err.to_string()), "agent message not recorded");
+        Status::from(err)
+    })
 }

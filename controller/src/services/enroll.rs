@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use boltfleet_common::proto::enroll_service_server::EnrollService;
 use boltfleet_common::proto::{EnrollRequest, EnrollResponse};
@@ -10,12 +10,15 @@ use tonic::{Request, Response, Status};
 use tracing::warn;
 
 use crate::app::App;
+use crate::door::throttle::LogThrottle;
 use crate::limits::RateLimiter;
 
 pub struct Enroll {
     pub app: Arc<App>,
     /// Attempts per source address: tokens are guessed nowhere near fast enough to matter.
     pub limiter: Mutex<RateLimiter>,
+    /// Refusals are logged once a minute per address, with a count.
+    pub log: LogThrottle<IpAddr>,
 }
 
 impl Enroll {
@@ -23,6 +26,7 @@ impl Enroll {
         Self {
             app,
             limiter: Mutex::new(limiter),
+            log: LogThrottle::new(Duration::from_secs(60)),
         }
     }
 }
@@ -41,7 +45,9 @@ impl EnrollService for Enroll {
             .unwrap_or_else(|p| p.into_inner())
             .allow(ip, Instant::now());
         if !allowed {
-            warn!(peer = %ip, "enrollment rate limit hit");
+            if let Some(n) = self.log.hit(ip, Instant::now()) {
+                warn!(peer = %ip, refused = n, "enrollment rate limit hit");
+            }
             return Err(Status::resource_exhausted(format!(
                 "too many enrollment attempts from {ip}; retry later"
             )));
@@ -61,7 +67,9 @@ impl EnrollService for Enroll {
                 ca_pem: self.app.ca.cert_pem().to_string(),
             })),
             Err(err) => {
-                warn!(peer = ?peer, error = %err, "enrollment refused");
+                if let Some(n) = self.log.hit(ip, Instant::now()) {
+                    warn!(peer = ?peer, refused = n, error = %crate::door::loggable(&err.to_string()), "enrollment refused");
+                }
                 Err(err.into())
             }
         }

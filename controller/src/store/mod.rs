@@ -11,7 +11,7 @@ use std::path::Path;
 pub use boltfleet_common::proto::JobRecord;
 pub use jobs::Jobs;
 pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
-pub use records::{AuditEntry, HostRecord, Observed, TokenRecord};
+pub use records::{AuditEntry, HostRecord, LatestRecord, Observed, TokenRecord};
 pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
 pub use typed::{StoreError, Typed};
 
@@ -26,6 +26,7 @@ const WINDOWS: &str = "windows";
 const FREEZE: &str = "freeze";
 const OPERATORS: &str = "operators";
 const POLICIES: &str = "policies";
+const LATEST: &str = "latest";
 
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
@@ -53,6 +54,8 @@ pub struct Store {
     pub operators: Typed<OperatorRecord>,
     /// Tenant policies by tenant (two-person rule).
     pub policies: Typed<TenantPolicy>,
+    /// Operators' `release latest` by [`freeze_key`]-style keys (`global`, `tenant/NAME`).
+    pub latest: Typed<LatestRecord>,
     audit: sled::Tree,
 }
 
@@ -73,6 +76,7 @@ impl Store {
             freeze: Typed::open(&db, FREEZE)?,
             operators: Typed::open(&db, OPERATORS)?,
             policies: Typed::open(&db, POLICIES)?,
+            latest: Typed::open(&db, LATEST)?,
             audit: db.open_tree(AUDIT)?,
             db,
         })

@@ -17,6 +17,10 @@ pub struct HostRecord {
     /// renewal does not cut off a stream opened with the previous one.
     pub cert_serials: Vec<String>,
     pub revoked: bool,
+    /// Unix seconds of the last revocation: only a token created after it enrolls the host
+    /// again.
+    #[serde(default)]
+    pub revoked_at: Option<i64>,
 }
 
 /// What the host's agent last said. Observed state: only agents change it.
@@ -27,6 +31,15 @@ pub struct Observed {
     pub last_seen: i64,
     pub agent_version: String,
     pub last_job: Option<JobEvent>,
+}
+
+/// The release an operator set as the fleet's (or a tenant's) `latest`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LatestRecord {
+    /// X.Y.Z
+    pub version: String,
+    pub set_by: String,
+    pub set_at: i64,
 }
 
 /// A join token, stored under the hash of its secret.
