@@ -234,6 +234,12 @@ fn killed_during_the_rollback_the_rollback_is_finished() -> Result<()> {
     eventually("the restore to start", WAIT, || {
         reached.exists().then_some(())
     })?;
+    // Mid-job the agent reports its last facts, marked, and probes nothing.
+    eventually("a report marked job_in_progress", WAIT, || {
+        let report = ctl.report().ok()?;
+        let row = boltfleet_tests::cluster::row(&report, "web1")?;
+        (row["job_in_progress"] == true).then_some(())
+    })?;
     site.agent.proc.as_mut().unwrap().kill9();
     // The restore client outlives the agent, still paused: the restarted agent stops it
     // before it restores (its own client runs at once: the wrapper pauses only once).

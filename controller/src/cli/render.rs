@@ -79,6 +79,7 @@ pub const CSV_COLUMNS: [&str; 23] = [
     "job_backup_id",
     "window",
     "frozen",
+    "job_in_progress",
 ];
 
 /// A header line, then one line per host; null is an empty cell.
@@ -119,6 +120,7 @@ fn csv_cells(h: &HostView) -> Vec<String> {
         job_text(|j| j.backup_id.clone()),
         h.window.as_ref().map(|w| w.text()).unwrap_or_default(),
         h.frozen.to_string(),
+        h.job_in_progress.to_string(),
     ]
 }
 
@@ -161,13 +163,17 @@ pub fn hosts_table(hosts: &[HostView]) -> String {
 
 fn table_cells(h: &HostView) -> Vec<String> {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
-    let state = match (h.revoked, h.online, h.frozen) {
+    let mut state = match (h.revoked, h.online, h.frozen) {
         (true, _, _) => "revoked",
         (false, true, false) => "online",
         (false, true, true) => "online,frozen",
         (false, false, false) => "offline",
         (false, false, true) => "offline,frozen",
-    };
+    }
+    .to_string();
+    if h.job_in_progress && h.online {
+        state.push_str(",job running");
+    }
     let health = match (h.healthy, h.health_reasons.is_empty()) {
         (true, _) => "ok".to_string(),
         (false, true) => "unhealthy".to_string(),
@@ -178,7 +184,7 @@ fn table_cells(h: &HostView) -> Vec<String> {
         non_empty_or_dash(&h.tenant),
         dash(&h.version),
         dash(&h.update),
-        state.to_string(),
+        state,
         if h.migrations_pending { "pending" } else { "-" }.to_string(),
         dash(&h.last_seen),
         job_summary(h),
@@ -318,7 +324,7 @@ mod tests {
                     "cron": "0 22 * * *", "duration": "4h", "tz": "Europe/Paris",
                     "source": "tenant", "open_now": false, "next_open": "2023-11-15T21:00:00Z"
                 },
-                "frozen": false
+                "frozen": false, "job_in_progress": false
             })
         );
         let bare = &value["hosts"][1];

@@ -38,6 +38,8 @@ pub struct HostView {
     pub window: Option<WindowView>,
     /// A freeze (global or of its tenant) covers the host: no update starts.
     pub frozen: bool,
+    /// The agent's last report came while a job held the host: its facts are from before it.
+    pub job_in_progress: bool,
 }
 
 /// A host's maintenance window.
@@ -131,6 +133,7 @@ impl From<&HostRow> for HostView {
                 .map(JobView::from),
             window: row.window.as_ref().map(WindowView::from),
             frozen: row.frozen,
+            job_in_progress: inventory.is_some_and(|inv| inv.job_in_progress),
         }
     }
 }
