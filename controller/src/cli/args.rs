@@ -94,6 +94,12 @@ pub enum Command {
     Policy(PolicyCommand),
     /// Who the controller takes us for: name, role and tenants of our certificate
     Whoami,
+    /// Print a shell completion script: `boltfleet completions bash > /etc/bash_completion.d/boltfleet`
+    Completions {
+        /// Shell to complete in
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]
