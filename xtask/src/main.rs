@@ -18,19 +18,21 @@ fn main() -> Result<()> {
     }
 }
 
-/// Writes `DIR/man/*.1` (gzipped by the packaging) and `DIR/completions/{boltfleet.bash,_boltfleet,boltfleet.fish}`.
+/// Writes `DIR/man/agent/*.1`, `DIR/man/controller/*.1` (the pages of each package, gzipped
+/// by `scripts/package.sh`) and `DIR/completions/{boltfleet.bash,_boltfleet,boltfleet.fish}`.
 fn dist(dir: &Path) -> Result<()> {
     let man = dir.join("man");
     let completions = dir.join("completions");
-    for d in [&man, &completions] {
+    for d in [&man.join("agent"), &man.join("controller"), &completions] {
         std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
     let commands = [
-        boltfleet_controller::cli::Cli::command(),
-        boltfleet_controller::command::Cli::command(),
-        boltfleet_agent::cli::Cli::command(),
+        ("controller", boltfleet_controller::cli::Cli::command()),
+        ("controller", boltfleet_controller::command::Cli::command()),
+        ("agent", boltfleet_agent::cli::Cli::command()),
     ];
-    for command in commands {
+    for (package, command) in commands {
+        let man = man.join(package);
         // One page per binary and one per subcommand (`man boltfleet-rollout-start`).
         let name = command.get_name().to_string();
         clap_mangen::generate_to(command, &man).with_context(|| {

@@ -19,11 +19,11 @@ fn dist_writes_man_pages_that_man_renders_and_completions() {
     );
     let man = dir.path().join("man");
     for (page, says) in [
-        ("boltfleet.1", "rollout"),
-        ("boltfleet-rollout-start.1", "--max-parallel"),
-        ("boltfleet-controller.1", "serve"),
-        ("boltfleet-agent.1", "enroll"),
-        ("boltfleet-agent-run.1", "--config"),
+        ("controller/boltfleet.1", "rollout"),
+        ("controller/boltfleet-rollout-start.1", "--max-parallel"),
+        ("controller/boltfleet-controller.1", "serve"),
+        ("agent/boltfleet-agent.1", "enroll"),
+        ("agent/boltfleet-agent-run.1", "--config"),
     ] {
         let path = man.join(page);
         let text = std::fs::read_to_string(&path).unwrap();
