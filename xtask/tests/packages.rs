@@ -1,6 +1,7 @@
 //! The .deb packages as `scripts/package.sh --dev` builds them from the workspace's dev
 //! binaries (no release build: it fits CI's budget): files, modes and owners, conffiles,
-//! maintainer scripts, and the packaged units through `systemd-analyze verify` and `security`.
+//! maintainer scripts, the packaged units through `systemd-analyze verify` and `security`, and
+//! the packaged agent switching to the web user under its unit's capability limits.
 //!
 //! Needs the binaries `cargo test --workspace` builds, dpkg-deb, man and systemd-analyze
 //! (`scripts/ensure-deps.sh`), and cargo-deb (installed by `scripts/package.sh` when missing).
@@ -220,6 +221,7 @@ fn packages_install_binaries_docs_conffiles_and_hardened_units() {
             "{unit}: exposure {exposure} > {max_exposure}"
         );
     }
+    agent_switches_user_under_its_unit_limits(root.path());
 }
 
 /// The packaged completion script is what the packaged CLI prints, and the man pages render.
@@ -281,4 +283,67 @@ fn exposure(unit: &Path) -> f64 {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("cannot read {line}"))
+}
+
+/// The packaged agent, run under its unit's `CapabilityBoundingSet` and `NoNewPrivileges`
+/// (with `setpriv`), still runs passbolt's commands as the web user: its PHP probe reports
+/// `uid.gid` of `nobody` from a fake `php`. Needs root; said and skipped otherwise.
+fn agent_switches_user_under_its_unit_limits(root: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let is_root = text(run(Command::new("id").arg("-u"))).trim() == "0";
+    let nobody = Command::new("id").args(["-u", "nobody"]).output();
+    let Some(uid) = nobody
+        .ok()
+        .filter(|o| o.status.success() && is_root)
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    else {
+        eprintln!("SKIPPED the user-switch check: it needs root and a nobody user");
+        return;
+    };
+    let gid = text(run(Command::new("id").args(["-g", "nobody"])));
+    let unit = std::fs::read_to_string(root.join("usr/lib/systemd/system/boltfleet-agent.service"))
+        .unwrap();
+    let setting = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("the agent unit sets no {key}"))
+            .to_string()
+    };
+    let caps: Vec<String> = setting("CapabilityBoundingSet=")
+        .split_whitespace()
+        .map(|c| format!("+{}", c.trim_start_matches("CAP_").to_lowercase()))
+        .collect();
+    assert!(caps.contains(&"+setuid".to_string()), "{caps:?}");
+    let bounding = format!("-all,{}", caps.join(","));
+    let mut setpriv = Command::new("setpriv");
+    if setting("NoNewPrivileges=") == "yes" {
+        setpriv.arg("--no-new-privs");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let base = dir.path();
+    std::fs::set_permissions(base, PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::create_dir(base.join("passbolt")).unwrap();
+    let php = base.join("php");
+    std::fs::write(&php, "#!/bin/sh\necho \"$(id -u).$(id -g).0\"\n").unwrap();
+    std::fs::set_permissions(&php, PermissionsExt::from_mode(0o755)).unwrap();
+    let config = base.join("agent.toml");
+    let toml = format!(
+        "controller = 'https://127.0.0.1:1'\nstate_dir = '{}'\n[passbolt]\nroot = '{}'\nweb_user = 'nobody'\nphp = '{}'\n",
+        base.join("state").display(),
+        base.join("passbolt").display(),
+        php.display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    let inventory = text(run(setpriv
+        .args(["--bounding-set", &bounding, "--"])
+        .arg(root.join("usr/bin/boltfleet-agent"))
+        .args(["inventory", "--config"])
+        .arg(&config)));
+    let inventory: serde_json::Value = serde_json::from_str(&inventory).unwrap();
+    assert_eq!(
+        inventory["php_version"],
+        format!("{uid}.{}.0", gid.trim()),
+        "{inventory:#}"
+    );
 }
