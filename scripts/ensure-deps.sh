@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite and the demo need on a Debian machine that lacks it:
-# git, and the MariaDB server and client (the tests start their own private server when none
-# answers, so nothing is started here). Safe to run again.
+# git, the MariaDB server and client (the tests start their own private server when none
+# answers, so nothing is started here), and for the packaging tests man, dpkg-deb and
+# systemd-analyze (cargo-deb itself is installed by scripts/package.sh). Safe to run again.
 set -euo pipefail
 
 need=()
@@ -10,6 +11,9 @@ command -v mariadb >/dev/null || command -v mysql >/dev/null || need+=(mariadb-c
 command -v mariadbd >/dev/null || [ -x /usr/sbin/mariadbd ] || need+=(mariadb-server)
 command -v mariadb-dump >/dev/null || command -v mysqldump >/dev/null || need+=(mariadb-client)
 command -v cc >/dev/null || need+=(gcc)
+command -v man >/dev/null || need+=(man-db)
+command -v dpkg-deb >/dev/null || need+=(dpkg)
+command -v systemd-analyze >/dev/null || need+=(systemd)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -6,6 +6,8 @@ use std::time::Duration;
 use boltfleet_common::config::{human_duration, load_toml, ConfigError};
 use serde::Deserialize;
 
+use crate::jobs::retention::Retention;
+
 /// Everything the agent knows about its host; read once at start and passed down.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -119,6 +121,25 @@ pub struct JobsConfig {
     /// Deadline of each long command of a job: dump, restore, checkout, composer, migrations.
     #[serde(default = "default_step_timeout", deserialize_with = "human_duration")]
     pub step_timeout: Duration,
+    /// Finished job records kept in the journal however old they are (the newest ones).
+    #[serde(default = "default_keep_journals")]
+    pub keep_journals: usize,
+    /// Finished job records younger than this are kept however many there are.
+    #[serde(
+        default = "default_journal_max_age",
+        deserialize_with = "human_duration"
+    )]
+    pub journal_max_age: Duration,
+}
+
+impl JobsConfig {
+    /// The journal's retention policy.
+    pub fn retention(&self) -> Retention {
+        Retention {
+            keep: self.keep_journals,
+            max_age: self.journal_max_age,
+        }
+    }
 }
 
 impl Default for JobsConfig {
@@ -127,6 +148,8 @@ impl Default for JobsConfig {
             git_remote: default_git_remote(),
             composer: default_composer(),
             step_timeout: default_step_timeout(),
+            keep_journals: default_keep_journals(),
+            journal_max_age: default_journal_max_age(),
         }
     }
 }
@@ -141,6 +164,14 @@ fn default_composer() -> String {
 
 fn default_step_timeout() -> Duration {
     Duration::from_secs(30 * 60)
+}
+
+fn default_keep_journals() -> usize {
+    Retention::default().keep
+}
+
+fn default_journal_max_age() -> Duration {
+    Retention::default().max_age
 }
 
 fn default_report_interval() -> Duration {
@@ -208,6 +239,12 @@ impl AgentConfig {
         }
         if jobs.step_timeout < Duration::from_secs(10) {
             return bad("jobs.step_timeout: must be at least 10s".into());
+        }
+        if jobs.keep_journals == 0 {
+            return bad("jobs.keep_journals: must be at least 1".into());
+        }
+        if jobs.journal_max_age > Duration::from_secs(100 * 365 * 24 * 3600) {
+            return bad("jobs.journal_max_age: must be at most 100 years".into());
         }
         if let Some(backup) = &self.backup {
             if backup.keep == 0 {

@@ -1,6 +1,7 @@
 //! The Boltfleet agent: reports its passbolt host to the controller and runs update jobs on it.
 
 pub mod backoff;
+pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod enroll;

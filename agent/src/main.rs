@@ -1,8 +1,8 @@
 //! `boltfleet-agent`: enroll this host, report it to the controller, show its inventory.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
+use boltfleet_agent::cli::{Cli, Command};
 use boltfleet_agent::config::AgentConfig;
 use boltfleet_agent::credentials::CredentialFiles;
 use boltfleet_agent::jobs::lock::JobLock;
@@ -10,50 +10,7 @@ use boltfleet_agent::state_lock::StateLockError;
 use boltfleet_agent::{enroll, inventory};
 use boltfleet_common::identity::HostId;
 use boltfleet_common::{process, telemetry, tls};
-use clap::{Parser, Subcommand};
-
-/// The Boltfleet agent for one passbolt host.
-#[derive(Parser)]
-#[command(version)]
-struct Cli {
-    /// Log as JSON lines instead of text.
-    #[arg(long, global = true, env = "BOLTFLEET_LOG_JSON")]
-    log_json: bool,
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Enroll this host: make a key here, send a CSR with the join token, store the certificate.
-    Enroll {
-        /// Controller URL, https://host:port.
-        #[arg(long)]
-        controller: String,
-        /// Join token from `boltfleet token create` (or BOLTFLEET_JOIN_TOKEN, kept out of ps).
-        #[arg(long, env = "BOLTFLEET_JOIN_TOKEN", hide_env_values = true)]
-        token: String,
-        /// CA fingerprint printed by `boltfleet-controller init`, sha256:<hex>.
-        #[arg(long)]
-        ca_pin: String,
-        /// Agent config file (its state_dir receives the key and certificate).
-        #[arg(long)]
-        config: PathBuf,
-        /// Ask for this host id instead of the token's (the controller refuses a mismatch).
-        #[arg(long, hide = true)]
-        host_id: Option<String>,
-    },
-    /// Connect to the controller and report this host; reconnects forever.
-    Run {
-        #[arg(long)]
-        config: PathBuf,
-    },
-    /// Print what the agent would report, as JSON, without a controller.
-    Inventory {
-        #[arg(long)]
-        config: PathBuf,
-    },
-}
+use clap::Parser;
 
 fn main() -> ExitCode {
     tls::install_crypto_provider();

@@ -34,6 +34,8 @@ fn the_example_config_loads_with_every_section() {
     assert_eq!(config.report_interval.as_secs(), 30);
     assert_eq!(config.mysql.unwrap().database, "passbolt");
     assert_eq!(config.backup.unwrap().keep, 5);
+    assert_eq!(config.jobs.keep_journals, 50);
+    assert_eq!(config.jobs.journal_max_age.as_secs(), 30 * 24 * 3600);
     assert!(config.maintenance.unwrap().flag_file.is_some());
     assert_eq!(
         config.passbolt.healthcheck_command.unwrap()[0],
@@ -61,6 +63,18 @@ fn config_errors_exit_64_with_one_line_naming_the_problem() {
         ),
         (&format!("report_interval = 'soon'\n{VALID}"), "soon"),
         ("controller = [", "line 1"),
+        (
+            &format!("{VALID}[jobs]\nkeep_journals = 0\n"),
+            "jobs.keep_journals",
+        ),
+        (
+            &format!("{VALID}[jobs]\nkeep_journals = 'many'\n"),
+            "jobs.keep_journals",
+        ),
+        (
+            &format!("{VALID}[jobs]\njournal_max_age = 'soon'\n"),
+            "jobs.journal_max_age",
+        ),
     ];
     for (text, named) in cases {
         let path = write_config(dir.path(), text);

@@ -5,6 +5,7 @@ pub mod app;
 pub mod auth;
 pub mod ca;
 pub mod cli;
+pub mod command;
 pub mod config;
 pub mod door;
 pub mod enroll_bulk;

@@ -1,11 +1,13 @@
 //! The job journal on the host: one JSON record per job in `<state_dir>/jobs/`, written
-//! durably (temp file, fsync, rename, fsync of the directory) and private (0600).
+//! durably (temp file, fsync, rename, fsync of the directory) and private (0600), and pruned
+//! by its [`Retention`] policy.
 
 use std::path::{Path, PathBuf};
 
 use boltfleet_common::files::{create_private_dir, write_private};
 
-use super::model::JobRecord;
+use super::model::{unix_now, JobRecord};
+use super::retention::{prunable, Retention};
 
 /// A journal file that could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +26,19 @@ pub enum JournalError {
     },
     #[error("cannot read job record {}: {reason}", path.display())]
     Read { path: PathBuf, reason: String },
+    #[error("cannot remove old job record {}: {source}", path.display())]
+    Remove {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// The directory of job records.
 #[derive(Debug, Clone)]
 pub struct Journal {
     dir: PathBuf,
+    retention: Retention,
 }
 
 impl Journal {
@@ -40,7 +49,15 @@ impl Journal {
             path: dir.clone(),
             source,
         })?;
-        Ok(Journal { dir })
+        Ok(Journal {
+            dir,
+            retention: Retention::default(),
+        })
+    }
+
+    /// The same journal, pruned by `retention` instead of the default policy.
+    pub fn with_retention(self, retention: Retention) -> Self {
+        Journal { retention, ..self }
     }
 
     /// The journal directory.
@@ -117,6 +134,36 @@ impl Journal {
     }
 }
 
+impl Journal {
+    /// Removes the records (and saved `email.php` copies) the retention policy lets go at
+    /// `now`, never `current`'s; returns the ids removed. A record that cannot be removed
+    /// stops the pruning with an error naming its file.
+    pub fn prune_at(&self, now: i64, current: Option<&str>) -> Result<Vec<String>, JournalError> {
+        let ids = prunable(&self.all()?, self.retention, now, current);
+        for id in &ids {
+            // The copy first: a record without its copy is harmless, the reverse is a leak.
+            for path in [self.email_copy(id), self.path(id)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => return Err(JournalError::Remove { path, source }),
+                }
+            }
+        }
+        if !ids.is_empty() {
+            tracing::info!(removed = ids.len(), "old job records pruned");
+        }
+        Ok(ids)
+    }
+
+    /// [`Journal::prune_at`] now, logging instead of failing: pruning never fails a job.
+    pub fn prune(&self, current: Option<&str>) {
+        if let Err(e) = self.prune_at(unix_now(), current) {
+            tracing::warn!(error = %e, "job journal not pruned");
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt;
@@ -158,5 +205,49 @@ mod tests {
         assert_eq!(journal.load("a").unwrap().unwrap(), record("a", 5));
         assert!(journal.load("zzz").unwrap().is_none());
         assert!(journal.load("broken").is_err());
+    }
+
+    #[test]
+    fn pruning_removes_old_records_and_their_email_copies_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let retention = Retention {
+            keep: 3,
+            max_age: std::time::Duration::from_secs(100),
+        };
+        let journal = Journal::open(dir.path()).unwrap().with_retention(retention);
+        let now = 10_000;
+        for (i, id) in ["a", "b", "c", "d", "e", "f"].iter().enumerate() {
+            let mut r = record(id, i as i64);
+            r.event.state = boltfleet_common::proto::JobState::Succeeded as i32;
+            r.event.finished_at = i as i64;
+            journal.save(&r).unwrap();
+            write_private(&journal.email_copy(id), b"<?php").unwrap();
+        }
+        let mut unfinished = record("g", 0);
+        unfinished.event.state = boltfleet_common::proto::JobState::Running as i32;
+        journal.save(&unfinished).unwrap();
+        journal.save(&record("young", now - 10)).unwrap();
+        std::fs::write(journal.dir().join("broken.json"), "{").unwrap();
+
+        let removed = journal.prune_at(now, Some("young")).unwrap();
+        assert_eq!(removed, ["a", "b", "c", "d"]);
+        let mut left: Vec<String> = std::fs::read_dir(journal.dir())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(
+            left,
+            [
+                "broken.json",
+                "e.email.php",
+                "e.json",
+                "f.email.php",
+                "f.json",
+                "g.json",
+                "young.json"
+            ]
+        );
+        assert!(journal.prune_at(now, None).unwrap().is_empty());
     }
 }

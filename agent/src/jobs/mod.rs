@@ -9,6 +9,7 @@ pub mod lock;
 pub mod model;
 mod preflight;
 pub mod resume;
+pub mod retention;
 pub mod runner;
 pub mod validate;
 
@@ -29,6 +30,7 @@ use host::{HostOps, RealHost};
 use journal::{Journal, JournalError};
 use lock::JobLock;
 use model::{gist, unix_now, JobRecord};
+use retention::Retention;
 use runner::{Failed, Run};
 
 /// Events kept for subscribers that lag behind.
@@ -92,14 +94,26 @@ impl Jobs<RealHost> {
     /// The jobs of the host `config` describes; opens the journal in its state dir.
     pub fn new(config: Arc<AgentConfig>) -> Result<Self, JobsError> {
         let state_dir = config.state_dir.clone();
-        Jobs::with_host(&state_dir, RealHost::new(config))
+        let retention = config.jobs.retention();
+        Jobs::with_retention(&state_dir, RealHost::new(config), retention)
     }
 }
 
 impl<H: HostOps> Jobs<H> {
-    /// Jobs run against `host`, journaled in `state_dir/jobs`.
+    /// Jobs run against `host`, journaled in `state_dir/jobs` with the default retention.
     pub fn with_host(state_dir: &Path, host: H) -> Result<Self, JobsError> {
-        let journal = Journal::open(state_dir)?;
+        Jobs::with_retention(state_dir, host, Retention::default())
+    }
+
+    /// Jobs run against `host`, journaled in `state_dir/jobs`, whose old records are pruned
+    /// by `retention` now and whenever a job finishes.
+    pub fn with_retention(
+        state_dir: &Path,
+        host: H,
+        retention: Retention,
+    ) -> Result<Self, JobsError> {
+        let journal = Journal::open(state_dir)?.with_retention(retention);
+        journal.prune(None);
         let last = journal.all()?.pop().map(|r| r.event);
         Ok(Jobs {
             inner: Arc::new(Inner {

@@ -129,6 +129,8 @@ impl<'a, H: HostOps> Run<'a, H> {
         self.rec.event.finished_at = unix_now();
         self.rec.private.phase = Phase::Done;
         info!(job = %self.id(), state = state.as_str_name(), failed_step = %self.rec.event.failed_step, "job finished");
+        // Before the outcome is published, so whoever sees it sees the pruned journal.
+        self.journal.prune(Some(self.id()));
         self.save_logged();
     }
 

@@ -637,6 +637,52 @@ async fn other_kinds() {
     assert!(event.reason.contains("moved"), "{}", event.reason);
 }
 
+#[tokio::test]
+async fn the_journal_is_pruned_at_start_and_when_a_job_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let journal = super::journal::Journal::open(&state).unwrap();
+    for (i, id) in ["old1", "old2", "old3"].iter().enumerate() {
+        let mut r = JobRecord::new(record_request(id), 1000 + i as i64);
+        r.event.state = JobState::Succeeded as i32;
+        r.event.finished_at = 1000 + i as i64;
+        r.private.phase = Phase::Done;
+        journal.save(&r).unwrap();
+    }
+    let listed = |j: &super::journal::Journal| -> Vec<String> {
+        j.all()
+            .unwrap()
+            .into_iter()
+            .map(|r| r.request.job_id)
+            .collect()
+    };
+    let retention = super::retention::Retention {
+        keep: 2,
+        max_age: Duration::from_secs(3600),
+    };
+    let fake = Arc::new(Fake::new(dir.path()));
+    let jobs = Jobs::with_retention(&state, fake, retention).unwrap();
+    assert_eq!(listed(&journal), ["old2", "old3"], "pruned at start");
+    let mut rx = jobs.subscribe();
+    jobs.submit(RunJob {
+        job_id: "b1".into(),
+        kind: JobKind::Backup as i32,
+        ..RunJob::default()
+    });
+    assert_eq!(outcome(&mut rx, "b1").await.state(), JobState::Succeeded);
+    assert_eq!(listed(&journal), ["old3", "b1"], "pruned when b1 finished");
+}
+
+fn record_request(id: &str) -> Request {
+    Request {
+        job_id: id.into(),
+        kind: Kind::Healthcheck,
+        target: String::new(),
+        answers: Vec::new(),
+        auto_rollback: true,
+    }
+}
+
 /// A record of an update to 1.3.2 left by an agent killed at `phase` with these steps done
 /// and `running` in progress.
 fn left_at(done: &[&str], running: &str, private: impl FnOnce(&mut JobRecord)) -> JobRecord {

@@ -97,6 +97,12 @@ pub enum Command {
     /// The release the fleet report measures updates against
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Print a shell completion script: `boltfleet completions bash > /etc/bash_completion.d/boltfleet`
+    Completions {
+        /// Shell to complete in
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -35,6 +35,9 @@ pub use error::CliError;
 
 /// Runs one parsed command line to completion.
 pub async fn run(cli: Cli) -> Result<(), CliError> {
+    if let Command::Completions { shell } = cli.command {
+        return write_stdout(&completions(shell));
+    }
     let file = config::load_file(cli.config.as_deref(), cli.default_config.as_deref())?;
     let conn = config::resolve(&cli.connection, file.as_ref())?;
     match cli.command {
@@ -51,7 +54,16 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Operator(command) => operator::run(&conn, command).await,
         Command::Policy(command) => operator::policy(&conn, command).await,
         Command::Whoami => operator::whoami(&conn).await,
+        Command::Completions { .. } => unreachable!("answered before connecting"),
     }
+}
+
+/// The completion script of `boltfleet` for `shell`; needs no controller.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut command = <Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "boltfleet", &mut script);
+    String::from_utf8_lossy(&script).into_owned()
 }
 
 /// The config file used when `--config` is not given: `~/.config/boltfleet/cli.toml`.
