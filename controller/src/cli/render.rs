@@ -55,7 +55,7 @@ fn to_json<T: Serialize>(value: &T) -> String {
 }
 
 /// Column names of the CSV output, in order; lists are joined with `;` in one cell.
-pub const CSV_COLUMNS: [&str; 23] = [
+pub const CSV_COLUMNS: [&str; 24] = [
     "host_id",
     "tenant",
     "labels",
@@ -371,11 +371,11 @@ mod tests {
             lines[1],
             "web-1,acme,env=prod,1.6.9,true,true,2023-11-14T22:13:20Z,false,patch,false,0.1.0,\
              8.2.7,v1.6.9,false,,job-7,update,1.6.9,rolled_back,migrate,bk-1,\
-             0 22 * * * 4h Europe/Paris,false"
+             0 22 * * * 4h Europe/Paris,false,false"
         );
         assert_eq!(
             lines[2],
-            "db-2,,\"note=a,\"\"b\"\"\",,false,false,,false,,false,,,,,never reported,,,,,,,,false"
+            "db-2,,\"note=a,\"\"b\"\"\",,false,false,,false,,false,,,,,never reported,,,,,,,,false,false"
         );
     }
 
