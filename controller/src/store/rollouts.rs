@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::typed::Typed;
 use super::{Store, StoreError};
 use crate::rollout::{Freeze, MaintenanceWindow, Plan, RolloutState, Windows};
+use crate::state::engine::Engine;
 
 /// One rollout: what was asked (the spec, inside `state`), the plan it was cut from, and where
 /// it stands. The scheduler rewrites `state`; everything else is written once.
@@ -55,7 +56,7 @@ impl RolloutRecord {
 
 /// The rollouts tree, with the active rollouts (those the scheduler still works on) also kept
 /// decoded in memory: each scheduler tick reads them, and a rollout record holds a plan and a
-/// state for every host, too large to decode every second. Written through: sled first.
+/// state for every host, too large to decode every second. Written through: the engine first.
 #[derive(Clone)]
 pub struct Rollouts {
     records: Typed<RolloutRecord>,
@@ -64,7 +65,7 @@ pub struct Rollouts {
 
 impl Rollouts {
     /// Opens the tree and reads every rollout once to find the active ones.
-    pub(super) fn open(db: &sled::Db, name: &str) -> Result<Self, StoreError> {
+    pub(super) fn open(db: &dyn Engine, name: &str) -> Result<Self, StoreError> {
         let records = Typed::open(db, name)?;
         let mut active = BTreeMap::new();
         records.for_each(|id, record: RolloutRecord| {
