@@ -9,7 +9,7 @@ use std::sync::{Arc, Barrier};
 use boltfleet_common::proto::JobRecord;
 
 use super::engine::{Batch, Engine};
-use crate::rollout::{plan, MaintenanceWindow, RolloutSpec, RolloutState};
+use crate::rollout::{plan, MaintenanceWindow, RolloutSpec, RolloutState, Windows};
 use crate::store::{
     freeze_key, AuditEntry, FreezeRecord, HostRecord, LatestRecord, Observed, OperatorRecord,
     RolloutRecord, Store, StoreError, TenantPolicy, TokenRecord, WindowKey,
@@ -406,7 +406,11 @@ pub(crate) fn restart_keeps_everything(h: &impl Harness) {
         store
             .put_window(&WindowKey::Tenant("acme".into()), Some(&window))
             .unwrap();
-        store.freeze.put(&freeze_key(None), &freeze).unwrap();
+        let mut more = Windows::default();
+        more.tenants.insert("globex".into(), window.clone());
+        more.hosts.insert("web1".into(), window.clone());
+        store.put_windows(&more).unwrap();
+        store.put_freeze(&freeze_key(None), Some(&freeze)).unwrap();
         store.operators.put("alice", &operator).unwrap();
         store.policies.put("acme", &policy).unwrap();
         store.latest.put(&freeze_key(None), &latest).unwrap();
@@ -422,10 +426,10 @@ pub(crate) fn restart_keeps_everything(h: &impl Harness) {
     assert_eq!(store.jobs.of_host("web1").unwrap(), [job("j1", "web1", 7)]);
     let active: Vec<String> = store.active_rollouts().into_iter().map(|r| r.id).collect();
     assert_eq!(active, ["r1"], "found active again on opening");
-    assert_eq!(
-        store.windows_all().unwrap().tenants.get("acme"),
-        Some(&window)
-    );
+    let windows = store.windows_all().unwrap();
+    assert_eq!(windows.tenants.get("acme"), Some(&window));
+    assert_eq!(windows.tenants.get("globex"), Some(&window));
+    assert_eq!(windows.hosts.get("web1"), Some(&window));
     assert!(store.freeze_all().unwrap().global);
     assert_eq!(store.operators.get("alice").unwrap(), Some(operator));
     assert_eq!(store.policies.get("acme").unwrap(), Some(policy));

@@ -51,10 +51,12 @@ pub struct Store {
     pub jobs: Jobs,
     /// Rollouts by id: spec, plan snapshot and state (desired; the scheduler advances it).
     pub rollouts: Rollouts,
-    /// Maintenance windows by [`WindowKey`] (`tenant/NAME`, `host/ID`).
-    pub windows: Typed<crate::rollout::MaintenanceWindow>,
-    /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`).
-    pub freeze: Typed<FreezeRecord>,
+    /// Maintenance windows by [`WindowKey`] (`tenant/NAME`, `host/ID`): through
+    /// [`Store::windows_all`], [`Store::put_window`] and [`Store::put_windows`] only.
+    windows: Typed<crate::rollout::MaintenanceWindow>,
+    /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`): through
+    /// [`Store::freeze_all`] and [`Store::put_freeze`] only.
+    freeze: Typed<FreezeRecord>,
     /// Operators by name, with the certificates known to carry the name ([`OperatorRecord`]).
     pub operators: Typed<OperatorRecord>,
     /// Tenant policies by tenant (two-person rule).

@@ -177,6 +177,31 @@ impl Store {
         self.windows.flush()
     }
 
+    /// Sets every window of `windows`, tenants' and hosts', in one batch, durably.
+    pub fn put_windows(&self, windows: &Windows) -> Result<(), StoreError> {
+        let tenants = windows
+            .tenants
+            .iter()
+            .map(|(t, w)| (WindowKey::Tenant(t.clone()).key(), w));
+        let hosts = windows
+            .hosts
+            .iter()
+            .map(|(h, w)| (WindowKey::Host(h.clone()).key(), w));
+        let all: Vec<(String, &MaintenanceWindow)> = tenants.chain(hosts).collect();
+        self.windows
+            .put_all(all.iter().map(|(key, w)| (key.as_str(), *w)))?;
+        self.windows.flush()
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the freeze `key` ([`freeze_key`]), durably.
+    pub fn put_freeze(&self, key: &str, freeze: Option<&FreezeRecord>) -> Result<(), StoreError> {
+        match freeze {
+            Some(record) => self.freeze.put(key, record)?,
+            None => drop(self.freeze.remove(key)?),
+        }
+        self.freeze.flush()
+    }
+
     /// The freezes in force.
     pub fn freeze_all(&self) -> Result<Freeze, StoreError> {
         let mut freeze = Freeze::default();
