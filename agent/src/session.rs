@@ -10,7 +10,7 @@ use boltfleet_common::proto::agent_message::Msg as Up;
 use boltfleet_common::proto::agent_service_client::AgentServiceClient;
 use boltfleet_common::proto::controller_message::Msg as Down;
 use boltfleet_common::proto::{
-    AgentMessage, ControllerMessage, Hello, JobEvent, JobState, RenewRequest, Report,
+    AgentMessage, ControllerMessage, Hello, JobEvent, RenewRequest, Report,
 };
 use boltfleet_common::tls::{self, TlsError};
 use time::OffsetDateTime;
@@ -200,10 +200,7 @@ fn handle(message: ControllerMessage, jobs: &Jobs) {
 }
 
 fn is_finished(event: &JobEvent) -> bool {
-    !matches!(
-        event.state(),
-        JobState::Unspecified | JobState::Queued | JobState::Running
-    )
+    event.state().is_final()
 }
 
 async fn renew(

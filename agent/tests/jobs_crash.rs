@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use boltfleet_agent::config::AgentConfig;
-use boltfleet_agent::jobs::model::is_terminal;
 use boltfleet_agent::jobs::Jobs;
 use boltfleet_common::proto::{JobEvent, JobKind, JobState, RunJob};
 use boltfleet_tests::cluster::alive;
@@ -96,7 +95,7 @@ fn a_job_killed_mid_migration_is_rolled_back_on_restart() {
         tokio::time::timeout(DEADLINE, async {
             loop {
                 let e = rx.recv().await.unwrap();
-                if e.job_id == "crash" && is_terminal(e.state()) {
+                if e.job_id == "crash" && e.state().is_final() {
                     return e;
                 }
             }
@@ -131,7 +130,7 @@ async fn child_runs_an_update() {
     loop {
         let event = rx.recv().await.unwrap();
         assert!(
-            !is_terminal(event.state()),
+            !event.state().is_final(),
             "the job ended before it was killed: {event:?}"
         );
     }

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boltfleet_agent::config::AgentConfig;
-use boltfleet_agent::jobs::model::{is_terminal, ROLLBACK_STEPS, UPDATE_STEPS};
+use boltfleet_agent::jobs::model::{ROLLBACK_STEPS, UPDATE_STEPS};
 use boltfleet_agent::jobs::Jobs;
 use boltfleet_common::proto::{JobEvent, JobKind, JobState, RunJob, StepState};
 use boltfleet_tests::fixture::{HostBuilder, PassboltHost};
@@ -119,7 +119,7 @@ async fn run(jobs: &Jobs, job: RunJob) -> JobEvent {
     tokio::time::timeout(DEADLINE, async {
         loop {
             let event = rx.recv().await.expect("job events");
-            if event.job_id == id && is_terminal(event.state()) {
+            if event.job_id == id && event.state().is_final() {
                 return event;
             }
         }

@@ -1,4 +1,5 @@
-//! Shared by the Boltfleet agent and controller: the wire contract, identities, PKI, TLS and versions.
+//! Shared by the Boltfleet agent and controller: the wire contract, identities, PKI, TLS and versions,
+//! and the rules both sides apply (a job state is final, the clock at the boundaries).
 
 pub mod proto {
     //! Generated code of `proto/boltfleet/v1`.
@@ -6,10 +7,12 @@ pub mod proto {
     tonic::include_proto!("boltfleet.v1");
 }
 
+pub mod clock;
 pub mod config;
 pub mod files;
 pub mod grant;
 pub mod identity;
+pub mod job_state;
 pub mod pki;
 pub mod process;
 pub mod telemetry;

@@ -275,27 +275,14 @@ fn populate(store: &Store, sim: &SimFleet) {
                 .expect("put job");
         }
     }
-    let windows = windows(sim);
-    for (tenant, w) in &windows.tenants {
-        store
-            .windows
-            .put(&format!("tenant/{tenant}"), w)
-            .expect("put window");
-    }
-    for (host, w) in &windows.hosts {
-        store
-            .windows
-            .put(&format!("host/{host}"), w)
-            .expect("put window");
-    }
+    store.put_windows(&windows(sim)).expect("put windows");
     let by = FreezeRecord {
         by: "operator alice".into(),
         at: now(),
     };
     for tenant in &sim.frozen_tenants {
         store
-            .freeze
-            .put(&freeze_key(Some(tenant)), &by)
+            .put_freeze(&freeze_key(Some(tenant)), Some(&by))
             .expect("put freeze");
     }
     store.flush().expect("flush");

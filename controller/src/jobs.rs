@@ -22,12 +22,9 @@ pub struct NewJob {
     pub rollout_id: Option<String>,
 }
 
-/// True while a job may still change the host.
+/// True while a job may still change the host: not [`JobState::is_final`].
 pub fn is_active(state: JobState) -> bool {
-    matches!(
-        state,
-        JobState::Unspecified | JobState::Queued | JobState::Running
-    )
+    !state.is_final()
 }
 
 pub(crate) fn state_of(record: &JobRecord) -> JobState {

@@ -22,6 +22,7 @@ pub mod scheduler;
 pub mod scope;
 pub mod server;
 pub mod services;
+pub mod state;
 pub mod store;
 pub mod tokens;
 

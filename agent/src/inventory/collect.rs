@@ -1,7 +1,7 @@
 //! Gathers the inventory: runs the probes together and turns every failure into data.
 
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use boltfleet_common::proto::{DiskSpace, GitState, HealthCheck, Inventory, MigrationState};
 use boltfleet_common::version::release_tag;
@@ -226,11 +226,7 @@ fn disks(config: &AgentConfig, root_ok: bool, errors: &mut Vec<String>) -> Vec<D
     rows
 }
 
-fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+use boltfleet_common::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

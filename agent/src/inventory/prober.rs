@@ -85,11 +85,7 @@ impl Prober {
     }
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+use boltfleet_common::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

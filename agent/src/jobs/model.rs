@@ -2,7 +2,6 @@
 //! holds a job's event and the runner's private state.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use boltfleet_common::proto::{JobEvent, JobKind, JobState, StepRecord, StepState};
 use serde::{Deserialize, Serialize};
@@ -165,7 +164,7 @@ impl JobRecord {
 
     /// Whether the job has an outcome.
     pub fn is_finished(&self) -> bool {
-        is_terminal(self.event.state())
+        self.event.state().is_final()
     }
 
     /// The step currently running, if any.
@@ -192,14 +191,6 @@ impl JobRecord {
     }
 }
 
-/// Whether a job in `state` is over.
-pub fn is_terminal(state: JobState) -> bool {
-    !matches!(
-        state,
-        JobState::Queued | JobState::Running | JobState::Unspecified
-    )
-}
-
 /// The most a step's `output_tail` holds.
 pub const TAIL_BYTES: usize = 2048;
 
@@ -221,12 +212,7 @@ pub fn gist(text: &str, max: usize) -> String {
     crate::inventory::excerpt(text, max)
 }
 
-/// Unix seconds now.
-pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-}
+pub use boltfleet_common::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

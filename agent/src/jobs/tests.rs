@@ -232,7 +232,7 @@ async fn outcome(rx: &mut tokio::sync::broadcast::Receiver<JobEvent>, id: &str) 
     tokio::time::timeout(Duration::from_secs(10), async {
         loop {
             let event = rx.recv().await.expect("events");
-            if event.job_id == id && super::model::is_terminal(event.state()) {
+            if event.job_id == id && event.state().is_final() {
                 return event;
             }
         }

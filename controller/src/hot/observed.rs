@@ -112,7 +112,7 @@ impl Observations {
         let thread = std::thread::Builder::new()
             .name("observed-writer".into())
             .spawn(move || write_loop(&writing, &stopped))
-            .map_err(|err| StoreError::Engine(sled::Error::Io(err)))?;
+            .map_err(StoreError::Thread)?;
         Ok(Self {
             shared,
             writer: Some(Writer { stop, thread }),

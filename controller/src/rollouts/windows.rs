@@ -55,16 +55,11 @@ impl App {
             return Err(Error::invalid("tenant", "must not be empty"));
         }
         let key = freeze_key(tenant);
-        if on {
-            let record = FreezeRecord {
-                by: operator.into(),
-                at: now,
-            };
-            self.store.freeze.put(&key, &record)?;
-        } else {
-            self.store.freeze.remove(&key)?;
-        }
-        self.store.freeze.flush()?;
+        let record = on.then(|| FreezeRecord {
+            by: operator.into(),
+            at: now,
+        });
+        self.store.put_freeze(&key, record.as_ref())?;
         let action = if on { "freeze.on" } else { "freeze.off" };
         self.audit_entry(&format!("operator {operator}"), action, &key, "")?;
         info!(target = %key, operator, on, "freeze changed");

@@ -7,11 +7,14 @@
 //! without a record (skipped when read), never a record the index misses. A store written
 //! before the index existed (or by an older controller) is indexed by [`Jobs::load`].
 
+use std::sync::Arc;
+
 use boltfleet_common::proto::JobRecord;
 use tracing::{debug, info};
 
 use super::typed::Typed;
 use super::StoreError;
+use crate::state::engine::{Batch, Engine, Tree};
 
 /// Index entries written per batch when indexing an older store.
 const INDEX_BATCH: usize = 10_000;
@@ -20,7 +23,7 @@ const INDEX_BATCH: usize = 10_000;
 #[derive(Clone)]
 pub struct Jobs {
     records: Typed<JobRecord>,
-    by_host: sled::Tree,
+    by_host: Arc<dyn Tree>,
 }
 
 /// The index key prefix of `host`'s jobs (host ids hold no NUL byte).
@@ -42,10 +45,10 @@ fn index_key(host: &str, created_at: i64, job_id: &str) -> Vec<u8> {
 }
 
 impl Jobs {
-    pub(super) fn open(db: &sled::Db, records: &str, index: &str) -> Result<Self, StoreError> {
+    pub(super) fn open(db: &dyn Engine, records: &str, index: &str) -> Result<Self, StoreError> {
         Ok(Self {
             records: Typed::open(db, records)?,
-            by_host: db.open_tree(index)?,
+            by_host: db.tree(index)?,
         })
     }
 
@@ -56,7 +59,7 @@ impl Jobs {
     /// Stores job `id` (`job.job_id`), its index entry first.
     pub fn put(&self, id: &str, job: &JobRecord) -> Result<(), StoreError> {
         self.by_host
-            .insert(index_key(&job.host_id, job.created_at, id), &[])?;
+            .put(&index_key(&job.host_id, job.created_at, id), &[])?;
         self.records.put(id, job)
     }
 
@@ -70,9 +73,8 @@ impl Jobs {
         let prefix = host_prefix(host);
         self.by_host
             .scan_prefix(&prefix)
-            .keys()
-            .map(|key| {
-                let key = key?;
+            .map(|kv| {
+                let (key, _) = kv?;
                 // Past the prefix, 16 hex digits of time and a NUL.
                 let id = key.get(prefix.len() + 17..).unwrap_or_default();
                 Ok(String::from_utf8_lossy(id).into_owned())
@@ -101,9 +103,9 @@ impl Jobs {
         let mut failed = None;
         self.records.for_each(|id, job| {
             let key = index_key(&job.host_id, job.created_at, &id);
-            match self.by_host.contains_key(&key) {
-                Ok(true) => {}
-                Ok(false) => missing.push(key),
+            match self.by_host.get(&key) {
+                Ok(Some(_)) => {}
+                Ok(None) => missing.push(key),
                 Err(err) => {
                     failed.get_or_insert(err);
                 }
@@ -114,11 +116,11 @@ impl Jobs {
             return Err(err.into());
         }
         for chunk in missing.chunks(INDEX_BATCH) {
-            let mut batch = sled::Batch::default();
+            let mut batch = Batch::default();
             for key in chunk {
-                batch.insert(key.as_slice(), &[]);
+                batch.put(key.as_slice(), []);
             }
-            self.by_host.apply_batch(batch)?;
+            self.by_host.apply(batch)?;
         }
         if !missing.is_empty() {
             self.by_host.flush()?;
@@ -135,7 +137,11 @@ impl Jobs {
     /// Forgets the index, as a store written before it existed.
     #[cfg(test)]
     pub(crate) fn drop_index(&self) {
-        self.by_host.clear().unwrap();
+        let mut batch = Batch::default();
+        for kv in self.by_host.scan_prefix(b"") {
+            batch.delete(kv.unwrap().0);
+        }
+        self.by_host.apply(batch).unwrap();
     }
 }
 
@@ -218,7 +224,7 @@ mod tests {
         store
             .jobs
             .by_host
-            .insert(index_key("web1", 2, "j2"), &[])
+            .put(&index_key("web1", 2, "j2"), &[])
             .unwrap();
         assert_eq!(ids(&store.jobs.of_host("web1").unwrap()), ["j1"]);
     }

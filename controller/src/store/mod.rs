@@ -1,4 +1,5 @@
-//! The controller's durable state: typed trees over sled, one encoding (JSON), engine hidden.
+//! The controller's durable state: typed trees over the engine seam ([`crate::state::engine`]),
+//! one encoding (JSON), the engine hidden (sled by default, [`Store::open`]).
 
 mod jobs;
 mod operators;
@@ -7,6 +8,7 @@ mod rollouts;
 mod typed;
 
 use std::path::Path;
+use std::sync::Arc;
 
 pub use boltfleet_common::proto::JobRecord;
 pub use jobs::Jobs;
@@ -14,6 +16,9 @@ pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
 pub use records::{AuditEntry, HostRecord, LatestRecord, Observed, TokenRecord};
 pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
 pub use typed::{StoreError, Typed};
+
+use crate::state::engine::{Batch, Engine, Tree};
+use crate::state::sled_engine::SledEngine;
 
 const HOSTS: &str = "hosts";
 const OBSERVED: &str = "observed";
@@ -31,7 +36,7 @@ const LATEST: &str = "latest";
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    db: sled::Db,
+    engine: Arc<dyn Engine>,
     /// What operators decided about each host (tenant, labels, certificates, revocation).
     /// A running controller keeps them in memory: write through `App::put_host`.
     pub hosts: Typed<HostRecord>,
@@ -46,39 +51,43 @@ pub struct Store {
     pub jobs: Jobs,
     /// Rollouts by id: spec, plan snapshot and state (desired; the scheduler advances it).
     pub rollouts: Rollouts,
-    /// Maintenance windows by [`WindowKey`] (`tenant/NAME`, `host/ID`).
-    pub windows: Typed<crate::rollout::MaintenanceWindow>,
-    /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`).
-    pub freeze: Typed<FreezeRecord>,
+    /// Maintenance windows by [`WindowKey`] (`tenant/NAME`, `host/ID`): through
+    /// [`Store::windows_all`], [`Store::put_window`] and [`Store::put_windows`] only.
+    windows: Typed<crate::rollout::MaintenanceWindow>,
+    /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`): through
+    /// [`Store::freeze_all`] and [`Store::put_freeze`] only.
+    freeze: Typed<FreezeRecord>,
     /// Operators by name, with the certificates known to carry the name ([`OperatorRecord`]).
     pub operators: Typed<OperatorRecord>,
     /// Tenant policies by tenant (two-person rule).
     pub policies: Typed<TenantPolicy>,
     /// Operators' `release latest` by [`freeze_key`]-style keys (`global`, `tenant/NAME`).
     pub latest: Typed<LatestRecord>,
-    audit: sled::Tree,
+    audit: Arc<dyn Tree>,
 }
 
 impl Store {
-    /// Opens (or creates) the store in `path`.
+    /// Opens (or creates) the store in `path`, on sled.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(path)
-            .flush_every_ms(Some(200))
-            .open()?;
+        Self::on(Arc::new(SledEngine::open(path)?))
+    }
+
+    /// Opens the store on `engine`.
+    pub fn on(engine: Arc<dyn Engine>) -> Result<Self, StoreError> {
+        let db = engine.as_ref();
         Ok(Self {
-            hosts: Typed::open(&db, HOSTS)?,
-            observed: Typed::open(&db, OBSERVED)?,
-            tokens: Typed::open(&db, TOKENS)?,
-            jobs: Jobs::open(&db, JOBS, JOBS_BY_HOST)?,
-            rollouts: Rollouts::open(&db, ROLLOUTS)?,
-            windows: Typed::open(&db, WINDOWS)?,
-            freeze: Typed::open(&db, FREEZE)?,
-            operators: Typed::open(&db, OPERATORS)?,
-            policies: Typed::open(&db, POLICIES)?,
-            latest: Typed::open(&db, LATEST)?,
-            audit: db.open_tree(AUDIT)?,
-            db,
+            hosts: Typed::open(db, HOSTS)?,
+            observed: Typed::open(db, OBSERVED)?,
+            tokens: Typed::open(db, TOKENS)?,
+            jobs: Jobs::open(db, JOBS, JOBS_BY_HOST)?,
+            rollouts: Rollouts::open(db, ROLLOUTS)?,
+            windows: Typed::open(db, WINDOWS)?,
+            freeze: Typed::open(db, FREEZE)?,
+            operators: Typed::open(db, OPERATORS)?,
+            policies: Typed::open(db, POLICIES)?,
+            latest: Typed::open(db, LATEST)?,
+            audit: db.tree(AUDIT)?,
+            engine,
         })
     }
 
@@ -89,12 +98,12 @@ impl Store {
 
     /// Appends several entries in order, made durable together.
     pub fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         for entry in entries {
-            let id = self.db.generate_id()?;
-            batch.insert(&id.to_be_bytes(), serde_json::to_vec(entry)?);
+            let id = self.engine.generate_id()?;
+            batch.put(id.to_be_bytes(), serde_json::to_vec(entry)?);
         }
-        self.audit.apply_batch(batch)?;
+        self.audit.apply(batch)?;
         self.audit.flush()?;
         Ok(())
     }
@@ -102,32 +111,24 @@ impl Store {
     /// The audit log, oldest first.
     pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
         self.audit
-            .iter()
-            .values()
-            .map(|v| Ok(serde_json::from_slice(&v?)?))
+            .scan_prefix(b"")
+            .map(|kv| Ok(serde_json::from_slice(&kv?.1)?))
             .collect()
     }
 
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<(), StoreError> {
-        self.db.flush()?;
+        self.engine.flush()?;
         Ok(())
     }
 }
 
-/// Opens the store in `path` again in the same process, as a restarted controller would.
-/// sled's I/O threads may hold the file lock a moment after the previous handle is dropped:
-/// poll until it is free, within a deadline.
+/// Opens the store in `path` again in the same process, as a restarted controller would
+/// (waiting for sled to let go of its file lock).
 #[cfg(test)]
 pub(crate) fn reopen(path: &Path) -> Store {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match Store::open(path) {
-            Ok(store) => return store,
-            Err(err) if std::time::Instant::now() > deadline => panic!("store not reopened: {err}"),
-            Err(_) => std::thread::yield_now(),
-        }
-    }
+    let engine = crate::state::sled_engine::tests::reopen(path);
+    Store::on(Arc::new(engine)).expect("store reopened")
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::typed::Typed;
 use super::{Store, StoreError};
 use crate::rollout::{Freeze, MaintenanceWindow, Plan, RolloutState, Windows};
+use crate::state::engine::Engine;
 
 /// One rollout: what was asked (the spec, inside `state`), the plan it was cut from, and where
 /// it stands. The scheduler rewrites `state`; everything else is written once.
@@ -55,7 +56,7 @@ impl RolloutRecord {
 
 /// The rollouts tree, with the active rollouts (those the scheduler still works on) also kept
 /// decoded in memory: each scheduler tick reads them, and a rollout record holds a plan and a
-/// state for every host, too large to decode every second. Written through: sled first.
+/// state for every host, too large to decode every second. Written through: the engine first.
 #[derive(Clone)]
 pub struct Rollouts {
     records: Typed<RolloutRecord>,
@@ -64,7 +65,7 @@ pub struct Rollouts {
 
 impl Rollouts {
     /// Opens the tree and reads every rollout once to find the active ones.
-    pub(super) fn open(db: &sled::Db, name: &str) -> Result<Self, StoreError> {
+    pub(super) fn open(db: &dyn Engine, name: &str) -> Result<Self, StoreError> {
         let records = Typed::open(db, name)?;
         let mut active = BTreeMap::new();
         records.for_each(|id, record: RolloutRecord| {
@@ -174,6 +175,31 @@ impl Store {
             None => drop(self.windows.remove(&key.key())?),
         }
         self.windows.flush()
+    }
+
+    /// Sets every window of `windows`, tenants' and hosts', in one batch, durably.
+    pub fn put_windows(&self, windows: &Windows) -> Result<(), StoreError> {
+        let tenants = windows
+            .tenants
+            .iter()
+            .map(|(t, w)| (WindowKey::Tenant(t.clone()).key(), w));
+        let hosts = windows
+            .hosts
+            .iter()
+            .map(|(h, w)| (WindowKey::Host(h.clone()).key(), w));
+        let all: Vec<(String, &MaintenanceWindow)> = tenants.chain(hosts).collect();
+        self.windows
+            .put_all(all.iter().map(|(key, w)| (key.as_str(), *w)))?;
+        self.windows.flush()
+    }
+
+    /// Sets (`Some`) or lifts (`None`) the freeze `key` ([`freeze_key`]), durably.
+    pub fn put_freeze(&self, key: &str, freeze: Option<&FreezeRecord>) -> Result<(), StoreError> {
+        match freeze {
+            Some(record) => self.freeze.put(key, record)?,
+            None => drop(self.freeze.remove(key)?),
+        }
+        self.freeze.flush()
     }
 
     /// The freezes in force.

@@ -1,23 +1,30 @@
-//! A sled tree of one record type, keyed by string, encoded as JSON.
+//! A tree of one record type, keyed by string, encoded as JSON, over the engine seam
+//! ([`crate::state::engine`]): the one encoding, and the engine never named.
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tracing::warn;
 
+use crate::state::engine::{Batch, Engine, EngineError, Tree};
+
 /// The store could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("store: {0}")]
-    Engine(#[from] sled::Error),
+    Engine(#[from] EngineError),
     #[error("store: corrupt record: {0}")]
     Encoding(#[from] serde_json::Error),
+    /// A thread writing to the store in the background could not be started.
+    #[error("store: writer thread not started: {0}")]
+    Thread(#[source] std::io::Error),
 }
 
 /// One tree of records of type `T`.
 pub struct Typed<T> {
-    tree: sled::Tree,
+    tree: Arc<dyn Tree>,
     _record: PhantomData<fn() -> T>,
 }
 
@@ -31,29 +38,29 @@ impl<T> Clone for Typed<T> {
 }
 
 impl<T: Serialize + DeserializeOwned> Typed<T> {
-    pub(super) fn open(db: &sled::Db, name: &str) -> Result<Self, StoreError> {
+    pub(super) fn open(engine: &dyn Engine, name: &str) -> Result<Self, StoreError> {
         Ok(Self {
-            tree: db.open_tree(name)?,
+            tree: engine.tree(name)?,
             _record: PhantomData,
         })
     }
 
     pub fn get(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.tree
-            .get(key)?
+            .get(key.as_bytes())?
             .map(|v| serde_json::from_slice(&v))
             .transpose()
             .map_err(Into::into)
     }
 
     pub fn put(&self, key: &str, value: &T) -> Result<(), StoreError> {
-        self.tree.insert(key, serde_json::to_vec(value)?)?;
+        self.tree.put(key.as_bytes(), &serde_json::to_vec(value)?)?;
         Ok(())
     }
 
     pub fn remove(&self, key: &str) -> Result<Option<T>, StoreError> {
         self.tree
-            .remove(key)?
+            .delete(key.as_bytes())?
             .map(|v| serde_json::from_slice(&v))
             .transpose()
             .map_err(Into::into)
@@ -68,13 +75,15 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     ) -> Result<bool, StoreError> {
         let old = old.map(serde_json::to_vec).transpose()?;
         let new = serde_json::to_vec(new)?;
-        Ok(self.tree.compare_and_swap(key, old, Some(new))?.is_ok())
+        Ok(self
+            .tree
+            .compare_and_swap(key.as_bytes(), old.as_deref(), Some(&new))?)
     }
 
     /// Every record, ordered by key.
     pub fn list(&self) -> Result<Vec<(String, T)>, StoreError> {
         self.tree
-            .iter()
+            .scan_prefix(b"")
             .map(|kv| {
                 let (k, v) = kv?;
                 Ok((
@@ -88,13 +97,13 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     /// Visits every record in key order. A record that does not decode is logged and skipped:
     /// loading the controller's state must not fail on one bad record.
     pub fn for_each(&self, mut visit: impl FnMut(String, T)) -> Result<(), StoreError> {
-        for kv in self.tree.iter() {
+        for kv in self.tree.scan_prefix(b"") {
             let (k, v) = kv?;
             let key = String::from_utf8_lossy(&k).into_owned();
             match serde_json::from_slice(&v) {
                 Ok(value) => visit(key, value),
                 Err(err) => {
-                    warn!(tree = %String::from_utf8_lossy(&self.tree.name()), %key, error = %err, "corrupt record skipped")
+                    warn!(tree = %self.tree.name(), %key, error = %err, "corrupt record skipped")
                 }
             }
         }
@@ -109,11 +118,11 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     where
         T: 'a,
     {
-        let mut batch = sled::Batch::default();
+        let mut batch = Batch::default();
         for (key, value) in records {
-            batch.insert(key, serde_json::to_vec(value)?);
+            batch.put(key, serde_json::to_vec(value)?);
         }
-        self.tree.apply_batch(batch)?;
+        self.tree.apply(batch)?;
         Ok(())
     }
 

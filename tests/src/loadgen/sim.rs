@@ -368,8 +368,4 @@ fn jitter(base: Duration, spread: Duration) -> Duration {
     Duration::from_secs_f64((base.as_secs_f64() + offset).max(0.0))
 }
 
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64)
-}
+use boltfleet_common::clock::unix_now;
