@@ -2,9 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use boltfleet_common::proto::{
-    AuditEntry, AuditLogRequest, GetJobRequest, JobRecord, JobState, StepRecord,
-};
+use boltfleet_common::proto::{AuditEntry, AuditLogRequest, GetJobRequest, JobRecord, StepRecord};
 use serde::Serialize;
 
 use super::args::{AuditArgs, Format, JobCommand};
@@ -191,10 +189,7 @@ async fn get(admin: &mut Admin, job_id: &str) -> Result<JobRecord, CliError> {
 }
 
 fn is_active(job: &JobRecord) -> bool {
-    matches!(
-        job.event.as_ref().map(|e| e.state()),
-        None | Some(JobState::Unspecified | JobState::Queued | JobState::Running)
-    )
+    !job.event.as_ref().is_some_and(|e| e.state().is_final())
 }
 
 /// Polls the job until it ends, printing each step change on stderr; the job's summary goes
@@ -288,7 +283,7 @@ pub async fn audit(conn: &Connection, args: AuditArgs) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use boltfleet_common::proto::{JobEvent, JobKind, StepState};
+    use boltfleet_common::proto::{JobEvent, JobKind, JobState, StepState};
 
     fn job() -> JobRecord {
         JobRecord {
