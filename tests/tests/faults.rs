@@ -99,9 +99,9 @@ fn unfill(dir: &Path) {
 }
 
 /// Pids of the MariaDB clients working on `site`'s database (the agent's dump, restore and
-/// queries, and the fixture's `cake`, all with its option file).
+/// queries, and the fixture's `cake`): every one names the database.
 fn clients_of(site: &Site) -> Vec<u32> {
-    let needle = site.db.option_file.display().to_string();
+    let needle = site.db.name.clone();
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -312,14 +312,20 @@ impl Harness {
                 wait(delay);
                 // The first client seen from then on, within the window.
                 let deadline = start + Duration::from_millis(FAULT_WINDOW_MS * 2);
-                while Instant::now() < deadline {
+                let mut scans = 0;
+                loop {
+                    scans += 1;
                     if let Some(pid) = clients_of(&self.site).first() {
                         let _ =
                             run(std::process::Command::new("kill").args(["-9", &pid.to_string()]));
-                        self.log.push(format!(
-                            "   killed client {pid} after {:?}",
-                            start.elapsed()
-                        ));
+                        let after = start.elapsed();
+                        self.log
+                            .push(format!("   killed client {pid} after {after:?}"));
+                        break;
+                    }
+                    if Instant::now() >= deadline {
+                        self.log
+                            .push(format!("   no client ran after {delay:?} ({scans} scans)"));
                         break;
                     }
                     std::thread::sleep(Duration::from_millis(5));
