@@ -92,6 +92,7 @@ pub const LIMITS: &[Limit] = &[
     one("job.reason", 4096, Line),
     list("job.failing_before", 256, 512, Line),
     list("job.failing_after", 256, 512, Line),
+    list("job.failing_after_rollback", 256, 512, Line),
 ];
 
 /// The limit of `field` (a path of [`LIMITS`]).
@@ -255,7 +256,8 @@ pub fn check_job_event(e: &mut JobEvent) -> Result<(), Refusal> {
     texts(&mut e.config_changes, "job.config_changes")?;
     text(&mut e.reason, "job.reason", None)?;
     texts(&mut e.failing_before, "job.failing_before")?;
-    texts(&mut e.failing_after, "job.failing_after")
+    texts(&mut e.failing_after, "job.failing_after")?;
+    texts(&mut e.failing_after_rollback, "job.failing_after_rollback")
 }
 
 #[cfg(test)]
@@ -415,6 +417,13 @@ mod tests {
                     ..JobEvent::default()
                 },
                 "job.reason",
+            ),
+            (
+                JobEvent {
+                    failing_after_rollback: vec!["check".into(); 257],
+                    ..JobEvent::default()
+                },
+                "job.failing_after_rollback",
             ),
         ];
         for (mut event, field) in cases {
