@@ -9,10 +9,10 @@ use std::sync::{Arc, Barrier};
 use boltfleet_common::proto::JobRecord;
 
 use super::engine::{Batch, Engine};
-use crate::rollout::{plan, MaintenanceWindow, RolloutSpec, RolloutState, Windows};
+use crate::rollout::{MaintenanceWindow, Windows};
 use crate::store::{
-    freeze_key, AuditEntry, FreezeRecord, HostRecord, LatestRecord, Observed, OperatorRecord,
-    RolloutRecord, Store, StoreError, TenantPolicy, TokenRecord, WindowKey,
+    freeze_key, sample_rollout, AuditEntry, FreezeRecord, HostRecord, LatestRecord, Observed,
+    OperatorRecord, Store, StoreError, TenantPolicy, TokenRecord, WindowKey,
 };
 
 /// Gives the suite an engine on storage of its own, and the same storage again.
@@ -68,24 +68,6 @@ fn job(id: &str, host: &str, created_at: i64) -> JobRecord {
         host_id: host.into(),
         created_at,
         ..JobRecord::default()
-    }
-}
-
-fn rollout(id: &str) -> RolloutRecord {
-    let spec = RolloutSpec::new(semver::Version::new(1, 3, 2));
-    let now: jiff::Timestamp = "2025-01-15T12:00:00Z".parse().unwrap();
-    let plan = plan(&[], &spec, now);
-    let mut state = RolloutState::new(spec, &plan);
-    state.start(now).unwrap();
-    RolloutRecord {
-        id: id.into(),
-        created_by: "alice".into(),
-        created_at: now,
-        plan,
-        state,
-        aborted_by: None,
-        rollback_by: None,
-        approval: None,
     }
 }
 
@@ -203,8 +185,11 @@ pub(crate) fn typed_records_round_trip(h: &impl Harness) {
     assert_eq!(web1, ["j1", "j2"]);
     assert_eq!(store.jobs.get("j3").unwrap(), Some(job("j3", "web2", 0)));
 
-    store.rollouts.put("r1", &rollout("r1")).unwrap();
-    assert_eq!(store.rollouts.get("r1").unwrap(), Some(rollout("r1")));
+    store.rollouts.put("r1", &sample_rollout("r1")).unwrap();
+    assert_eq!(
+        store.rollouts.get("r1").unwrap(),
+        Some(sample_rollout("r1"))
+    );
     store
         .audit_all(&[
             AuditEntry::new(1, "operator alice", "a", "", ""),
@@ -402,7 +387,7 @@ pub(crate) fn restart_keeps_everything(h: &impl Harness) {
         store.observed.put("web1", &observed).unwrap();
         store.tokens.put("hash", &token).unwrap();
         store.jobs.put("j1", &job("j1", "web1", 7)).unwrap();
-        store.rollouts.put("r1", &rollout("r1")).unwrap();
+        store.rollouts.put("r1", &sample_rollout("r1")).unwrap();
         store
             .put_window(&WindowKey::Tenant("acme".into()), Some(&window))
             .unwrap();

@@ -14,6 +14,9 @@ pub use boltfleet_common::proto::JobRecord;
 pub use jobs::Jobs;
 pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
 pub use records::{AuditEntry, HostRecord, LatestRecord, Observed, TokenRecord};
+/// A started rollout record for tests (the store's and the state suite's).
+#[cfg(test)]
+pub(crate) use rollouts::tests::record as sample_rollout;
 pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
 pub use typed::{StoreError, Typed};
 

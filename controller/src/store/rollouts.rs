@@ -232,11 +232,12 @@ fn oldest_first(mut rollouts: Vec<RolloutRecord>) -> Vec<RolloutRecord> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::rollout::{plan, RolloutSpec};
 
-    fn record(id: &str) -> RolloutRecord {
+    /// A started rollout to 1.3.2 over no hosts (also the state suite's fixture).
+    pub(crate) fn record(id: &str) -> RolloutRecord {
         let spec = RolloutSpec::new(semver::Version::new(1, 3, 2));
         let now: Timestamp = "2025-01-15T12:00:00Z".parse().unwrap();
         let plan = plan(&[], &spec, now);
