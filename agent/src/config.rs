@@ -209,8 +209,8 @@ impl AgentConfig {
         if self.report_interval < Duration::from_millis(100) {
             return bad("report_interval: must be at least 100ms".into());
         }
-        if self.probe_interval < Duration::from_secs(1) {
-            return bad("probe_interval: must be at least 1s".into());
+        if self.probe_interval < Duration::from_millis(100) {
+            return bad("probe_interval: must be at least 100ms".into());
         }
         if !self.passbolt.root.is_absolute() {
             return bad("passbolt.root: must be an absolute path".into());

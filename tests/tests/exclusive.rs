@@ -24,13 +24,33 @@ fn a_rollback_under_fast_reports_restores_every_table_schema_migrations_included
         PassboltHost::builder("1.3.2"),
         false,
     )?;
-    // Reports ten times a second, passbolt's commands at every second: before the host had one
-    // owner, the migration status probe ran dozens of times inside every restore.
-    site.agent.set_top_level("probe_interval = \"1s\"")?;
+    // Reports and passbolt's commands ten times a second, as every report ran them before:
+    // before the host had one owner, the migration status probe ran inside every restore.
+    site.agent.set_top_level("probe_interval = \"100ms\"")?;
     let text = std::fs::read_to_string(&site.agent.config)?;
     std::fs::write(
         &site.agent.config,
         text.replace("report_interval = \"2s\"", "report_interval = \"100ms\""),
+    )?;
+    // The restore's client holds back the rest of the dump for a moment once it has created
+    // `schema_migrations` (still empty): the window a probe of the migration status wrote into.
+    let client = base.path().join("slow-restore-client");
+    std::fs::write(
+        &client,
+        format!(
+            "#!/usr/bin/env bash\nif [[ \" $* \" == *\" --unbuffered \"* ]]; then\n  awk '{{print; fflush()}} /^CREATE TABLE `schema_migrations`/ {{w=1}} w && /;$/ {{system(\"sleep 1.5\"); w=0}}' | {real} \"$@\"\n  exit ${{PIPESTATUS[1]}}\nfi\nexec {real} \"$@\"\n",
+            real = boltfleet_tests::mysql::client_binary()?.display()
+        ),
+    )?;
+    std::fs::set_permissions(&client, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let text = std::fs::read_to_string(&site.agent.config)?;
+    std::fs::write(
+        &site.agent.config,
+        text.replacen(
+            "[mysql]\n",
+            &format!("[mysql]\nclient_program = {client:?}\n"),
+            1,
+        ),
     )?;
     site.enroll_and_start(&ctl, "web1", "acme")?;
     let before = site.db_state()?;
