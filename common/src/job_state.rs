@@ -1,6 +1,6 @@
 //! What a job's state means, decided once for the agent, the controller and the CLI.
 
-use crate::proto::JobState;
+use crate::proto::{JobRecord, JobState};
 
 impl JobState {
     /// Whether a job in this state is over: it will not change the host again. Queued, running
@@ -10,6 +10,16 @@ impl JobState {
             self,
             JobState::Unspecified | JobState::Queued | JobState::Running
         )
+    }
+}
+
+impl JobRecord {
+    /// The job's state as its latest event says; queued before the agent said anything.
+    pub fn state(&self) -> JobState {
+        self.event
+            .as_ref()
+            .map(|e| e.state())
+            .unwrap_or(JobState::Queued)
     }
 }
 

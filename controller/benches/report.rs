@@ -15,11 +15,11 @@ use boltfleet_common::proto::{
     JobKind, JobOptions, JobRecord, JobState, MigrationSection, MigrationState, RunJob, StepRecord,
     StepState,
 };
+use boltfleet_controller::app::host_window;
 use boltfleet_controller::app::App;
 use boltfleet_controller::report::{self, HostView};
 use boltfleet_controller::rollout::{MaintenanceWindow, Windows};
-use boltfleet_controller::rollouts::host_window;
-use boltfleet_controller::store::{freeze_key, FreezeRecord, HostRecord, Observed, Store};
+use boltfleet_controller::state::{freeze_key, FreezeRecord, HostRecord, Observed, State};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode};
 use fleet::{SimFleet, SimHost};
 use jiff::Timestamp;
@@ -261,31 +261,33 @@ fn views(parts: &[ViewParts]) -> Vec<HostView> {
         .collect()
 }
 
-/// A store holding the whole fleet, as a controller that has run for a while has it.
-fn populate(store: &Store, sim: &SimFleet) {
+/// A state holding the whole fleet, as a controller that has run for a while has it.
+fn populate(state: &State, sim: &SimFleet) {
     for (i, h) in sim.hosts.iter().enumerate() {
-        store.hosts.put(&h.id, &record(h)).expect("put host");
+        state.write_hosts().put(&h.id, record(h)).expect("put host");
         if let Some(observed) = observed(h, i) {
-            store.observed.put(&h.id, &observed).expect("put observed");
+            state
+                .observations()
+                .update_if_changed(&h.id, observed.last_seen, |o| {
+                    *o = observed;
+                    true
+                });
         }
         if h.has_job {
-            store
-                .jobs
-                .put(&format!("job-{i:06}"), &job(h, i))
-                .expect("put job");
+            state.jobs().write().put(&job(h, i)).expect("put job");
         }
     }
-    store.put_windows(&windows(sim)).expect("put windows");
+    state.put_windows(&windows(sim)).expect("put windows");
     let by = FreezeRecord {
         by: "operator alice".into(),
         at: now(),
     };
     for tenant in &sim.frozen_tenants {
-        store
+        state
             .put_freeze(&freeze_key(Some(tenant)), Some(&by))
             .expect("put freeze");
     }
-    store.flush().expect("flush");
+    state.persist().expect("persist");
 }
 
 /// Receiving ends of the registered streams; held so the streams stay open.
@@ -294,16 +296,16 @@ type Streams = Vec<tokio::sync::mpsc::Receiver<Result<ControllerMessage, tonic::
 /// The app over a populated store (populated first: the app loads its caches when it opens),
 /// with a live stream registered for each online host.
 fn app(dir: &std::path::Path, sim: &SimFleet) -> (Arc<App>, Streams) {
-    let store = Store::open(dir).expect("open store");
-    populate(&store, sim);
+    let state = State::open(dir).expect("open state");
+    populate(&state, sim);
     let keys = CertificateAuthority::generate().expect("a CA");
     let ca = CertificateAuthority::load(&keys.cert_pem, &keys.key_pem).expect("load CA");
-    let app = App::open(store, ca, Duration::from_secs(3600)).expect("the app loads the store");
+    let app = App::open(state, ca, Duration::from_secs(3600));
     let mut streams = Vec::new();
     for h in sim.hosts.iter().filter(|h| h.online && !h.revoked) {
         let (tx, rx) = tokio::sync::mpsc::channel(1);
         let _ = app
-            .registry
+            .registry()
             .register(&HostId::new(&h.id).expect("host id"), tx);
         streams.push(rx);
     }

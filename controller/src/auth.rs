@@ -106,6 +106,7 @@ pub fn agent<T>(request: &Request<T>, app: &App) -> Result<HostId, Error> {
         )));
     };
     let record = app
+        .state()
         .host(host.as_str())
         .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
     if record.revoked || !record.cert_serials.contains(&serial) {

@@ -5,7 +5,7 @@ use boltfleet_common::pki::PkiError;
 use tonic::Status;
 
 use crate::rollout::{PhaseError, SpecError, WindowError};
-use crate::store::StoreError;
+use crate::state::StoreError;
 
 /// Why a request could not be served.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,9 @@
-//! The Boltfleet controller: enrollment, agent streams, fleet reports; and the operator CLI.
+//! The Boltfleet controller: enrollment, agent streams, fleet reports, rollouts; and the
+//! operator CLI.
+//!
+//! `services/` decode the wire and call [`app::App`] off the async threads; `wire/` holds every
+//! proto <-> domain conversion; `app/` owns every operation; `state/` owns every byte; `rollout/`
+//! is the pure planner; `scheduler` drives running rollouts; `cli/` is the `boltfleet` command.
 
 pub mod accept;
 pub mod app;
@@ -8,22 +13,16 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod door;
-pub mod enroll_bulk;
 pub mod error;
-pub mod hot;
-pub mod jobs;
 pub mod limits;
-pub mod operators;
 pub mod registry;
 pub mod report;
 pub mod rollout;
-pub mod rollouts;
 pub mod scheduler;
-pub mod scope;
 pub mod server;
 pub mod services;
 pub mod state;
-pub mod store;
 pub mod tokens;
+pub mod wire;
 
 pub use server::run;

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use boltfleet_common::proto::{HostRow, HostWindow, Inventory};
 use boltfleet_common::version::{classify, parse_release, parse_release_tag, UpdateClass, Version};
 
-use crate::store::{HostRecord, Observed};
+use crate::state::{HostRecord, Observed};
 
 /// One host as the report sees it.
 pub struct HostView {

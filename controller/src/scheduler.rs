@@ -2,7 +2,7 @@
 //! from the store, builds the fleet of their hosts, asks [`decide`] what to do, stores the
 //! decision's state (flushed), and only then acts: creates jobs, cancels overdue ones, audits
 //! what changed. The store keeps active rollouts decoded and the fleet is read from memory
-//! ([`crate::hot`]), so a tick decodes no record of the fleet and costs nothing without an
+//! ([`crate::state`]), so a tick decodes no record of the fleet and costs nothing without an
 //! active rollout. Connections, job events and changes of a host's version or health wake it.
 //!
 //! Nothing lives only in memory: a controller killed anywhere resumes from the store. A host
@@ -20,11 +20,11 @@ use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
 use crate::app::App;
+use crate::app::FleetSnapshot;
+use crate::app::NewJob;
 use crate::error::Error;
-use crate::jobs::{is_active, NewJob};
 use crate::rollout::{decide, Decision, Event, HostState, Revert};
-use crate::rollouts::FleetSnapshot;
-use crate::store::RolloutRecord;
+use crate::state::RolloutRecord;
 
 /// The longest the loop sleeps between ticks; reports and operator actions wake it sooner.
 pub const MAX_SLEEP: Duration = Duration::from_secs(1);
@@ -50,7 +50,7 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         };
         tokio::select! {
             _ = stop.changed() => {}
-            _ = app.scheduler_wake.notified() => tokio::time::sleep(COALESCE).await,
+            _ = app.woken() => tokio::time::sleep(COALESCE).await,
             _ = tokio::time::sleep(wait) => {}
         }
         if stop.has_changed().is_err() {
@@ -63,7 +63,7 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
 /// One pass over every active rollout at `now`; returns how long to sleep before the next.
 pub fn tick(app: &App, now: Timestamp) -> Result<Duration, Error> {
     let _guard = app.lock_rollouts();
-    let active: Vec<RolloutRecord> = app.store.active_rollouts();
+    let active: Vec<RolloutRecord> = app.state().active_rollouts();
     let mut wake = MAX_SLEEP;
     if active.is_empty() {
         return Ok(wake);
@@ -78,8 +78,7 @@ pub fn tick(app: &App, now: Timestamp) -> Result<Duration, Error> {
         let mut next = record.clone();
         next.state = decision.next.clone();
         if next != record {
-            app.store.rollouts.put(&record.id, &next)?;
-            app.store.rollouts.flush()?;
+            app.state().put_rollout(&next)?;
         }
         act(app, &snapshot, &next, &decision, now)?;
         if let Some(at) = decision.next_wake {
@@ -127,7 +126,7 @@ fn act(
         for kind in [JobKind::Update, JobKind::Rollback] {
             let overdue = snapshot
                 .job(id, host_id, kind)
-                .filter(|job| is_active(job.state));
+                .filter(|job| !job.state.is_final());
             if let Some(job) = overdue {
                 let reason = format!("rollout {id}: healthy deadline passed");
                 app.cancel_job(&job.job_id, &reason, now.as_second())?;

@@ -20,7 +20,7 @@ use crate::ca::{self, CaError, DataDir};
 use crate::config::ControllerConfig;
 use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
-use crate::store::{Store, StoreError};
+use crate::state::{State, StoreError};
 
 /// Why the controller could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -58,9 +58,9 @@ pub async fn run(
     let (chain, key) = ca::load_server_identity(&config.data_dir)?;
     let limits = config.limits.clone();
     let tls = tls::server_config(ca.cert_pem(), &chain, &key)?;
-    let store = Store::open(&dir.store())?;
-    let app = App::open(store.clone(), ca, config.agent_cert_validity)?;
-    app.door.configure(limits.door());
+    let state = State::open(&dir.store())?;
+    let app = App::open(state, ca, config.agent_cert_validity);
+    app.door().configure(limits.door());
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -100,11 +100,11 @@ pub async fn run(
         let _ = stop_tx.send(true);
         // Agent streams stay open until told otherwise; the server waits for them.
         info!(
-            agents = streams.registry.online_count(),
+            agents = streams.registry().online_count(),
             "stopping: closing agent streams"
         );
         streams
-            .registry
+            .registry()
             .close_all(tonic::Status::unavailable("the controller is stopping"));
     };
     let server = Server::builder()
@@ -155,9 +155,8 @@ pub async fn run(
         tracing::warn!(error = %err, "scheduler task ended abnormally");
     }
     // Reports are batched in memory: write the pending ones before the final flush.
-    app.persist_observations()?;
+    app.persist()?;
     served?;
-    store.flush()?;
     info!("controller stopped");
     Ok(())
 }

@@ -16,7 +16,7 @@ use boltfleet_controller::accept;
 use boltfleet_controller::app::{App, NewToken};
 use boltfleet_controller::ca::{self, DataDir};
 use boltfleet_controller::services::admin::Admin;
-use boltfleet_controller::store::Store;
+use boltfleet_controller::state::State;
 use serde_json::Value;
 use tokio::net::TcpListener;
 
@@ -70,8 +70,8 @@ impl Clone for Cli {
 
 /// An App on an initialized data dir, with `hosts` enrolled, reporting 1.3.0 healthy, online.
 fn app_with_hosts(dir: &Path, hosts: &[&str]) -> (Arc<App>, Vec<impl Sized>) {
-    let store = Store::open(&DataDir::new(dir).store()).unwrap();
-    let app = App::new(store, ca::load_ca(dir).unwrap(), Duration::from_secs(3600));
+    let state = State::open(&DataDir::new(dir).store()).unwrap();
+    let app = App::open(state, ca::load_ca(dir).unwrap(), Duration::from_secs(3600));
     let mut streams = Vec::new();
     for id in hosts {
         let req = NewToken {
@@ -95,7 +95,7 @@ fn app_with_hosts(dir: &Path, hosts: &[&str]) -> (Arc<App>, Vec<impl Sized>) {
         };
         app.record_report(&host, inventory).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
-        streams.push((app.registry.register(&host, tx), rx));
+        streams.push((app.registry().register(&host, tx), rx));
     }
     (app, streams)
 }
@@ -155,7 +155,7 @@ async fn operators_start_follow_and_steer_rollouts_from_the_cli() {
     assert_eq!(plan["waves"][0]["hosts"][0]["host_id"], "web1");
     assert_eq!(plan["waves"][1]["hosts"][0]["update"], "patch");
     assert!(
-        app.store.rollouts.list().unwrap().is_empty(),
+        app.state().rollouts().unwrap().is_empty(),
         "a plan starts nothing"
     );
 

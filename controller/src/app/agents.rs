@@ -7,14 +7,16 @@ use boltfleet_common::proto::{Inventory, JobEvent};
 use super::{now, App};
 use crate::error::Error;
 use crate::report::{self, FleetReport, HostView};
-use crate::store::{HostRecord, Observed};
+use crate::state::{HostRecord, Observed};
 
 impl App {
     /// Applies `change` to what the host's agent reported; the host is seen now. Kept in
-    /// memory and stored with the next batch (see [`crate::hot::observed`]). Returns whether
+    /// memory and stored with the next batch (see [`crate::state::Observations`]). Returns whether
     /// the host's version or health changed, which rollouts act on.
     fn observe(&self, host: &HostId, change: impl FnOnce(&mut Observed)) -> bool {
-        self.observations.update(host.as_str(), now(), change)
+        self.state
+            .observations()
+            .update(host.as_str(), now(), change)
     }
 
     /// A (re)connected agent: record what it says of its last job, then hand it queued jobs.
@@ -36,7 +38,8 @@ impl App {
     pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
         // The same inventory again (but for when it was taken) is not written again.
         let changed = self
-            .observations
+            .state
+            .observations()
             .update_if_changed(host.as_str(), now(), |o| {
                 let same = o.agent_version == inventory.agent_version
                     && o.inventory.as_ref().is_some_and(|old| {
@@ -71,8 +74,8 @@ impl App {
     /// Every enrolled host with what it reported and whether it is online now, from memory.
     pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
         let records: Vec<(String, HostRecord)> = self
-            .hosts
-            .read()
+            .state
+            .hosts()
             .iter()
             .map(|(id, r)| (id.clone(), r.clone()))
             .collect();
@@ -84,13 +87,13 @@ impl App {
         &self,
         records: Vec<(String, HostRecord)>,
     ) -> Result<Vec<HostView>, Error> {
-        let windows = self.store.windows_all()?;
-        let freeze = self.store.freeze_all()?;
+        let windows = self.state.windows()?;
+        let freeze = self.state.freeze()?;
         let ids = || records.iter().map(|(id, _)| id.as_str());
-        let observed = self.observations.get_all(ids());
+        let observed = self.state.observations().get_all(ids());
         let online = self.registry.online_all(ids());
         let newest_jobs: Vec<Option<Option<JobEvent>>> = {
-            let index = self.job_index.read();
+            let index = self.state.jobs().read();
             ids()
                 .map(|id| index.newest_event(id).map(Option::<&JobEvent>::cloned))
                 .collect()
@@ -108,7 +111,7 @@ impl App {
             }
             views.push(HostView {
                 online,
-                window: crate::rollouts::host_window(&windows, &id, &record.tenant, now),
+                window: crate::app::host_window(&windows, &id, &record.tenant, now),
                 frozen: freeze.covers(&record.tenant),
                 flapping: self.door.is_flapping(&id, instant),
                 observed,
@@ -139,7 +142,7 @@ mod tests {
     /// Whether the scheduler was woken since last asked (consumes the wake-up).
     fn woken(app: &App) -> bool {
         use std::future::Future;
-        let notified = std::pin::pin!(app.scheduler_wake.notified());
+        let notified = std::pin::pin!(app.woken());
         let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
         notified.poll(&mut cx).is_ready()
     }
@@ -183,13 +186,21 @@ mod tests {
             ..inventory("1.6.9", true)
         };
         app.record_report(&host, at(1)).unwrap();
-        app.persist_observations().unwrap();
+        app.persist().unwrap();
         for t in 2..50 {
             app.record_report(&host, at(t)).unwrap();
         }
-        assert_eq!(app.observations.pending(), 0, "the same report, again");
+        assert_eq!(
+            app.state().observations().pending(),
+            0,
+            "the same report, again"
+        );
         app.record_report(&host, inventory("1.6.10", true)).unwrap();
-        assert_eq!(app.observations.pending(), 1, "a change is written");
+        assert_eq!(
+            app.state().observations().pending(),
+            1,
+            "a change is written"
+        );
     }
 
     #[test]
@@ -246,7 +257,7 @@ mod tests {
     fn reopened(dir: &std::path::Path) -> Arc<App> {
         let keys = CertificateAuthority::generate().unwrap();
         let ca = CertificateAuthority::load(&keys.cert_pem, &keys.key_pem).unwrap();
-        App::open(crate::store::reopen(dir), ca, Duration::from_secs(3600)).unwrap()
+        App::open(crate::state::reopen(dir), ca, Duration::from_secs(3600))
     }
 
     #[test]
@@ -256,8 +267,8 @@ mod tests {
             let app = app_with_host(dir.path(), "web1", "1.6.9");
             let host = HostId::new("web1").unwrap();
             app.record_report(&host, inventory("1.6.10", true)).unwrap();
-            app.persist_observations().unwrap();
-            let stored = app.store.observed.get("web1").unwrap().unwrap();
+            app.persist().unwrap();
+            let stored = app.state().stored_observation("web1").unwrap();
             assert_eq!(stored.inventory.unwrap().passbolt_version, "1.6.10");
             app.record_report(&host, inventory("1.6.11", true)).unwrap();
             // Dropped (shut down) before the writer's next batch.
@@ -266,6 +277,6 @@ mod tests {
         let report = app.fleet_report("").unwrap();
         assert_eq!(report.rows[0].version, "1.6.11");
         assert!(report.rows[0].healthy);
-        assert_eq!(app.host("web1").unwrap().tenant, "acme");
+        assert_eq!(app.state().host("web1").unwrap().tenant, "acme");
     }
 }

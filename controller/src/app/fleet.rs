@@ -1,251 +1,216 @@
-//! The fleet as operators list it: pages of summary rows, one host in full, the `latest`
-//! operators set, and forgetting a revoked host.
+//! The fleet as the planner and the scheduler see it, read from memory (see [`crate::state`])
+//! and the registry: enrolled hosts with what their agents reported, the windows and freezes
+//! that apply, and each host's jobs of each rollout. No record is decoded but the windows and
+//! freezes.
 
-use std::collections::BTreeMap;
-use std::ops::Bound;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use boltfleet_common::identity::HostId;
-use boltfleet_common::proto::HostRow;
-use boltfleet_common::version::parse_release;
-use prost::Message;
-use tracing::{info, warn};
+use boltfleet_common::proto::{JobKind, JobRecord, JobState};
+use jiff::Timestamp;
 
-use super::{now, App};
-use crate::auth::Caller;
+use crate::app::App;
 use crate::error::Error;
-use crate::report::{self, summary, Latest, LatestRule};
-use crate::store::{freeze_key, HostRecord, LatestRecord, Observed};
-use boltfleet_common::grant::Role;
+use crate::rollout::{FleetHost, JobStatus};
+use crate::state::{HostRecord, Observed};
+use crate::state::{RolloutJob, RolloutJobs};
 
-/// Rows per page when the request does not say.
-pub const PAGE_SIZE: usize = 500;
-/// Most rows a page holds, whatever the request says.
-pub const PAGE_SIZE_MAX: usize = 1000;
-/// A page ends before its rows pass this size (encoded), so that it always fits in the CLI's
-/// 4 MiB message limit.
-pub const PAGE_BYTES: usize = 1024 * 1024;
+/// One read of everything the scheduler needs, shared by the rollouts of a tick.
+pub struct FleetSnapshot {
+    /// Enrolled, not revoked hosts; no job attached.
+    pub hosts: Vec<FleetHost>,
+    /// By rollout: the newest job of each kind of each host.
+    jobs: HashMap<String, Arc<RolloutJobs>>,
+    /// Rollout ids of the active jobs of each host ("" for an operator's own job).
+    active: HashMap<String, Vec<String>>,
+    /// Config defaults changing per (host, from, to) version, from the host's own jobs.
+    config_changes: HashMap<crate::state::ConfigJump, Vec<String>>,
+}
 
-/// A host id and its tenant.
-type HostTenant = (String, String);
+impl FleetSnapshot {
+    /// The fleet for rollout `id`: each host carries this rollout's jobs only (jobs from
+    /// operators or other rollouts do not count).
+    pub fn for_rollout(&self, id: &str) -> Vec<FleetHost> {
+        let mut hosts = self.hosts.clone();
+        for h in &mut hosts {
+            h.busy = self
+                .active
+                .get(&h.host_id)
+                .is_some_and(|owners| owners.iter().any(|owner| owner != id));
+            h.job = self
+                .job(id, &h.host_id, JobKind::Update)
+                .map(rollout_job_status);
+            h.rollback_job = self
+                .job(id, &h.host_id, JobKind::Rollback)
+                .map(rollout_job_status);
+        }
+        hosts
+    }
 
-/// One page of the fleet report.
-pub struct FleetPage {
-    /// Summary rows (see [`summary::summarize`]).
-    pub rows: Vec<HostRow>,
-    /// Hosts per version, over the whole fleet; on the first page only.
-    pub versions: BTreeMap<String, u64>,
-    pub latest: Option<Latest>,
-    /// Tenants with their own `release latest`.
-    pub tenant_latest: BTreeMap<String, String>,
-    /// The host id to start the next page after; "" on the last page.
-    pub next_page_token: String,
+    /// The newest job of `kind` rollout `id` created for `host`.
+    pub fn job(&self, id: &str, host: &str, kind: JobKind) -> Option<&RolloutJob> {
+        self.jobs
+            .get(id)?
+            .get(host)?
+            .iter()
+            .find(|j| j.kind == kind)
+    }
+
+    /// Fills in the config defaults known to change on the way to `target`, from each host's
+    /// own earlier job that made that jump (never from another host's).
+    pub fn with_config_changes(&self, hosts: &mut [FleetHost], target: &str) {
+        for h in hosts {
+            let Some(from) = h.version.as_ref() else {
+                continue;
+            };
+            let jump = (h.host_id.clone(), from.to_string(), target.to_string());
+            if let Some(changes) = self.config_changes.get(&jump) {
+                h.config_changes = changes.clone();
+            }
+        }
+    }
+}
+
+/// What the agent last said of a rollout's job, in the planner's terms.
+pub fn job_status(job: &JobRecord) -> JobStatus {
+    let step = job.event.as_ref().map_or("", |e| e.failed_step.as_str());
+    status_of(job.state(), step)
+}
+
+/// [`job_status`] of a job as the index keeps it.
+pub fn rollout_job_status(job: &RolloutJob) -> JobStatus {
+    status_of(job.state, &job.failed_step)
+}
+
+fn status_of(state: JobState, failed_step: &str) -> JobStatus {
+    let step = || {
+        if failed_step.is_empty() {
+            "unknown".to_string()
+        } else {
+            failed_step.to_string()
+        }
+    };
+    match state {
+        JobState::Unspecified | JobState::Queued => JobStatus::Queued,
+        JobState::Running => JobStatus::Running,
+        JobState::Succeeded => JobStatus::Succeeded,
+        JobState::RolledBack => JobStatus::RolledBack { step: step() },
+        JobState::RollbackFailed => JobStatus::RollbackFailed { step: step() },
+        JobState::Refused | JobState::Failed => JobStatus::Failed { step: step() },
+    }
+}
+
+/// Healthy as the fleet report judges it: a report, healthy, and no read errors.
+pub fn is_healthy(observed: Option<&Observed>) -> bool {
+    let Some(inv) = observed.and_then(|o| o.inventory.as_ref()) else {
+        return false;
+    };
+    inv.health.as_ref().is_some_and(|h| h.healthy) && inv.errors.is_empty()
 }
 
 impl App {
-    /// How `latest` is decided: `requested` (X.Y.Z, may be ""), then the operators' settings.
-    pub fn latest_rule(&self, requested: &str) -> Result<LatestRule, Error> {
-        let requested = if requested.is_empty() {
-            None
-        } else {
-            Some(parse_release(requested).map_err(|e| Error::invalid("latest", e))?)
+    /// Reads the whole fleet: hosts, observations, online state, windows, freezes, jobs.
+    pub fn fleet_snapshot(&self) -> Result<FleetSnapshot, Error> {
+        self.snapshot(None)
+    }
+
+    /// Reads the fleet restricted to `hosts` (those of the active rollouts, for a tick).
+    pub fn fleet_snapshot_of(&self, hosts: &BTreeSet<&str>) -> Result<FleetSnapshot, Error> {
+        self.snapshot(Some(hosts))
+    }
+
+    fn snapshot(&self, only: Option<&BTreeSet<&str>>) -> Result<FleetSnapshot, Error> {
+        let windows = self.state.windows()?;
+        let freeze = self.state.freeze()?;
+        // Each part of memory is read in turn, never two locks at once.
+        let records: Vec<(String, HostRecord)> = {
+            let hosts = self.state.hosts();
+            let enrolled =
+                |(id, r): (&String, &HostRecord)| (!r.revoked).then(|| (id.clone(), r.clone()));
+            match only {
+                None => hosts.iter().filter_map(enrolled).collect(),
+                Some(ids) => ids
+                    .iter()
+                    .filter_map(|id| hosts.get_key_value(*id))
+                    .filter_map(enrolled)
+                    .collect(),
+            }
         };
-        let mut rule = LatestRule {
-            requested,
-            ..LatestRule::default()
+        let ids = || records.iter().map(|(id, _)| id.as_str());
+        let seen = self.state.observations().seen_all(ids());
+        let online = self.registry.online_all(ids());
+        let (jobs, active, config_changes) = {
+            let index = self.state.jobs().read();
+            let changes = index.config_changes().clone();
+            (index.rollouts(), index.active_owners(), changes)
         };
-        for (key, record) in self.store.latest.list()? {
-            let Ok(version) = parse_release(&record.version) else {
-                continue;
-            };
-            match key.strip_prefix("tenant/") {
-                Some(tenant) => {
-                    rule.tenants.insert(tenant.to_string(), version);
+        let each = seen.into_iter().zip(online);
+        let hosts = records
+            .into_iter()
+            .zip(each)
+            .map(|((id, record), (seen, online))| {
+                let seen = seen.unwrap_or_default();
+                FleetHost {
+                    online,
+                    healthy: seen.healthy,
+                    last_seen: Some(seen.last_seen)
+                        .filter(|&s| s > 0)
+                        .and_then(|s| Timestamp::from_second(s).ok()),
+                    window: windows.for_host(&id, &record.tenant).cloned(),
+                    frozen: freeze.covers(&record.tenant),
+                    busy: false,
+                    config_changes: Vec::new(),
+                    job: None,
+                    rollback_job: None,
+                    version: seen.version,
+                    labels: record.labels,
+                    tenant: record.tenant,
+                    host_id: id,
                 }
-                None => rule.global = Some(version),
-            }
-        }
-        Ok(rule)
-    }
-
-    /// Sets (or, with `version` "", clears) the `latest` of `tenant` ("" for the fleet): the
-    /// fleet's is an admin's to set, a tenant's an operator's of that tenant.
-    pub fn set_latest(&self, caller: &Caller, tenant: &str, version: &str) -> Result<(), Error> {
-        if tenant.is_empty() {
-            caller.require(Role::Admin, "setting the fleet's latest release")?;
-        } else {
-            caller.require(Role::Operator, "setting a tenant's latest release")?;
-            caller.require_tenant(tenant)?;
-        }
-        let operator = caller.name.as_str();
-        let key = freeze_key(Some(tenant).filter(|t| !t.is_empty()));
-        let target = if tenant.is_empty() { "fleet" } else { tenant };
-        if version.is_empty() {
-            self.store.latest.remove(&key)?;
-        } else {
-            let version = parse_release(version).map_err(|e| Error::invalid("version", e))?;
-            let record = LatestRecord {
-                version: version.to_string(),
-                set_by: operator.to_string(),
-                set_at: now(),
-            };
-            self.store.latest.put(&key, &record)?;
-        }
-        self.store.flush()?;
-        let detail = if version.is_empty() {
-            "cleared"
-        } else {
-            version
-        };
-        self.audit_entry(
-            &format!("operator {operator}"),
-            "release.latest",
-            target,
-            detail,
-        )?;
-        info!(operator, target, version = detail, "latest release set");
-        Ok(())
-    }
-
-    /// One page of the fleet report as `caller` sees it: summary rows of the hosts of its
-    /// scope after `page_token`, in id order; `latest` and (on the first page) the version
-    /// counts over the whole scope.
-    pub fn fleet_page(
-        &self,
-        caller: &Caller,
-        requested: &str,
-        page_token: &str,
-        page_size: usize,
-    ) -> Result<FleetPage, Error> {
-        let rule = self.latest_rule(requested)?;
-        let size = match page_size {
-            0 => PAGE_SIZE,
-            n => n.min(PAGE_SIZE_MAX),
-        };
-        let (all, page): (Vec<HostTenant>, Vec<(String, HostRecord)>) = {
-            let hosts = self.hosts.read();
-            let all = hosts
-                .iter()
-                .filter(|(_, r)| caller.allows(&r.tenant))
-                .map(|(id, r)| (id.clone(), r.tenant.clone()))
-                .collect();
-            let after = match page_token {
-                "" => Bound::Unbounded,
-                token => Bound::Excluded(token.to_string()),
-            };
-            let page = hosts
-                .range((after, Bound::Unbounded))
-                .filter(|(_, r)| caller.allows(&r.tenant))
-                .take(size + 1)
-                .map(|(id, r)| (id.clone(), r.clone()))
-                .collect();
-            (all, page)
-        };
-        // Latest and versions from every host's observation (shared, not copied).
-        let observed: Vec<Option<Arc<Observed>>> = self
-            .observations
-            .get_all(all.iter().map(|(id, _)| id.as_str()));
-        let inventories = all.iter().zip(&observed).filter_map(|((_, tenant), o)| {
-            Some((tenant.as_str(), o.as_ref()?.inventory.as_ref()?))
-        });
-        let fleet = rule.fleet(report::derive_latest(inventories));
-        let versions = if page_token.is_empty() {
-            report::version_counts(observed.iter().map(|o| {
-                o.as_ref()
-                    .and_then(|o| o.inventory.as_ref())
-                    .map_or("", |inv| inv.passbolt_version.as_str())
-            }))
-        } else {
-            BTreeMap::new()
-        };
-        let more = page.len() > size;
-        let mut page = page;
-        page.truncate(size);
-        let views = self.views_of(page)?;
-        let mut rows = Vec::with_capacity(views.len());
-        let mut bytes = 0;
-        let mut cut_short = false;
-        for mut row in report::rows(views, &rule, fleet.as_ref()) {
-            summary::summarize(&mut row);
-            bytes += row.encoded_len() + 8;
-            if bytes > PAGE_BYTES && !rows.is_empty() {
-                cut_short = true;
-                break;
-            }
-            rows.push(row);
-        }
-        let next_page_token = match rows.last() {
-            Some(last) if more || cut_short => last.host_id.clone(),
-            _ => String::new(),
-        };
-        let tenant_latest = rule
-            .tenants
-            .iter()
-            .map(|(t, v)| (t.clone(), v.to_string()))
+            })
             .collect();
-        Ok(FleetPage {
-            rows,
-            versions,
-            latest: fleet,
-            tenant_latest,
-            next_page_token,
+        Ok(FleetSnapshot {
+            hosts,
+            jobs,
+            active,
+            config_changes,
         })
     }
+}
 
-    /// One host's full row, for a caller whose scope holds it: its whole inventory and last
-    /// job (`latest` as that caller's scope derives it).
-    pub fn host_row(&self, caller: &Caller, host_id: &str) -> Result<HostRow, Error> {
-        let host = HostId::new(host_id)?;
-        let record = self.host_for(caller, host.as_str())?;
-        let rule = self.latest_rule("")?;
-        let fleet = {
-            let hosts = self.hosts.read();
-            let all: Vec<(&String, &HostRecord)> = hosts
-                .iter()
-                .filter(|(_, r)| caller.allows(&r.tenant))
-                .collect();
-            let observed = self
-                .observations
-                .get_all(all.iter().map(|(id, _)| id.as_str()));
-            let inventories = all.iter().zip(&observed).filter_map(|((_, r), o)| {
-                Some((r.tenant.as_str(), o.as_ref()?.inventory.as_ref()?))
-            });
-            rule.fleet(report::derive_latest(inventories))
-        };
-        let views = self.views_of(vec![(host.to_string(), record)])?;
-        report::rows(views, &rule, fleet.as_ref())
-            .pop()
-            .ok_or_else(|| Error::UnknownHost(host.to_string()))
-    }
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
 
-    /// Removes a revoked host's record and observation; refused for a host not revoked.
-    pub fn forget_host(&self, caller: &Caller, host_id: &str) -> Result<(), Error> {
-        caller.require(Role::Operator, "forgetting a host")?;
-        let host = HostId::new(host_id)?;
-        self.host_for(caller, host.as_str())?;
-        let operator = caller.name.as_str();
-        {
-            let mut hosts = self.hosts.write();
-            let record = hosts
-                .get(host.as_str())
-                .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
-            if !record.revoked {
-                return Err(Error::Precondition(format!(
-                    "host {host} is not revoked: revoke it first (boltfleet host revoke {host})"
-                )));
-            }
-            hosts.remove(host.as_str())?;
-        }
-        self.observations.remove(host.as_str())?;
-        self.door.forget(host.as_str());
-        self.store.flush()?;
-        self.audit_entry(
-            &format!("operator {operator}"),
-            "host.forget",
-            host.as_str(),
-            "",
-        )?;
-        warn!(host = %host, operator, "host forgotten");
-        Ok(())
+    use crate::app::testkit::{Fleet, TARGET};
+
+    #[test]
+    fn a_snapshot_of_some_hosts_holds_only_those_enrolled() {
+        let fleet = Fleet::new(&[("web0", "acme"), ("web1", "globex"), ("web2", "acme")]);
+        fleet.report("web1", TARGET, false);
+        fleet.app.revoke("alice", "web2").unwrap();
+        let only: BTreeSet<&str> = ["web1", "web2", "web9"].into();
+        let snapshot = fleet.app.fleet_snapshot_of(&only).unwrap();
+        let hosts: Vec<_> = snapshot
+            .hosts
+            .iter()
+            .map(|h| {
+                let version = h.version.as_ref().map(ToString::to_string);
+                (
+                    h.host_id.as_str(),
+                    h.tenant.as_str(),
+                    h.online,
+                    h.healthy,
+                    version,
+                )
+            })
+            .collect();
+        assert_eq!(
+            hosts,
+            [("web1", "globex", true, false, Some(TARGET.to_string()))]
+        );
+        assert!(snapshot.hosts[0].last_seen.is_some());
+        let all = fleet.app.fleet_snapshot().unwrap();
+        assert_eq!(all.hosts.len(), 2, "the revoked host is left out");
     }
 }

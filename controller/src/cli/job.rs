@@ -188,10 +188,6 @@ async fn get(admin: &mut Admin, job_id: &str) -> Result<JobRecord, CliError> {
     call(&format!("get job {job_id}"), admin.get_job(request)).await
 }
 
-fn is_active(job: &JobRecord) -> bool {
-    !job.event.as_ref().is_some_and(|e| e.state().is_final())
-}
-
 /// Polls the job until it ends, printing each step change on stderr; the job's summary goes
 /// to stderr at the end, and anything but `succeeded` is an error.
 pub async fn wait_for(admin: &mut Admin, job_id: &str, timeout: Duration) -> Result<(), CliError> {
@@ -208,7 +204,7 @@ pub async fn wait_for(admin: &mut Admin, job_id: &str, timeout: Duration) -> Res
             eprintln!("{job_id}: {} {}", show(name), step_state(*state));
         }
         seen = steps;
-        if !is_active(&job) {
+        if job.state().is_final() {
             let detail = JobDetail::from(&job);
             eprint!("{}", lines(&job_text(&detail)));
             if detail.state == "succeeded" {
@@ -342,6 +338,6 @@ mod tests {
         assert_eq!(json["failed_step"], "migrate");
         assert_eq!(json["failing_after"][0], "No default content found");
         assert_eq!(json["failing_after_rollback"].as_array().unwrap().len(), 1);
-        assert!(!is_active(&job()));
+        assert!(job().state().is_final());
     }
 }

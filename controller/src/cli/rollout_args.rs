@@ -274,7 +274,7 @@ mod tests {
         assert_eq!(wire.max_parallel, Some(4));
         assert!(wire.select_all && wire.manual_promote);
         assert_eq!(wire.healthy_deadline, "", "unset: the controller's default");
-        let spec = crate::rollouts::wire::spec_from_wire(&wire).expect("the controller accepts it");
+        let spec = crate::wire::rollout::spec_from_wire(&wire).expect("the controller accepts it");
         assert_eq!(spec.min_healthy_time.as_secs(), 900);
         assert_eq!(
             start(&["--max-failures", "2"])

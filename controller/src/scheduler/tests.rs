@@ -2,8 +2,8 @@
 
 use boltfleet_common::proto::{JobKind, JobState};
 
+use crate::app::testkit::{kind_of, spec, t, Fleet};
 use crate::rollout::{HostState, Phase, Revert};
-use crate::rollouts::harness::{kind_of, spec, t, Fleet};
 
 fn eight_hosts() -> Fleet {
     let hosts: Vec<(String, &str)> = (0..8)
@@ -60,7 +60,7 @@ fn a_rollout_across_eight_hosts_completes_wave_by_wave_within_max_parallel() {
         "one job each"
     );
 
-    let audit = fleet.app.store.audit_log().unwrap();
+    let audit = fleet.app.state().audit_log().unwrap();
     let start = audit.iter().find(|e| e.action == "rollout.start").unwrap();
     assert_eq!(
         (start.actor.as_str(), start.target.as_str()),
@@ -130,7 +130,7 @@ fn pause_holds_new_starts_and_resume_goes_on() {
     assert_eq!(fleet.active_jobs(&id).len(), 3, "wave 2 up to max_parallel");
     let actions: Vec<(String, String)> = fleet
         .app
-        .store
+        .state()
         .audit_log()
         .unwrap()
         .into_iter()
@@ -192,7 +192,7 @@ fn abort_stops_new_work_and_cancels_jobs_an_offline_agent_never_got() {
     assert!(!fleet.state(&id).is_active(), "nothing left in flight");
     let abort = fleet
         .app
-        .store
+        .state()
         .audit_log()
         .unwrap()
         .into_iter()
@@ -207,8 +207,7 @@ fn decide_and_store(fleet: &Fleet, id: &str, now: jiff::Timestamp) -> crate::rol
     let snapshot = fleet.app.fleet_snapshot().unwrap();
     let decision = crate::rollout::decide(&record.state, &snapshot.for_rollout(id), now);
     record.state = decision.next.clone();
-    fleet.app.store.rollouts.put(id, &record).unwrap();
-    fleet.app.store.flush().unwrap();
+    fleet.app.state().put_rollout(&record).unwrap();
     decision
 }
 
@@ -335,7 +334,7 @@ fn a_host_outside_its_window_waits_for_it() {
     let fleet = Fleet::new(&[("web0", "acme"), ("web1", "globex")]);
     // 12:00 UTC now; acme's window opens at 22:00 Paris (21:00 UTC).
     let window = "0 22 * * * 4h Europe/Paris".parse().unwrap();
-    let key = crate::store::WindowKey::Tenant("acme".into());
+    let key = crate::state::WindowKey::Tenant("acme".into());
     fleet.app.set_window("alice", key, Some(window)).unwrap();
     let id = fleet
         .app
@@ -361,7 +360,7 @@ fn a_host_outside_its_window_waits_for_it() {
         2,
         "open at 21:00 UTC"
     );
-    let audit = fleet.app.store.audit_log().unwrap();
+    let audit = fleet.app.state().audit_log().unwrap();
     let set = audit.iter().find(|e| e.action == "window.set").unwrap();
     assert_eq!(
         (set.actor.as_str(), set.target.as_str()),
@@ -390,7 +389,7 @@ fn a_freeze_holds_starts_until_thawed() {
     assert_eq!(fleet.jobs(&id).len(), 2);
     let actions: Vec<String> = fleet
         .app
-        .store
+        .state()
         .audit_log()
         .unwrap()
         .into_iter()
@@ -437,7 +436,7 @@ async fn the_loop_ticks_when_woken_and_stops_with_the_server() {
 #[test]
 fn a_host_busy_with_an_operators_job_waits_for_it() {
     let fleet = Fleet::new(&[("web0", "acme")]);
-    let manual = crate::jobs::NewJob {
+    let manual = crate::app::jobs::NewJob {
         host_id: "web0".into(),
         kind: JobKind::Backup,
         target_version: String::new(),

@@ -23,14 +23,14 @@ use boltfleet_common::proto::{
 use jiff::Timestamp;
 use tonic::{Request, Response, Status};
 
+use crate::app::jobs::NewJob;
+use crate::app::HostCsr;
 use crate::app::{App, NewToken};
 use crate::auth::{self, Caller};
-use crate::enroll_bulk::HostCsr;
 use crate::error::Error;
-use crate::jobs::NewJob;
 use crate::rollout::{MaintenanceWindow, RolloutSpec, WindowError};
-use crate::rollouts::wire;
-use crate::store::WindowKey;
+use crate::state::WindowKey;
+use crate::wire::rollout as wire;
 
 pub struct Admin {
     pub app: Arc<App>,
@@ -269,7 +269,7 @@ impl AdminService for Admin {
             .blocking(move |app| {
                 let spec = app.spec_for(&caller, spec)?;
                 let plan = app.plan_rollout(&spec, Timestamp::now())?;
-                Ok(wire::plan_to_wire(&plan, &app.store.windows_all()?))
+                Ok(wire::plan_to_wire(&plan, &app.state().windows()?))
             })
             .await?;
         Ok(Response::new(plan))
@@ -437,7 +437,7 @@ impl AdminService for Admin {
             .await?;
         Ok(Response::new(IssueOperatorCertResponse {
             certificate_pem,
-            ca_pem: self.app.ca.cert_pem().to_string(),
+            ca_pem: self.app.ca_pem().to_string(),
         }))
     }
 

@@ -43,8 +43,8 @@ impl AgentService for Agent {
         let host = auth::agent(&request, &self.app)?;
         let inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
-        let registration = self.app.registry.register(&host, tx.clone());
-        if registration.replaced && self.app.door.replaced(host.as_str(), Instant::now()) {
+        let registration = self.app.registry().register(&host, tx.clone());
+        if registration.replaced && self.app.door().replaced(host.as_str(), Instant::now()) {
             warn!(
                 host = %host,
                 replacements = door::FLAP_REPLACEMENTS + 1,
@@ -58,7 +58,7 @@ impl AgentService for Agent {
         let idle = self.idle_timeout;
         tokio::spawn(async move {
             let ended = serve_stream(&app, &host, inbound, &tx, registration.stop, idle).await;
-            if app.registry.unregister(&host, registration.generation) {
+            if app.registry().unregister(&host, registration.generation) {
                 let _ = app.touch(&host);
             }
             info!(host = %host, reason = %ended, "agent disconnected");
@@ -148,9 +148,9 @@ async fn handle(
         }
         Some(Msg::Report(report)) => {
             let now = Instant::now();
-            if !app.door.allow_report(host.as_str(), now) {
+            if !app.door().allow_report(host.as_str(), now) {
                 // Dropped, not acknowledged: an honest agent never reports this fast.
-                if let Some(n) = app.door.refused(host.as_str(), Refused::OverRate, now) {
+                if let Some(n) = app.door().refused(host.as_str(), Refused::OverRate, now) {
                     warn!(host = %host, dropped = n, "agent reports too fast: reports dropped");
                 }
                 return Ok(());
@@ -184,7 +184,7 @@ fn door_check(app: &App, host: &HostId, checked: Result<(), door::Refusal>) -> R
         return Ok(());
     };
     if let Some(n) = app
-        .door
+        .door()
         .refused(host.as_str(), Refused::Limit, Instant::now())
     {
         warn!(host = %host, refused = n, error = %door::loggable(&refusal.to_string()), "agent message refused");

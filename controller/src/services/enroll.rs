@@ -64,7 +64,7 @@ impl EnrollService for Enroll {
             Ok((host, certificate_pem)) => Ok(Response::new(EnrollResponse {
                 host_id: host.to_string(),
                 certificate_pem,
-                ca_pem: self.app.ca.cert_pem().to_string(),
+                ca_pem: self.app.ca_pem().to_string(),
             })),
             Err(err) => {
                 if let Some(n) = self.log.hit(ip, Instant::now()) {

@@ -1,8 +1,297 @@
-//! The ground of the controller's state: the engine seam ([`engine`]) that the typed store
-//! ([`crate::store`]) is written against, sled as its embedded engine ([`sled_engine`]), and the
-//! suite every engine must pass (`suite`, tests only).
+//! The controller's state: every byte it keeps, behind typed methods of [`State`] only.
+//!
+//! [`State::open`] loads what request handlers and the scheduler read all the time into memory
+//! (host records, each host's latest observation, the jobs' index, the active rollouts) and
+//! keeps it in step with the store itself: host records, jobs and rollouts are written through
+//! (store first, under the lock that guards the memory copy), agents' observations in a batch
+//! every [`WRITE_EVERY`]. Nothing outside this module sees a tree.
+//!
+//! Below [`State`]: the typed trees ([`store`]), over the engine seam ([`engine`]) with sled as
+//! its embedded engine ([`sled_engine`]), and the suite every engine must pass (`suite`, tests).
 
+mod audit;
 pub mod engine;
+mod hosts;
+mod job_index;
+mod jobs;
+mod observed;
+mod operators;
+mod records;
+mod rollouts;
 pub mod sled_engine;
+mod store;
 #[cfg(test)]
 pub(crate) mod suite;
+mod typed;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
+
+use tracing::info;
+
+pub use boltfleet_common::proto::JobRecord;
+pub use hosts::HostWriter;
+pub use job_index::{
+    ActiveJob, ConfigJump, JobCache, JobIndex, JobWriter, RolloutJob, RolloutJobs,
+};
+pub use observed::{Observations, Seen, SEEN_WRITE_EVERY, WRITE_EVERY};
+pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
+pub use records::{AuditEntry, HostRecord, LatestRecord, Observed, TokenRecord};
+pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, WindowKey};
+pub use typed::StoreError;
+
+use crate::rollout::{Freeze, MaintenanceWindow, Windows};
+use engine::Engine;
+use hosts::HostCache;
+use sled_engine::SledEngine;
+use store::Store;
+
+/// Everything the controller knows, durable in its engine and partly held in memory.
+pub struct State {
+    store: Store,
+    hosts: HostCache,
+    observations: Observations,
+    jobs: JobCache,
+}
+
+impl State {
+    /// Opens (or creates) the state in `path`, on sled.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::on(Arc::new(SledEngine::open(path)?))
+    }
+
+    /// Opens the state on `engine` and loads what is kept in memory (indexing the jobs of a
+    /// store written before the job index existed). A record that cannot be decoded is logged
+    /// and skipped; only an unreadable store fails.
+    pub fn on(engine: Arc<dyn Engine>) -> Result<Self, StoreError> {
+        let store = Store::on(engine)?;
+        let hosts = HostCache::load(store.hosts.clone())?;
+        let observations = Observations::load(store.observed.clone())?;
+        let jobs = JobCache::load(store.jobs.clone())?;
+        info!(hosts = hosts.read().len(), "controller state loaded");
+        Ok(Self {
+            store,
+            hosts,
+            observations,
+            jobs,
+        })
+    }
+
+    /// Waits until everything written so far is durable.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.store.flush()
+    }
+
+    /// Writes the observations still batched in memory and flushes (at shutdown).
+    pub fn persist(&self) -> Result<(), StoreError> {
+        self.observations.persist()?;
+        self.flush()
+    }
+
+    // Hosts: what operators decided about each host, in memory and written through.
+
+    /// The host's record, if it is enrolled (revoked or not).
+    pub fn host(&self, id: &str) -> Option<HostRecord> {
+        self.hosts.get(id)
+    }
+
+    /// Every host record, by id.
+    pub fn hosts(&self) -> RwLockReadGuard<'_, BTreeMap<String, HostRecord>> {
+        self.hosts.read()
+    }
+
+    /// Exclusive access for changing host records (a read and the write after it, atomic).
+    pub fn write_hosts(&self) -> HostWriter<'_> {
+        self.hosts.write()
+    }
+
+    // Observations: what each host's agent last said.
+
+    pub fn observations(&self) -> &Observations {
+        &self.observations
+    }
+
+    // Jobs: records and their index.
+
+    pub fn jobs(&self) -> &JobCache {
+        &self.jobs
+    }
+
+    // Join tokens, by the hash of the token.
+
+    pub fn token(&self, key: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.store.tokens.get(key)
+    }
+
+    /// Every stored token, with its key.
+    pub fn tokens(&self) -> Result<Vec<(String, TokenRecord)>, StoreError> {
+        self.store.tokens.list()
+    }
+
+    /// Stores a new token, durably.
+    pub fn put_token(&self, key: &str, token: &TokenRecord) -> Result<(), StoreError> {
+        self.store.tokens.put(key, token)?;
+        self.flush()
+    }
+
+    /// Replaces token `key` if it is still `old`; false when another writer was first.
+    pub fn swap_token(
+        &self,
+        key: &str,
+        old: &TokenRecord,
+        new: &TokenRecord,
+    ) -> Result<bool, StoreError> {
+        self.store.tokens.compare_and_swap(key, Some(old), new)
+    }
+
+    pub fn remove_token(&self, key: &str) -> Result<(), StoreError> {
+        self.store.tokens.remove(key).map(drop)
+    }
+
+    // Rollouts, the active ones also in memory.
+
+    pub fn rollout(&self, id: &str) -> Result<Option<RolloutRecord>, StoreError> {
+        self.store.rollouts.get(id)
+    }
+
+    /// Stores a rollout record, durably.
+    pub fn put_rollout(&self, record: &RolloutRecord) -> Result<(), StoreError> {
+        self.store.rollouts.put(&record.id, record)?;
+        self.store.rollouts.flush()
+    }
+
+    /// Every rollout, oldest first.
+    pub fn rollouts(&self) -> Result<Vec<RolloutRecord>, StoreError> {
+        self.store.rollouts_all()
+    }
+
+    /// The rollouts the scheduler still works on, oldest first, from memory.
+    pub fn active_rollouts(&self) -> Vec<RolloutRecord> {
+        self.store.active_rollouts()
+    }
+
+    // Maintenance windows and freezes.
+
+    pub fn windows(&self) -> Result<Windows, StoreError> {
+        self.store.windows_all()
+    }
+
+    pub fn put_window(
+        &self,
+        key: &WindowKey,
+        window: Option<&MaintenanceWindow>,
+    ) -> Result<(), StoreError> {
+        self.store.put_window(key, window)
+    }
+
+    pub fn put_windows(&self, windows: &Windows) -> Result<(), StoreError> {
+        self.store.put_windows(windows)
+    }
+
+    pub fn freeze(&self) -> Result<Freeze, StoreError> {
+        self.store.freeze_all()
+    }
+
+    pub fn put_freeze(&self, key: &str, freeze: Option<&FreezeRecord>) -> Result<(), StoreError> {
+        self.store.put_freeze(key, freeze)
+    }
+
+    // Operators and tenant policies.
+
+    pub fn operator(&self, name: &str) -> Result<Option<OperatorRecord>, StoreError> {
+        self.store.operators.get(name)
+    }
+
+    pub fn operators(&self) -> Result<Vec<(String, OperatorRecord)>, StoreError> {
+        self.store.operators.list()
+    }
+
+    /// Replaces operator `name`'s record if it is still `old` (`None`: absent), durably;
+    /// false when another writer was first.
+    pub fn swap_operator(
+        &self,
+        name: &str,
+        old: Option<&OperatorRecord>,
+        new: &OperatorRecord,
+    ) -> Result<bool, StoreError> {
+        let swapped = self.store.operators.compare_and_swap(name, old, new)?;
+        if swapped {
+            self.flush()?;
+        }
+        Ok(swapped)
+    }
+
+    pub fn policy(&self, tenant: &str) -> Result<Option<TenantPolicy>, StoreError> {
+        self.store.policies.get(tenant)
+    }
+
+    /// Stores a tenant's policy, durably.
+    pub fn put_policy(&self, tenant: &str, policy: &TenantPolicy) -> Result<(), StoreError> {
+        self.store.policies.put(tenant, policy)?;
+        self.flush()
+    }
+
+    // Operators' `release latest`, by `global` or `tenant/NAME`.
+
+    pub fn latest_releases(&self) -> Result<Vec<(String, LatestRecord)>, StoreError> {
+        self.store.latest.list()
+    }
+
+    /// Sets (`Some`) or clears (`None`) the latest release under `key`, durably.
+    pub fn put_latest(&self, key: &str, latest: Option<&LatestRecord>) -> Result<(), StoreError> {
+        match latest {
+            Some(record) => self.store.latest.put(key, record)?,
+            None => drop(self.store.latest.remove(key)?),
+        }
+        self.flush()
+    }
+
+    // The audit log.
+
+    /// Appends to the audit log (ordered, never rewritten), durably.
+    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+        self.store.audit(entry)
+    }
+
+    /// Appends several entries in order, durable together.
+    pub fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+        self.store.audit_all(entries)
+    }
+
+    /// The audit log, oldest first.
+    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+        self.store.audit_log()
+    }
+}
+
+#[cfg(test)]
+impl State {
+    /// The observation as stored (not as held in memory): what a restart would load.
+    pub(crate) fn stored_observation(&self, id: &str) -> Option<Observed> {
+        self.store.observed.get(id).unwrap()
+    }
+
+    /// Forgets the job index, as a store written before it existed.
+    pub(crate) fn drop_job_index(&self) {
+        self.store.jobs.drop_index();
+    }
+}
+
+/// Opens the state in `path` again in the same process, as a restarted controller would
+/// (waiting for sled to let go of its file lock).
+#[cfg(test)]
+pub(crate) fn reopen(path: &Path) -> State {
+    let engine = sled_engine::tests::reopen(path);
+    State::on(Arc::new(engine)).expect("state reopened")
+}
+
+/// A started rollout record for tests (the state's and the suite's).
+#[cfg(test)]
+pub(crate) use rollouts::tests::record as sample_rollout;
+
+/// Locks `mutex`, going on after a panic elsewhere (the data is a cache of the store, and
+/// every change to it is a single insert or remove).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

@@ -10,7 +10,7 @@ use boltfleet_common::proto::JobRecord;
 
 use super::engine::{Batch, Engine};
 use crate::rollout::{MaintenanceWindow, Windows};
-use crate::store::{
+use crate::state::{
     freeze_key, sample_rollout, AuditEntry, FreezeRecord, HostRecord, LatestRecord, Observed,
     OperatorRecord, Store, StoreError, TenantPolicy, TokenRecord, WindowKey,
 };

@@ -7,8 +7,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
+use super::store::Store;
 use super::typed::Typed;
-use super::{Store, StoreError};
+use super::StoreError;
 use crate::rollout::{Freeze, MaintenanceWindow, Plan, RolloutState, Windows};
 use crate::state::engine::Engine;
 
@@ -276,7 +277,7 @@ pub(crate) mod tests {
             store.freeze.put(&freeze_key(None), &by).unwrap();
             store.flush().unwrap();
         }
-        let store = super::super::reopen(dir.path());
+        let store = crate::state::store::reopen(dir.path());
         assert_eq!(store.rollouts_all().unwrap(), [record("r1")]);
         let windows = store.windows_all().unwrap();
         assert_eq!(windows.tenants.get("acme"), Some(&window));
@@ -318,7 +319,7 @@ pub(crate) mod tests {
             );
             store.flush().unwrap();
         }
-        let store = super::super::reopen(dir.path());
+        let store = crate::state::store::reopen(dir.path());
         let active: Vec<String> = store.active_rollouts().into_iter().map(|r| r.id).collect();
         assert_eq!(active, ["r1", "r3"]);
         assert_eq!(store.rollouts_all().unwrap().len(), 3);

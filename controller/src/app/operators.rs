@@ -10,7 +10,7 @@ use crate::app::{now, App};
 use crate::auth::Caller;
 use crate::ca::OPERATOR_CERT_VALIDITY;
 use crate::error::Error;
-use crate::store::{OperatorCert, OperatorRecord};
+use crate::state::{OperatorCert, OperatorRecord};
 
 /// How often a record is re-read when another call changed it meanwhile.
 const CAS_TRIES: usize = 8;
@@ -27,7 +27,7 @@ impl App {
     /// `operator list` shows certificates written by `operator-cert` too).
     pub fn check_operator(&self, caller: &Caller, not_after: i64) -> Result<(), Error> {
         for _ in 0..CAS_TRIES {
-            let old = self.store.operators.get(&caller.name)?;
+            let old = self.state.operator(&caller.name)?;
             if let Some(record) = &old {
                 if record.refuses(&caller.serial) {
                     warn!(operator = %caller.name, serial = %caller.serial, "revoked operator certificate refused");
@@ -52,11 +52,7 @@ impl App {
                 not_after,
                 ..OperatorCert::default()
             });
-            if self
-                .store
-                .operators
-                .compare_and_swap(&caller.name, old.as_ref(), &new)?
-            {
+            if self.state.swap_operator(&caller.name, old.as_ref(), &new)? {
                 info!(operator = %caller.name, serial = %caller.serial, role = %caller.role, "operator certificate seen first");
                 return Ok(());
             }
@@ -107,9 +103,8 @@ impl App {
     pub fn operators(&self, by: &Caller) -> Result<Vec<OperatorRecord>, Error> {
         by.require(Role::Admin, "listing operators")?;
         Ok(self
-            .store
-            .operators
-            .list()?
+            .state
+            .operators()?
             .into_iter()
             .map(|(_, r)| r)
             .collect())
@@ -144,18 +139,13 @@ impl App {
         change: impl Fn(&mut OperatorRecord),
     ) -> Result<(), Error> {
         for _ in 0..CAS_TRIES {
-            let old = self.store.operators.get(name)?;
+            let old = self.state.operator(name)?;
             let mut new = old.clone().unwrap_or_else(|| OperatorRecord {
                 name: name.into(),
                 ..OperatorRecord::default()
             });
             change(&mut new);
-            if self
-                .store
-                .operators
-                .compare_and_swap(name, old.as_ref(), &new)?
-            {
-                self.store.operators.flush()?;
+            if self.state.swap_operator(name, old.as_ref(), &new)? {
                 return Ok(());
             }
         }
@@ -196,7 +186,7 @@ mod tests {
         let pem = app
             .issue_operator_cert(&admin, "bob", &grant, &csr)
             .unwrap();
-        let serial = crate::app::serial_of(&pem).unwrap();
+        let serial = crate::app::enroll::serial_of(&pem).unwrap();
         app.check_operator(&caller("bob", &serial), 0).unwrap();
         assert!(app.check_operator(&caller("bob", "aa"), 0).is_err());
     }

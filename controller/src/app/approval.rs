@@ -12,7 +12,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::rollout::Plan;
-use crate::store::{Approval, RolloutRecord, TenantPolicy};
+use crate::state::{Approval, RolloutRecord, TenantPolicy};
 
 impl App {
     /// Sets whether rollouts touching `tenant` need a second operator's approval (admins).
@@ -32,8 +32,7 @@ impl App {
             set_by: by.name.clone(),
             set_at: now,
         };
-        self.store.policies.put(tenant, &policy)?;
-        self.store.policies.flush()?;
+        self.state.put_policy(tenant, &policy)?;
         self.audit_entry(
             &format!("operator {}", by.name),
             "policy.set",
@@ -56,9 +55,8 @@ impl App {
         let mut tenants = Vec::new();
         for tenant in touched {
             if self
-                .store
-                .policies
-                .get(tenant)?
+                .state
+                .policy(tenant)?
                 .is_some_and(|p| p.require_approval)
             {
                 tenants.push(tenant.to_string());

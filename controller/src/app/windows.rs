@@ -8,7 +8,7 @@ use tracing::info;
 use crate::app::App;
 use crate::error::Error;
 use crate::rollout::{MaintenanceWindow, Windows};
-use crate::store::{freeze_key, FreezeRecord, WindowKey};
+use crate::state::{freeze_key, FreezeRecord, WindowKey};
 
 impl App {
     /// Sets (or, with `None`, clears) the window of a tenant or a host. A host's own window
@@ -22,7 +22,7 @@ impl App {
         match &key {
             WindowKey::Host(id) => {
                 let host = HostId::new(id)?;
-                if self.store.hosts.get(host.as_str())?.is_none() {
+                if self.state.host(host.as_str()).is_none() {
                     return Err(Error::UnknownHost(host.to_string()));
                 }
             }
@@ -31,7 +31,7 @@ impl App {
             }
             WindowKey::Tenant(_) => {}
         }
-        self.store.put_window(&key, window.as_ref())?;
+        self.state.put_window(&key, window.as_ref())?;
         let (action, detail) = match &window {
             Some(w) => ("window.set", w.to_string()),
             None => ("window.clear", String::new()),
@@ -59,7 +59,7 @@ impl App {
             by: operator.into(),
             at: now,
         });
-        self.store.put_freeze(&key, record.as_ref())?;
+        self.state.put_freeze(&key, record.as_ref())?;
         let action = if on { "freeze.on" } else { "freeze.off" };
         self.audit_entry(&format!("operator {operator}"), action, &key, "")?;
         info!(target = %key, operator, on, "freeze changed");

@@ -1,32 +1,21 @@
-//! The controller's domain operations, shared by the gRPC services.
+//! Join tokens, enrollment, certificate renewal and revocation of hosts (bulk enrollment is in
+//! `enroll_bulk`).
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use boltfleet_common::identity::{HostId, Identity};
-use boltfleet_common::pki::{self, CertificateAuthority};
+use boltfleet_common::pki;
 use tonic::Status;
 use tracing::{info, warn};
 
-mod agents;
-mod fleet;
-
-pub use fleet::{FleetPage, PAGE_BYTES, PAGE_SIZE, PAGE_SIZE_MAX};
-
+use super::{now, App};
 use crate::error::Error;
-use crate::hot::{HostCache, JobCache, Observations};
-use crate::registry::Registry;
-use crate::store::{AuditEntry, HostRecord, Store, StoreError, TokenRecord};
+use crate::state::{HostRecord, TokenRecord};
 use crate::tokens;
 
 /// Longest a join token may live.
 const MAX_TOKEN_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
-
-/// Unix seconds now.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
 
 /// What an operator asks for when creating a join token.
 pub struct NewToken {
@@ -36,97 +25,7 @@ pub struct NewToken {
     pub ttl: Duration,
 }
 
-/// State shared by every request handler.
-///
-/// What agents and the scheduler read all the time is also held in memory (see [`crate::hot`]),
-/// loaded from the store by [`App::open`]: host records, each host's latest observation, and an
-/// index of the jobs. Host records change only through `put_host` and `update_host`, jobs only
-/// through [`JobCache::write`], observations only through `observe` (in `app/agents.rs`).
-pub struct App {
-    pub store: Store,
-    pub ca: CertificateAuthority,
-    pub registry: Registry,
-    pub agent_cert_validity: Duration,
-    /// Poked when something the scheduler looks at changed (reports, job events, connections,
-    /// operator actions), so it ticks before its next timer.
-    pub scheduler_wake: tokio::sync::Notify,
-    /// Serializes changes to rollout records: the scheduler's ticks and operators' actions.
-    pub(crate) rollout_lock: std::sync::Mutex<()>,
-    /// Every host record, written through to the store.
-    pub(crate) hosts: HostCache,
-    /// Each host's latest observation, written to the store in batches.
-    pub(crate) observations: Observations,
-    /// The jobs' index, updated with every job write.
-    pub(crate) job_index: JobCache,
-    /// Per-host rate, refusal counts and stream replacements of the agent door.
-    pub door: crate::door::Door,
-}
-
 impl App {
-    /// Opens the controller on `store`, loading what it keeps in memory (and indexing the jobs
-    /// of a store written before the job index existed). A record that cannot be decoded is
-    /// logged and skipped; only an unreadable store fails.
-    pub fn open(
-        store: Store,
-        ca: CertificateAuthority,
-        agent_cert_validity: Duration,
-    ) -> Result<Arc<Self>, StoreError> {
-        let hosts = HostCache::load(store.hosts.clone())?;
-        let observations = Observations::load(store.observed.clone())?;
-        let job_index = JobCache::load(store.jobs.clone())?;
-        info!(hosts = hosts.read().len(), "controller state loaded");
-        Ok(Arc::new(Self {
-            store,
-            ca,
-            registry: Registry::default(),
-            agent_cert_validity,
-            scheduler_wake: tokio::sync::Notify::new(),
-            rollout_lock: std::sync::Mutex::new(()),
-            hosts,
-            observations,
-            job_index,
-            door: crate::door::Door::default(),
-        }))
-    }
-
-    /// [`App::open`], for callers with no use for the error (tests, benchmarks).
-    ///
-    /// # Panics
-    ///
-    /// When the store cannot be read (an I/O error, not a bad record).
-    pub fn new(store: Store, ca: CertificateAuthority, agent_cert_validity: Duration) -> Arc<Self> {
-        Self::open(store, ca, agent_cert_validity)
-            .unwrap_or_else(|err| panic!("cannot load the controller's state: {err}"))
-    }
-
-    /// Writes the observations still batched in memory, at once (at shutdown, before the
-    /// store's last flush).
-    pub fn persist_observations(&self) -> Result<(), StoreError> {
-        self.observations.persist().map(drop)
-    }
-
-    /// The host's record, if it is enrolled (revoked or not).
-    pub fn host(&self, id: &str) -> Option<HostRecord> {
-        self.hosts.get(id)
-    }
-
-    /// Asks the scheduler to tick soon (a permit is kept if it is busy).
-    pub fn wake_scheduler(&self) {
-        self.scheduler_wake.notify_one();
-    }
-
-    pub(crate) fn audit_entry(
-        &self,
-        actor: &str,
-        action: &str,
-        target: &str,
-        detail: &str,
-    ) -> Result<(), Error> {
-        Ok(self
-            .store
-            .audit(&AuditEntry::new(now(), actor, action, target, detail))?)
-    }
-
     /// Creates a single-use join token bound to a host id; returns it with its expiry.
     pub fn create_token(
         &self,
@@ -151,8 +50,7 @@ impl App {
             created_by: operator.to_string(),
             used_at: None,
         };
-        self.store.tokens.put(&tokens::hash(&token), &record)?;
-        self.store.tokens.flush()?;
+        self.state.put_token(&tokens::hash(&token), &record)?;
         self.audit_entry(
             &format!("operator {operator}"),
             "token.create",
@@ -167,7 +65,7 @@ impl App {
     /// does not use the token up.
     pub fn enroll(&self, token: &str, csr_pem: &str, now: i64) -> Result<(HostId, String), Error> {
         let key = tokens::hash(token);
-        let record = self.store.tokens.get(&key)?.ok_or(Error::TokenUnknown)?;
+        let record = self.state.token(&key)?.ok_or(Error::TokenUnknown)?;
         if record.used_at.is_some() {
             return Err(Error::TokenUsed);
         }
@@ -176,7 +74,7 @@ impl App {
         }
         let host = HostId::new(&record.host_id)?;
         // A token made before the host was revoked does not bring it back.
-        if let Some(revoked_at) = self.host(host.as_str()).and_then(|h| h.revoked_at) {
+        if let Some(revoked_at) = self.state.host(host.as_str()).and_then(|h| h.revoked_at) {
             if record.created_at < revoked_at {
                 return Err(Error::Revoked(host.to_string()));
             }
@@ -186,11 +84,7 @@ impl App {
             used_at: Some(now),
             ..record.clone()
         };
-        if !self
-            .store
-            .tokens
-            .compare_and_swap(&key, Some(&record), &used)?
-        {
+        if !self.state.swap_token(&key, &record, &used)? {
             return Err(Error::TokenUsed);
         }
         let serial = serial_of(&cert_pem)?;
@@ -204,7 +98,7 @@ impl App {
             revoked_at: None,
         };
         self.put_host(&host, &host_record)?;
-        self.store.flush()?;
+        self.state.flush()?;
         // Whoever held the previous key loses its stream at once (its certificate is refused
         // from now on: the record names only the new one).
         self.registry.kick(&host, reenrolled(&host));
@@ -227,7 +121,7 @@ impl App {
             new.cert_serials.drain(..excess);
             Ok(new)
         })?;
-        self.store.flush()?;
+        self.state.flush()?;
         info!(host = %host, "agent certificate renewed");
         Ok(cert_pem)
     }
@@ -257,7 +151,7 @@ impl App {
             })
         })?;
         let voided = self.void_tokens(&host)?;
-        self.store.flush()?;
+        self.state.flush()?;
         self.registry.kick(
             &host,
             Status::permission_denied(format!("host {host} is revoked")),
@@ -275,9 +169,9 @@ impl App {
     /// Deletes the host's unused join tokens; returns how many.
     fn void_tokens(&self, host: &HostId) -> Result<usize, Error> {
         let mut voided = 0;
-        for (key, token) in self.store.tokens.list()? {
+        for (key, token) in self.state.tokens()? {
             if token.host_id == host.as_str() && token.used_at.is_none() {
-                self.store.tokens.remove(&key)?;
+                self.state.remove_token(&key)?;
                 voided += 1;
             }
         }
@@ -286,7 +180,10 @@ impl App {
 
     /// Stores a host's record as enrollment wrote it (store, then memory).
     pub(crate) fn put_host(&self, host: &HostId, record: &HostRecord) -> Result<(), Error> {
-        Ok(self.hosts.write().put(host.as_str(), record.clone())?)
+        Ok(self
+            .state
+            .write_hosts()
+            .put(host.as_str(), record.clone())?)
     }
 
     /// Replaces an enrolled host's record with `change(old)`, atomically: host writes hold the
@@ -296,7 +193,7 @@ impl App {
         host: &HostId,
         change: impl FnOnce(&HostRecord) -> Result<HostRecord, Error>,
     ) -> Result<(), Error> {
-        let mut hosts = self.hosts.write();
+        let mut hosts = self.state.write_hosts();
         let old = hosts
             .get(host.as_str())
             .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
@@ -329,46 +226,9 @@ pub(crate) fn serial_of(cert_pem: &str) -> Result<String, Error> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use boltfleet_common::pki::new_csr;
-    use boltfleet_common::proto::Inventory;
-
-    pub(crate) fn app(dir: &std::path::Path) -> Arc<App> {
-        let keys = CertificateAuthority::generate().unwrap();
-        let ca = CertificateAuthority::load(&keys.cert_pem, &keys.key_pem).unwrap();
-        App::new(Store::open(dir).unwrap(), ca, Duration::from_secs(3600))
-    }
-
-    /// An app with `host` enrolled and reporting `version`.
-    pub(crate) fn app_with_host(dir: &std::path::Path, host: &str, version: &str) -> Arc<App> {
-        let app = app(dir);
-        let t = token(&app, host, 60, now());
-        app.enroll(&t, &csr(host), now()).unwrap();
-        let inventory = Inventory {
-            passbolt_version: version.into(),
-            ..Inventory::default()
-        };
-        app.record_report(&HostId::new(host).unwrap(), inventory)
-            .unwrap();
-        app
-    }
-
-    pub(crate) fn token(app: &App, host: &str, ttl: u64, now: i64) -> String {
-        let req = NewToken {
-            host_id: host.into(),
-            tenant: "acme".into(),
-            labels: BTreeMap::from([("env".to_string(), "prod".to_string())]),
-            ttl: Duration::from_secs(ttl),
-        };
-        app.create_token("alice", req, now).unwrap().0
-    }
-
-    pub(crate) fn csr(host: &str) -> String {
-        new_csr(&Identity::Agent(HostId::new(host).unwrap()))
-            .unwrap()
-            .0
-    }
+    use crate::app::tests::{app, csr, token};
 
     #[test]
     fn a_token_enrolls_once_and_only_before_it_expires() {
@@ -389,12 +249,12 @@ pub(crate) mod tests {
             app.enroll("bf1.web1.00", &csr("web1"), 1000),
             Err(Error::TokenUnknown)
         ));
-        let record = app.store.hosts.get("web1").unwrap().unwrap();
+        let record = app.state().host("web1").unwrap();
         assert_eq!(
             (record.tenant.as_str(), record.labels["env"].as_str()),
             ("acme", "prod")
         );
-        let stored = app.store.tokens.list().unwrap();
+        let stored = app.state().tokens().unwrap();
         assert!(
             stored.iter().all(|(key, _)| !key.contains(&t[9..])),
             "only the hash is stored"
@@ -413,7 +273,7 @@ pub(crate) mod tests {
             app.enroll(&leftover, &csr("web1"), now()),
             Err(Error::TokenUnknown)
         ));
-        assert!(app.host("web1").unwrap().revoked, "still revoked");
+        assert!(app.state().host("web1").unwrap().revoked, "still revoked");
         // A token stored before the revocation (as if voiding had missed it) is refused too.
         let old = token(&app, "web1", 3600, now() - 10);
         assert!(matches!(
@@ -423,7 +283,7 @@ pub(crate) mod tests {
         let fresh = token(&app, "web1", 3600, now() + 1);
         app.enroll(&fresh, &csr("web1"), now()).unwrap();
         assert!(
-            !app.host("web1").unwrap().revoked,
+            !app.state().host("web1").unwrap().revoked,
             "an operator's new token"
         );
     }
@@ -453,7 +313,7 @@ pub(crate) mod tests {
             app.enroll(&t, &csr("web2"), 1001),
             Err(Error::Csr(_))
         ));
-        assert!(app.store.hosts.get("web2").unwrap().is_none());
+        assert!(app.state().host("web2").is_none());
         assert!(app.enroll(&t, &csr("web1"), 1001).is_ok());
     }
 
@@ -484,25 +344,16 @@ pub(crate) mod tests {
         for _ in 0..3 {
             app.renew(&host, &csr("web1")).unwrap();
         }
-        assert_eq!(
-            app.store
-                .hosts
-                .get("web1")
-                .unwrap()
-                .unwrap()
-                .cert_serials
-                .len(),
-            2
-        );
+        assert_eq!(app.state().host("web1").unwrap().cert_serials.len(), 2);
         app.revoke("alice", "web1").unwrap();
-        let record = app.store.hosts.get("web1").unwrap().unwrap();
+        let record = app.state().host("web1").unwrap();
         assert!(record.revoked && record.cert_serials.is_empty());
         assert!(matches!(
             app.renew(&host, &csr("web1")),
             Err(Error::Revoked(_))
         ));
         let actions: Vec<String> = app
-            .store
+            .state()
             .audit_log()
             .unwrap()
             .into_iter()

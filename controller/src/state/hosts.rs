@@ -3,7 +3,8 @@
 use std::collections::BTreeMap;
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crate::store::{HostRecord, StoreError, Typed};
+use super::typed::Typed;
+use super::{HostRecord, StoreError};
 
 /// Every host record, by host id (ordered, as the store lists them).
 pub struct HostCache {
@@ -70,7 +71,7 @@ impl HostWriter<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{reopen, Store};
+    use crate::state::store::{reopen, Store};
 
     #[test]
     fn writes_reach_the_store_and_a_reload_sees_them() {

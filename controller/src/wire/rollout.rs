@@ -12,7 +12,7 @@ use crate::rollout::{
     FailReason, HostClass, HostState, Phase, Plan, Promotion, Revert, RolloutHost, RolloutSpec,
     Selector, SkipReason, SpecError, Windows,
 };
-use crate::store::RolloutRecord;
+use crate::state::RolloutRecord;
 
 /// Parses and validates a spec from the wire; unset and empty fields take the defaults.
 pub fn spec_from_wire(w: &pb::RolloutSpec) -> Result<RolloutSpec, SpecError> {

@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use boltfleet_common::identity::HostId;
 use tracing::info;
 
-use crate::app::{check_labels, now, serial_of, App};
+use super::enroll::{check_labels, serial_of};
+use super::{now, App};
 use crate::error::Error;
-use crate::store::{AuditEntry, HostRecord};
+use crate::state::{AuditEntry, HostRecord};
 
 /// Most hosts one request may enroll (keeps the request and the response under the limits).
 pub const MAX_BULK_HOSTS: usize = 1000;
@@ -60,7 +61,7 @@ impl App {
         for (host, record, cert_pem) in signed {
             self.put_host(&host, &record)?;
             // The previous key holder's stream, if any, ends now.
-            self.registry.kick(&host, crate::app::reenrolled(&host));
+            self.registry.kick(&host, super::enroll::reenrolled(&host));
             audit.push(AuditEntry::new(
                 at,
                 &actor,
@@ -70,8 +71,8 @@ impl App {
             ));
             certs.push(cert_pem);
         }
-        self.store.flush()?;
-        self.store.audit_all(&audit)?;
+        self.state.flush()?;
+        self.state.audit_all(&audit)?;
         info!(
             operator,
             hosts = certs.len(),
@@ -109,11 +110,11 @@ mod tests {
             .unwrap();
         assert_eq!(certs.len(), 2);
         for (host, cert) in ["web1", "web2"].iter().zip(&certs) {
-            let record = app.store.hosts.get(host).unwrap().unwrap();
+            let record = app.state().host(host).unwrap();
             assert_eq!(record.cert_serials, vec![serial_of(cert).unwrap()]);
             assert_eq!(record.tenant, "acme");
         }
-        let log = app.store.audit_log().unwrap();
+        let log = app.state().audit_log().unwrap();
         assert_eq!(log.len(), 2);
         assert!(log
             .iter()
@@ -131,7 +132,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("entry 1 (web2)"), "{err}");
-        assert!(app.store.hosts.list().unwrap().is_empty());
+        assert!(app.state().hosts().is_empty());
 
         let too_many = (0..=MAX_BULK_HOSTS).map(|_| entry("web1")).collect();
         let err = app.enroll_hosts("alice", too_many).unwrap_err().to_string();

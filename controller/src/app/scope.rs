@@ -14,7 +14,7 @@ use crate::auth::Caller;
 use crate::error::Error;
 use crate::report::{self, FleetReport};
 use crate::rollout::RolloutSpec;
-use crate::store::{AuditEntry, HostRecord, RolloutRecord};
+use crate::state::{AuditEntry, HostRecord, RolloutRecord};
 
 /// The tenants of the hosts a rollout selected.
 pub fn rollout_tenants(record: &RolloutRecord) -> BTreeSet<String> {
@@ -30,7 +30,8 @@ impl App {
     /// The host's record if it is enrolled and inside the caller's scope; `NotFound` alike for
     /// a host that does not exist and one outside the scope.
     pub fn host_for(&self, caller: &Caller, id: &str) -> Result<HostRecord, Error> {
-        self.host(id)
+        self.state
+            .host(id)
             .filter(|record| caller.allows(&record.tenant))
             .ok_or_else(|| Error::UnknownHost(id.to_string()))
     }
@@ -45,7 +46,7 @@ impl App {
     ) -> Result<(), Error> {
         caller.require(Role::Operator, "enrolling hosts")?;
         caller.require_tenant(tenant)?;
-        match self.host(host_id) {
+        match self.state.host(host_id) {
             Some(existing) if !caller.allows(&existing.tenant) => Err(Error::Forbidden(format!(
                 "host id {host_id} is taken outside operator {}'s scope",
                 caller.name
@@ -70,7 +71,7 @@ impl App {
     /// A job of a host inside the caller's scope.
     pub fn job_for(&self, caller: &Caller, job_id: &str) -> Result<JobRecord, Error> {
         let job = self.job(job_id)?;
-        match self.host(&job.host_id) {
+        match self.state.host(&job.host_id) {
             Some(host) if caller.allows(&host.tenant) => Ok(job),
             None if caller.scope == Scope::All => Ok(job),
             _ => Err(Error::UnknownJob(job_id.to_string())),
@@ -103,7 +104,7 @@ impl App {
     /// hosts inside the scope.
     pub fn rollout_statuses_for(&self, caller: &Caller) -> Result<Vec<pb::RolloutStatus>, Error> {
         let mut statuses = Vec::new();
-        for record in self.store.rollouts_all()? {
+        for record in self.state.rollouts()? {
             if visible(caller, &record) {
                 statuses.push(cut_status(
                     caller,
@@ -148,20 +149,23 @@ impl App {
     /// The audit log as the caller may read it: a scoped caller sees the entries about hosts,
     /// rollouts and tenants of its scope, and its own.
     pub fn audit_for(&self, caller: &Caller) -> Result<Vec<AuditEntry>, Error> {
-        let entries = self.store.audit_log()?;
+        let entries = self.state.audit_log()?;
         if caller.scope == Scope::All {
             return Ok(entries);
         }
         let me = format!("operator {}", caller.name);
-        let rollouts = self.store.rollouts_all()?;
+        let rollouts = self.state.rollouts()?;
         let about_scope = |target: &str| {
-            if let Some(host) = self.host(target) {
+            if let Some(host) = self.state.host(target) {
                 return caller.allows(&host.tenant);
             }
             if let Some(tenant) = target.strip_prefix("tenant/") {
                 return caller.allows(tenant);
             }
-            if let Some(host) = target.strip_prefix("host/").and_then(|h| self.host(h)) {
+            if let Some(host) = target
+                .strip_prefix("host/")
+                .and_then(|h| self.state.host(h))
+            {
                 return caller.allows(&host.tenant);
             }
             rollouts

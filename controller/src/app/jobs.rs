@@ -22,19 +22,6 @@ pub struct NewJob {
     pub rollout_id: Option<String>,
 }
 
-/// True while a job may still change the host: not [`JobState::is_final`].
-pub fn is_active(state: JobState) -> bool {
-    !state.is_final()
-}
-
-pub(crate) fn state_of(record: &JobRecord) -> JobState {
-    record
-        .event
-        .as_ref()
-        .map(|e| e.state())
-        .unwrap_or(JobState::Queued)
-}
-
 /// What became of a job event.
 enum Stored {
     /// Not the host's, not open, or not what was asked: dropped (why).
@@ -58,7 +45,7 @@ pub fn job_event_fits(
     if job.host_id != host.as_str() {
         return Err("another host's job");
     }
-    if !is_active(state_of(job)) {
+    if job.state().is_final() {
         return Err("the job is finished");
     }
     if event.state() == JobState::Unspecified {
@@ -87,6 +74,7 @@ impl App {
     pub fn start_job(&self, operator: &str, req: NewJob, now: i64) -> Result<String, Error> {
         let host = HostId::new(&req.host_id)?;
         let record = self
+            .state
             .host(host.as_str())
             .ok_or_else(|| Error::UnknownHost(host.to_string()))?;
         if record.revoked {
@@ -127,7 +115,7 @@ impl App {
         };
         {
             // Checked and written under the job lock: two starts cannot both pass the check.
-            let mut jobs = self.job_index.write();
+            let mut jobs = self.state.jobs().write();
             if let Some(active) = jobs.index().active(host.as_str()).first() {
                 return Err(Error::Precondition(format!(
                     "host {host} already has job {} ({})",
@@ -137,7 +125,7 @@ impl App {
             }
             jobs.put(&job)?;
         }
-        self.store.flush()?;
+        self.state.flush()?;
         let mut detail = format!("{} {target}", req.kind.as_str_name());
         if let Some(rollout) = &req.rollout_id {
             detail = format!("{} (rollout {rollout})", detail.trim_end());
@@ -156,7 +144,8 @@ impl App {
     /// Refuses updates the agent would refuse anyway, with the reason, before queuing them.
     fn check_update_class(&self, host: &HostId, target: &semver::Version) -> Result<(), Error> {
         let current = self
-            .observations
+            .state
+            .observations()
             .get(host.as_str())
             .and_then(|o| parse_release(&o.inventory.as_ref()?.passbolt_version).ok());
         let Some(current) = current else {
@@ -175,7 +164,7 @@ impl App {
 
     /// Every job of a host, oldest first (read through the store's per-host index).
     pub fn jobs_of(&self, host: &HostId) -> Result<Vec<JobRecord>, Error> {
-        Ok(self.store.jobs.of_host(host.as_str())?)
+        Ok(self.state.jobs().of_host(host.as_str())?)
     }
 
     /// Sends the host's queued jobs to its agent if it is online (the agent ignores a job id
@@ -188,7 +177,7 @@ impl App {
         let mut queued = Vec::new();
         let mut marked = false;
         {
-            let mut jobs = self.job_index.write();
+            let mut jobs = self.state.jobs().write();
             let active: Vec<String> = jobs
                 .index()
                 .active(host.as_str())
@@ -200,7 +189,7 @@ impl App {
                 let Some(mut job) = jobs.get(&id)? else {
                     continue;
                 };
-                if state_of(&job) != JobState::Queued {
+                if job.state() != JobState::Queued {
                     continue;
                 }
                 if !job.dispatched {
@@ -213,7 +202,7 @@ impl App {
         }
         if marked {
             // Durable before the agent has it: a job marked sent is never cancelled locally.
-            self.store.jobs.flush()?;
+            self.state.flush()?;
         }
         for job in queued {
             let message = ControllerMessage {
@@ -245,7 +234,7 @@ impl App {
             Stored::Progress => {}
             Stored::Finished => {
                 let state = event.state();
-                self.store.jobs.flush()?;
+                self.state.flush()?;
                 let detail = format!("{} {}", state.as_str_name(), event.failed_step);
                 self.audit_entry(
                     &format!("agent {host}"),
@@ -263,7 +252,7 @@ impl App {
 
     /// Stores `event` in its job if [`job_event_fits`] accepts it.
     fn store_job_event(&self, host: &HostId, event: &JobEvent) -> Result<Stored, Error> {
-        let mut jobs = self.job_index.write();
+        let mut jobs = self.state.jobs().write();
         let Some(mut job) = jobs.get(&event.job_id)? else {
             return Ok(Stored::Dropped("unknown job"));
         };
@@ -276,7 +265,7 @@ impl App {
         }
         job.event = Some(event.clone());
         jobs.put(&job)?;
-        Ok(if is_active(event.state()) {
+        Ok(if !event.state().is_final() {
             Stored::Progress
         } else {
             Stored::Finished
@@ -287,11 +276,11 @@ impl App {
     /// (`failed`, with `reason`) and is never sent; for one already sent, the agent is asked
     /// (it may finish it anyway: a started job runs to its end or rolls back).
     pub fn cancel_job(&self, job_id: &str, reason: &str, now: i64) -> Result<(), Error> {
-        let mut jobs = self.job_index.write();
+        let mut jobs = self.state.jobs().write();
         let mut job = jobs
             .get(job_id)?
             .ok_or_else(|| Error::UnknownJob(job_id.to_string()))?;
-        if !is_active(state_of(&job)) {
+        if job.state().is_final() {
             return Ok(());
         }
         let host = HostId::new(&job.host_id)?;
@@ -303,7 +292,7 @@ impl App {
             event.finished_at = now;
             jobs.put(&job)?;
             drop(jobs);
-            self.store.jobs.flush()?;
+            self.state.flush()?;
             self.audit_entry("controller", "job.cancel", host.as_str(), reason)?;
             info!(host = %host, job = %job_id, reason, "queued job cancelled");
             return Ok(());
@@ -322,22 +311,22 @@ impl App {
     }
 
     pub fn job(&self, job_id: &str) -> Result<JobRecord, Error> {
-        self.store
-            .jobs
+        self.state
+            .jobs()
             .get(job_id)?
             .ok_or_else(|| Error::UnknownJob(job_id.to_string()))
     }
 
     /// The newest job of each (host, kind) of rollout `id`, as a scan of every job would find
     /// them, decoding only those.
-    pub fn rollout_jobs(&self, id: &str) -> Result<crate::rollouts::RolloutJobs, Error> {
-        let mut jobs = crate::rollouts::RolloutJobs::new();
-        let Some(index) = self.job_index.read().rollout(id) else {
+    pub fn rollout_jobs(&self, id: &str) -> Result<crate::wire::rollout::RolloutJobs, Error> {
+        let mut jobs = crate::wire::rollout::RolloutJobs::new();
+        let Some(index) = self.state.jobs().read().rollout(id) else {
             return Ok(jobs);
         };
         for (host, of_host) in index.iter() {
             for newest in of_host {
-                if let Some(job) = self.store.jobs.get(&newest.job_id)? {
+                if let Some(job) = self.state.jobs().get(&newest.job_id)? {
                     jobs.insert((host.clone(), newest.kind), job);
                 }
             }
@@ -347,17 +336,18 @@ impl App {
 
     /// The active jobs rollout `id` created (for an abort to cancel), decoding only those.
     pub fn active_jobs_of_rollout(&self, id: &str) -> Result<Vec<JobRecord>, Error> {
-        let ids = self.job_index.read().active_of_rollout(id);
+        let ids = self.state.jobs().read().active_of_rollout(id);
         let mut jobs = Vec::with_capacity(ids.len());
         for id in ids {
-            jobs.extend(self.store.jobs.get(&id)?);
+            jobs.extend(self.state.jobs().get(&id)?);
         }
         Ok(jobs)
     }
 
     /// The event of the newest job of every host that has one, by host id, from the index.
     pub fn latest_jobs(&self) -> std::collections::HashMap<String, Option<JobEvent>> {
-        self.job_index
+        self.state
+            .jobs()
             .read()
             .newest_events()
             .map(|(host, event)| (host.to_string(), event.cloned()))
@@ -368,9 +358,9 @@ impl App {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::testkit::Fleet;
     use crate::app::tests::app_with_host;
-    use crate::hot::JobIndex;
-    use crate::rollouts::harness::Fleet;
+    use crate::state::JobIndex;
     use tokio::sync::mpsc;
 
     fn update(host: &str, to: &str) -> NewJob {
@@ -401,7 +391,10 @@ mod tests {
         assert!(
             refused(app.start_job("alice", update("web9", "1.6.11"), 1)).contains("not enrolled")
         );
-        assert!(app.store.jobs.list().unwrap().is_empty(), "nothing queued");
+        assert!(
+            app.state().jobs().list().unwrap().is_empty(),
+            "nothing queued"
+        );
     }
 
     #[test]
@@ -438,7 +431,7 @@ mod tests {
         assert_eq!(app.job(&id).unwrap().event.unwrap().failed_step, "migrate");
         assert!(app.start_job("alice", update("web1", "1.6.10"), 3).is_ok());
         let actions: Vec<String> = app
-            .store
+            .state()
             .audit_log()
             .unwrap()
             .into_iter()
@@ -481,7 +474,7 @@ mod tests {
             state: state as i32,
             ..JobEvent::default()
         };
-        let state = || state_of(&app.job(&id).unwrap());
+        let state = || app.job(&id).unwrap().state();
         // While running: another kind or target is not this job's.
         app.record_job_event(&host, ev(JobKind::Backup, "", JobState::Running))
             .unwrap();
@@ -504,7 +497,13 @@ mod tests {
         let record = app.job(&id).unwrap();
         assert_eq!(record.event.unwrap().kind(), JobKind::Update);
         assert_eq!(app.door.counts("web1").bad_job_events, 5);
-        let last = app.observations.get("web1").unwrap().last_job.clone();
+        let last = app
+            .state()
+            .observations()
+            .get("web1")
+            .unwrap()
+            .last_job
+            .clone();
         assert_eq!(last.unwrap().state(), JobState::RolledBack);
         assert!(app.start_job("alice", update("web1", "1.6.10"), 2).is_ok());
     }
@@ -527,9 +526,10 @@ mod tests {
         let web2 = HostId::new("web2").unwrap();
         app.record_job_event(&web2, forged.clone()).unwrap();
         app.record_hello(&web2, "0.1.0", Some(forged)).unwrap();
-        assert_eq!(state_of(&app.job(&id).unwrap()), JobState::Queued);
+        assert_eq!(app.job(&id).unwrap().state(), JobState::Queued);
         let web2_last = app
-            .observations
+            .state
+            .observations()
             .get("web2")
             .and_then(|o| o.last_job.clone());
         assert_eq!(
@@ -541,14 +541,14 @@ mod tests {
     /// The job index and the per-host reads answer as scans of every stored job would.
     fn answers_as_a_scan(app: &App, hosts: &[&str]) {
         let all: Vec<JobRecord> = app
-            .store
-            .jobs
+            .state()
+            .jobs()
             .list()
             .unwrap()
             .into_iter()
             .map(|(_, j)| j)
             .collect();
-        assert_eq!(*app.job_index.read(), JobIndex::of(&all));
+        assert_eq!(*app.state().jobs().read(), JobIndex::of(&all));
         for host in hosts {
             let mut scan: Vec<&JobRecord> = all.iter().filter(|j| j.host_id == *host).collect();
             scan.sort_by(|a, b| (a.created_at, &a.job_id).cmp(&(b.created_at, &b.job_id)));
@@ -593,8 +593,8 @@ mod tests {
         app.cancel_job(&c, "not needed", 12).unwrap(); // never sent: ends here
         app.cancel_job(&b, "not needed", 12).unwrap(); // sent: the agent is asked
         answers_as_a_scan(&app, &hosts);
-        assert_eq!(state_of(&app.job(&c).unwrap()), JobState::Failed);
-        assert!(is_active(state_of(&app.job(&b).unwrap())));
+        assert_eq!(app.job(&c).unwrap().state(), JobState::Failed);
+        assert!(!app.job(&b).unwrap().state().is_final());
         let d = app.start_job("alice", backup("web0"), 9).unwrap(); // clock went back
         fleet.connect("web2");
         answers_as_a_scan(&app, &hosts);
@@ -619,7 +619,7 @@ mod tests {
         let fleet = Fleet::new(&[("web0", "acme"), ("web1", "acme")]);
         let a = fleet.app.start_job("alice", backup("web0"), 10).unwrap();
         let b = fleet.app.start_job("alice", backup("web1"), 11).unwrap();
-        fleet.app.store.jobs.drop_index();
+        fleet.app.state().drop_job_index();
         assert!(fleet
             .app
             .jobs_of(&HostId::new("web0").unwrap())
@@ -634,7 +634,7 @@ mod tests {
 
     #[test]
     fn a_rollouts_jobs_are_read_from_the_index_as_a_scan_finds_them() {
-        use crate::rollouts::harness::{spec, t};
+        use crate::app::testkit::{spec, t};
         let fleet = Fleet::new(&[("web0", "acme"), ("web1", "acme"), ("web2", "acme")]);
         let id = fleet
             .app
@@ -644,7 +644,7 @@ mod tests {
         let first = fleet.active_jobs(&id);
         fleet.finish(&first[0], JobState::Succeeded, "");
         fleet.tick(t(5));
-        let mut scan = crate::rollouts::RolloutJobs::new();
+        let mut scan = crate::wire::rollout::RolloutJobs::new();
         for job in fleet.jobs(&id) {
             let kind = job.request.as_ref().unwrap().kind();
             scan.insert((job.host_id.clone(), kind), job); // oldest first: the newest stays

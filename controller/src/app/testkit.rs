@@ -13,7 +13,6 @@ use jiff::Timestamp;
 use tokio::sync::mpsc;
 
 use crate::app::{App, NewToken};
-use crate::jobs::{is_active, state_of};
 use crate::registry::Registration;
 use crate::rollout::spec::{parse_max_failures, parse_waves};
 use crate::rollout::{RolloutSpec, RolloutState};
@@ -124,15 +123,8 @@ impl Fleet {
             dir,
             online: BTreeMap::new(),
         };
-        for id in fleet
-            .app
-            .store
-            .hosts
-            .list()
-            .unwrap()
-            .into_iter()
-            .map(|(id, _)| id)
-        {
+        let ids: Vec<String> = fleet.app.state().hosts().keys().cloned().collect();
+        for id in ids {
             fleet.connect(&id);
         }
         fleet
@@ -150,8 +142,8 @@ impl Fleet {
     pub fn jobs(&self, id: &str) -> Vec<JobRecord> {
         let mut jobs: Vec<JobRecord> = self
             .app
-            .store
-            .jobs
+            .state()
+            .jobs()
             .list()
             .unwrap()
             .into_iter()
@@ -164,7 +156,7 @@ impl Fleet {
 
     pub fn active_jobs(&self, id: &str) -> Vec<JobRecord> {
         let mut active = self.jobs(id);
-        active.retain(|j| is_active(state_of(j)));
+        active.retain(|j| !j.state().is_final());
         active
     }
 
@@ -220,7 +212,7 @@ fn reopen(dir: &std::path::Path) -> Arc<App> {
     let keys = boltfleet_common::pki::CertificateAuthority::generate().unwrap();
     let ca =
         boltfleet_common::pki::CertificateAuthority::load(&keys.cert_pem, &keys.key_pem).unwrap();
-    App::new(crate::store::reopen(dir), ca, Duration::from_secs(3600))
+    App::open(crate::state::reopen(dir), ca, Duration::from_secs(3600))
 }
 
 pub fn kind_of(job: &JobRecord) -> JobKind {

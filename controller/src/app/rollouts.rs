@@ -1,32 +1,15 @@
-//! Staggered rollouts wired to the controller: the pure planner and decision of
-//! [`crate::rollout`] fed from the store, operators' actions on rollouts, windows and freezes.
-//! The scheduler ([`crate::scheduler`]) drives running rollouts.
-//!
-//! Every change is written (and flushed) before anything acts on it, and audited with the
-//! operator's name.
-
-mod approval;
-mod fleet;
-mod windows;
-pub mod wire;
-
-#[cfg(test)]
-pub(crate) mod harness;
-#[cfg(test)]
-mod tests;
+//! Rollouts as operators start and steer them: the pure planner and decision of
+//! [`crate::rollout`] fed from the state. The scheduler ([`crate::scheduler`]) drives running
+//! rollouts; approvals are in `approval`, windows and freezes in `windows`.
 
 use boltfleet_common::proto::{self as pb};
 use jiff::Timestamp;
 use tracing::info;
 
-pub use fleet::{is_healthy, job_status, FleetSnapshot};
-pub use windows::host_window;
-pub use wire::RolloutJobs;
-
 use crate::app::App;
 use crate::error::Error;
 use crate::rollout::{plan, PhaseError, Plan, Promotion, RolloutSpec, RolloutState};
-use crate::store::RolloutRecord;
+use crate::state::RolloutRecord;
 
 /// Skipped hosts named when a rollout has nothing to do.
 const NAMED_SKIPS: usize = 10;
@@ -37,10 +20,6 @@ fn new_rollout_id(now: Timestamp) -> String {
 }
 
 impl App {
-    pub(crate) fn lock_rollouts(&self) -> std::sync::MutexGuard<'_, ()> {
-        self.rollout_lock.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
     /// What a rollout of `spec` would do now. Writes nothing.
     pub fn plan_rollout(&self, spec: &RolloutSpec, now: Timestamp) -> Result<Plan, Error> {
         spec.validate()?;
@@ -95,8 +74,7 @@ impl App {
         };
         {
             let _guard = self.lock_rollouts();
-            self.store.rollouts.put(&id, &record)?;
-            self.store.rollouts.flush()?;
+            self.state.put_rollout(&record)?;
         }
         self.audit_entry(
             &format!("operator {operator}"),
@@ -111,23 +89,30 @@ impl App {
 
     /// Every rollout's status, oldest first.
     pub fn rollout_statuses(&self) -> Result<Vec<pb::RolloutStatus>, Error> {
-        let records = self.store.rollouts_all()?;
+        let records = self.state.rollouts()?;
         records
             .iter()
-            .map(|r| Ok(wire::status_to_wire(r, &self.rollout_jobs(&r.id)?)))
+            .map(|r| {
+                Ok(crate::wire::rollout::status_to_wire(
+                    r,
+                    &self.rollout_jobs(&r.id)?,
+                ))
+            })
             .collect()
     }
 
     /// One rollout's status: the state of every host with its job's progress.
     pub fn rollout_status(&self, id: &str) -> Result<pb::RolloutStatus, Error> {
         let record = self.rollout(id)?;
-        Ok(wire::status_to_wire(&record, &self.rollout_jobs(id)?))
+        Ok(crate::wire::rollout::status_to_wire(
+            &record,
+            &self.rollout_jobs(id)?,
+        ))
     }
 
     pub fn rollout(&self, id: &str) -> Result<RolloutRecord, Error> {
-        self.store
-            .rollouts
-            .get(id)?
+        self.state
+            .rollout(id)?
             .ok_or_else(|| Error::UnknownRollout(id.into()))
     }
 
@@ -213,7 +198,7 @@ impl App {
     }
 
     /// Applies an operator's transition under the rollout lock, stores it, then audits it.
-    fn change_rollout(
+    pub(super) fn change_rollout(
         &self,
         operator: &str,
         id: &str,
@@ -225,8 +210,7 @@ impl App {
             let _guard = self.lock_rollouts();
             let mut record = self.rollout(id)?;
             change(&mut record).map_err(|source| phase_error(id, source))?;
-            self.store.rollouts.put(id, &record)?;
-            self.store.rollouts.flush()?;
+            self.state.put_rollout(&record)?;
             record
         };
         self.audit_entry(&format!("operator {operator}"), action, id, detail)?;

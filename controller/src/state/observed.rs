@@ -14,8 +14,9 @@ use boltfleet_common::version::{parse_release, Version};
 use tracing::warn;
 
 use super::lock;
-use crate::rollouts::is_healthy;
-use crate::store::{Observed, StoreError, Typed};
+use super::typed::Typed;
+use super::{Observed, StoreError};
+use crate::app::is_healthy;
 
 /// How often dirty observations are written (and flushed).
 pub const WRITE_EVERY: Duration = Duration::from_millis(200);
@@ -275,7 +276,7 @@ impl Drop for Observations {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{reopen, Store};
+    use crate::state::store::{reopen, Store};
     use boltfleet_common::proto::{Health, Inventory};
 
     fn report(version: &str, healthy: bool) -> impl FnOnce(&mut Observed) {

@@ -147,8 +147,8 @@ impl Jobs {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{reopen, Store};
     use super::*;
+    use crate::state::store::{reopen, Store};
 
     fn job(id: &str, host: &str, created_at: i64) -> JobRecord {
         JobRecord {

@@ -1,27 +1,13 @@
-//! The controller's durable state: typed trees over the engine seam ([`crate::state::engine`]),
-//! one encoding (JSON), the engine hidden (sled by default, [`Store::open`]).
+//! The typed trees of the state, over the engine seam ([`super::engine`]): one encoding
+//! (JSON), the engine never named. Only [`super::State`] and its caches reach them.
 
-mod jobs;
-mod operators;
-mod records;
-mod rollouts;
-mod typed;
-
-use std::path::Path;
 use std::sync::Arc;
 
-pub use boltfleet_common::proto::JobRecord;
-pub use jobs::Jobs;
-pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
-pub use records::{AuditEntry, HostRecord, LatestRecord, Observed, TokenRecord};
-/// A started rollout record for tests (the store's and the state suite's).
-#[cfg(test)]
-pub(crate) use rollouts::tests::record as sample_rollout;
-pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, Rollouts, WindowKey};
-pub use typed::{StoreError, Typed};
-
-use crate::state::engine::{Batch, Engine, Tree};
-use crate::state::sled_engine::SledEngine;
+use super::engine::{Engine, Tree};
+use super::jobs::Jobs;
+use super::rollouts::{FreezeRecord, Rollouts};
+use super::typed::{StoreError, Typed};
+use super::{HostRecord, LatestRecord, Observed, OperatorRecord, TenantPolicy, TokenRecord};
 
 const HOSTS: &str = "hosts";
 const OBSERVED: &str = "observed";
@@ -38,41 +24,42 @@ const LATEST: &str = "latest";
 
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
-pub struct Store {
-    engine: Arc<dyn Engine>,
+pub(super) struct Store {
+    pub(super) engine: Arc<dyn Engine>,
     /// What operators decided about each host (tenant, labels, certificates, revocation).
-    /// A running controller keeps them in memory: write through `App::put_host`.
-    pub hosts: Typed<HostRecord>,
+    /// A running controller keeps them in memory: write through [`super::State::write_hosts`].
+    pub(super) hosts: Typed<HostRecord>,
     /// What each host's agent last reported, and when it was last seen. A running controller
-    /// keeps them in memory and writes them here in batches ([`crate::hot::observed`]).
-    pub observed: Typed<Observed>,
+    /// keeps them in memory and writes them here in batches ([`super::observed`]).
+    pub(super) observed: Typed<Observed>,
     /// Join tokens by the hex SHA-256 of the token (the token itself is never stored).
-    pub tokens: Typed<TokenRecord>,
+    pub(super) tokens: Typed<TokenRecord>,
     /// Jobs by id: what was asked (desired) and the agent's latest report of it (observed);
     /// indexed by host. A running controller indexes them in memory too: write through the
-    /// App's job writer ([`crate::hot::JobCache::write`]).
-    pub jobs: Jobs,
+    /// App's job writer ([`super::JobCache::write`]).
+    pub(super) jobs: Jobs,
     /// Rollouts by id: spec, plan snapshot and state (desired; the scheduler advances it).
-    pub rollouts: Rollouts,
-    /// Maintenance windows by [`WindowKey`] (`tenant/NAME`, `host/ID`): through
+    pub(super) rollouts: Rollouts,
+    /// Maintenance windows by [`super::WindowKey`] (`tenant/NAME`, `host/ID`): through
     /// [`Store::windows_all`], [`Store::put_window`] and [`Store::put_windows`] only.
-    windows: Typed<crate::rollout::MaintenanceWindow>,
-    /// Freezes in force by [`freeze_key`] (`global`, `tenant/NAME`): through
+    pub(super) windows: Typed<crate::rollout::MaintenanceWindow>,
+    /// Freezes in force by [`super::freeze_key`] (`global`, `tenant/NAME`): through
     /// [`Store::freeze_all`] and [`Store::put_freeze`] only.
-    freeze: Typed<FreezeRecord>,
-    /// Operators by name, with the certificates known to carry the name ([`OperatorRecord`]).
-    pub operators: Typed<OperatorRecord>,
+    pub(super) freeze: Typed<FreezeRecord>,
+    /// Operators by name, with the certificates known to carry the name ([`super::OperatorRecord`]).
+    pub(super) operators: Typed<OperatorRecord>,
     /// Tenant policies by tenant (two-person rule).
-    pub policies: Typed<TenantPolicy>,
-    /// Operators' `release latest` by [`freeze_key`]-style keys (`global`, `tenant/NAME`).
-    pub latest: Typed<LatestRecord>,
-    audit: Arc<dyn Tree>,
+    pub(super) policies: Typed<TenantPolicy>,
+    /// Operators' `release latest` by [`super::freeze_key`]-style keys (`global`, `tenant/NAME`).
+    pub(super) latest: Typed<LatestRecord>,
+    pub(super) audit: Arc<dyn Tree>,
 }
 
 impl Store {
     /// Opens (or creates) the store in `path`, on sled.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::on(Arc::new(SledEngine::open(path)?))
+    #[cfg(test)]
+    pub fn open(path: &std::path::Path) -> Result<Self, StoreError> {
+        Self::on(Arc::new(super::sled_engine::SledEngine::open(path)?))
     }
 
     /// Opens the store on `engine`.
@@ -94,31 +81,6 @@ impl Store {
         })
     }
 
-    /// Appends to the audit log (ordered, never rewritten) and makes it durable.
-    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
-        self.audit_all(std::slice::from_ref(entry))
-    }
-
-    /// Appends several entries in order, made durable together.
-    pub fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
-        let mut batch = Batch::default();
-        for entry in entries {
-            let id = self.engine.generate_id()?;
-            batch.put(id.to_be_bytes(), serde_json::to_vec(entry)?);
-        }
-        self.audit.apply(batch)?;
-        self.audit.flush()?;
-        Ok(())
-    }
-
-    /// The audit log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
-        self.audit
-            .scan_prefix(b"")
-            .map(|kv| Ok(serde_json::from_slice(&kv?.1)?))
-            .collect()
-    }
-
     /// Waits until everything written so far is on disk.
     pub fn flush(&self) -> Result<(), StoreError> {
         self.engine.flush()?;
@@ -129,14 +91,15 @@ impl Store {
 /// Opens the store in `path` again in the same process, as a restarted controller would
 /// (waiting for sled to let go of its file lock).
 #[cfg(test)]
-pub(crate) fn reopen(path: &Path) -> Store {
-    let engine = crate::state::sled_engine::tests::reopen(path);
+pub(super) fn reopen(path: &std::path::Path) -> Store {
+    let engine = super::sled_engine::tests::reopen(path);
     Store::on(Arc::new(engine)).expect("store reopened")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::AuditEntry;
 
     fn host(id: &str) -> HostRecord {
         HostRecord {

@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use boltfleet_common::proto::{JobEvent, JobKind, JobRecord, JobState};
 
+use super::jobs::Jobs;
 use super::lock;
-use crate::jobs::{is_active, state_of};
-use crate::store::{Jobs, StoreError};
+use super::StoreError;
 
 /// A rollout's job as the scheduler follows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,11 +80,11 @@ impl JobIndex {
     /// id, host, creation time, kind and rollout never change.
     pub fn apply(&mut self, job: &JobRecord) {
         let host = job.host_id.as_str();
-        let state = state_of(job);
+        let state = job.state();
         if let Some(list) = self.active.get_mut(host) {
             list.retain(|a| a.job_id != job.job_id);
         }
-        if is_active(state) {
+        if !state.is_final() {
             let list = self.active.entry(host.to_string()).or_default();
             list.push(ActiveJob {
                 job_id: job.job_id.clone(),
@@ -218,6 +218,21 @@ impl JobCache {
             jobs,
             index: Mutex::new(index),
         })
+    }
+
+    /// Job `id`'s record.
+    pub fn get(&self, id: &str) -> Result<Option<JobRecord>, StoreError> {
+        self.jobs.get(id)
+    }
+
+    /// `host`'s jobs, oldest first.
+    pub fn of_host(&self, host: &str) -> Result<Vec<JobRecord>, StoreError> {
+        self.jobs.of_host(host)
+    }
+
+    /// Every job, by id.
+    pub fn list(&self) -> Result<Vec<(String, JobRecord)>, StoreError> {
+        self.jobs.list()
     }
 
     pub fn read(&self) -> MutexGuard<'_, JobIndex> {

@@ -1,0 +1,4 @@
+//! Every conversion between the wire (the protos) and the controller's domain types, in one
+//! place: the services and the CLI use the same ones.
+
+pub mod rollout;
