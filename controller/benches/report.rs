@@ -200,13 +200,12 @@ fn job(h: &SimHost, index: usize) -> JobRecord {
     }
 }
 
-fn observed(h: &SimHost, index: usize) -> Option<Observed> {
+fn observed(h: &SimHost) -> Option<Observed> {
     let inventory = inventory(h)?;
     Some(Observed {
         last_seen: inventory.collected_at,
         agent_version: inventory.agent_version.clone(),
         inventory: Some(inventory),
-        last_job: h.has_job.then(|| job_event(h, &format!("job-{index:06}"))),
     })
 }
 
@@ -228,7 +227,14 @@ fn windows(sim: &SimFleet) -> Windows {
 
 /// The parts of each [`HostView`]; cloned into fresh views for every iteration, since
 /// `report::build` consumes them.
-type ViewParts = (HostRecord, Option<Observed>, bool, Option<HostWindow>, bool);
+type ViewParts = (
+    HostRecord,
+    Option<Observed>,
+    Option<JobEvent>,
+    bool,
+    Option<HostWindow>,
+    bool,
+);
 
 fn view_parts(sim: &SimFleet) -> Vec<ViewParts> {
     let windows = windows(sim);
@@ -238,7 +244,8 @@ fn view_parts(sim: &SimFleet) -> Vec<ViewParts> {
         .map(|(i, h)| {
             (
                 record(h),
-                observed(h, i),
+                observed(h),
+                h.has_job.then(|| job_event(h, &format!("job-{i:06}"))),
                 h.online,
                 host_window(&windows, &h.id, &h.tenant, now()),
                 sim.frozen_tenants.contains(&h.tenant),
@@ -250,14 +257,17 @@ fn view_parts(sim: &SimFleet) -> Vec<ViewParts> {
 fn views(parts: &[ViewParts]) -> Vec<HostView> {
     parts
         .iter()
-        .map(|(record, observed, online, window, frozen)| HostView {
-            record: record.clone(),
-            observed: observed.clone(),
-            online: *online,
-            window: window.clone(),
-            frozen: *frozen,
-            flapping: false,
-        })
+        .map(
+            |(record, observed, last_job, online, window, frozen)| HostView {
+                record: record.clone(),
+                observed: observed.clone(),
+                last_job: last_job.clone(),
+                online: *online,
+                window: window.clone(),
+                frozen: *frozen,
+                flapping: false,
+            },
+        )
         .collect()
 }
 
@@ -265,7 +275,7 @@ fn views(parts: &[ViewParts]) -> Vec<HostView> {
 fn populate(state: &State, sim: &SimFleet) {
     for (i, h) in sim.hosts.iter().enumerate() {
         state.write_hosts().put(&h.id, record(h)).expect("put host");
-        if let Some(observed) = observed(h, i) {
+        if let Some(observed) = observed(h) {
             state
                 .observations()
                 .update_if_changed(&h.id, observed.last_seen, |o| {
@@ -361,14 +371,21 @@ fn bench_fleet_report(c: &mut Criterion, sim: &SimFleet) {
     let started = std::time::Instant::now();
     let (app, _streams) = app(dir.path(), sim);
     eprintln!("store populated in {:.1?}", started.elapsed());
-    let rows = app.fleet_report("").expect("a report").rows.len();
+    let rows = app
+        .fleet_report("", jiff::Timestamp::now())
+        .expect("a report")
+        .rows
+        .len();
     eprintln!("fleet_report: {rows} rows");
     let mut group = c.benchmark_group("report");
     group.sample_size(10);
     group.sampling_mode(SamplingMode::Flat);
     group.measurement_time(Duration::from_secs(40));
     group.bench_function("app_fleet_report_50k_hosts", |b| {
-        b.iter(|| app.fleet_report(black_box("")).expect("a report"))
+        b.iter(|| {
+            app.fleet_report(black_box(""), jiff::Timestamp::now())
+                .expect("a report")
+        })
     });
     group.finish();
 }

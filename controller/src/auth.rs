@@ -92,7 +92,11 @@ pub fn operator<T>(request: &Request<T>, app: &App) -> Result<Caller, Error> {
         scope: grant.scope,
         serial: info.serial.clone(),
     };
-    app.check_operator(&caller, info.not_after.unix_timestamp())?;
+    app.check_operator(
+        &caller,
+        info.not_after.unix_timestamp(),
+        jiff::Timestamp::now(),
+    )?;
     Ok(caller)
 }
 

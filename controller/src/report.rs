@@ -7,7 +7,7 @@ pub use latest::{Latest, LatestRule};
 
 use std::collections::{BTreeMap, HashMap};
 
-use boltfleet_common::proto::{HostRow, HostWindow, Inventory};
+use boltfleet_common::proto::{HostRow, HostWindow, Inventory, JobEvent};
 use boltfleet_common::version::{classify, parse_release, parse_release_tag, UpdateClass, Version};
 
 use crate::state::{HostRecord, Observed};
@@ -16,6 +16,9 @@ use crate::state::{HostRecord, Observed};
 pub struct HostView {
     pub record: HostRecord,
     pub observed: Option<Observed>,
+    /// The latest event of the host's newest job, from the job records (`None`: no job, or
+    /// none reported yet).
+    pub last_job: Option<JobEvent>,
     pub online: bool,
     /// The maintenance window that applies, if any.
     pub window: Option<HostWindow>,
@@ -149,23 +152,25 @@ fn row(view: HostView, latest: Option<&Version>, releases: &mut Releases) -> Hos
     let HostView {
         record,
         observed,
+        last_job,
         online,
         window,
         frozen,
         flapping,
     } = view;
+    let observed = observed.unwrap_or_default();
+    let healthy = observed.is_healthy() && !flapping;
     let Observed {
         inventory,
         last_seen,
-        last_job,
         ..
-    } = observed.unwrap_or_default();
+    } = observed;
     let none = Inventory::default();
     let inv = inventory.as_ref().unwrap_or(&none);
-    let (health_ok, health_reasons) = match &inv.health {
-        Some(health) => (health.healthy, health.reasons.as_slice()),
-        None => (false, &[][..]),
-    };
+    let health_reasons = inv
+        .health
+        .as_ref()
+        .map_or(&[][..], |h| h.reasons.as_slice());
     let mut reasons: Vec<String> = inv.errors.iter().chain(health_reasons).cloned().collect();
     if inventory.is_none() {
         reasons.push("no report received yet".into());
@@ -181,7 +186,6 @@ fn row(view: HostView, latest: Option<&Version>, releases: &mut Releases) -> Hos
         _ => String::new(),
     };
     let version = inv.passbolt_version.clone();
-    let healthy = inventory.is_some() && health_ok && inv.errors.is_empty() && !flapping;
     let migrations_pending = inv.migrations.as_ref().is_some_and(|m| m.pending);
     HostRow {
         host_id: record.host_id,
@@ -238,6 +242,7 @@ mod tests {
                 last_seen: 100,
                 ..Observed::default()
             }),
+            last_job: None,
             online: true,
             window: None,
             frozen: false,

@@ -111,7 +111,7 @@ fn act(
             Event::Phase(phase) => format!("rollout {id} {phase}"),
             _ => format!("rollout {id}: {event}"),
         };
-        app.audit_entry("controller", action, target, &detail)?;
+        app.audit_entry(now, "controller", action, target, &detail)?;
         info!(rollout = %id, %event, "rollout event");
     }
     for host in &record.state.hosts {
@@ -129,7 +129,7 @@ fn act(
                 .filter(|job| !job.state.is_final());
             if let Some(job) = overdue {
                 let reason = format!("rollout {id}: healthy deadline passed");
-                app.cancel_job(&job.job_id, &reason, now.as_second())?;
+                app.cancel_job(&job.job_id, &reason, now)?;
             }
         }
     }
@@ -167,7 +167,7 @@ fn ensure_job(
         options: JobOptions::default(),
         rollout_id: Some(record.id.clone()),
     };
-    match app.start_job(operator, job, now.as_second()) {
+    match app.start_job(operator, job, now) {
         Ok(job_id) => {
             debug!(rollout = %record.id, host = host_id, job = %job_id, "rollout job created");
             Ok(())

@@ -80,7 +80,7 @@ fn app_with_hosts(dir: &Path, hosts: &[&str]) -> (Arc<App>, Vec<impl Sized>) {
             labels: Default::default(),
             ttl: Duration::from_secs(60),
         };
-        let now = boltfleet_controller::app::now();
+        let now = jiff::Timestamp::now();
         let (token, _) = app.create_token("alice", req, now).unwrap();
         let host = HostId::new(id).unwrap();
         let csr = new_csr(&Identity::Agent(host.clone())).unwrap().0;
@@ -93,7 +93,7 @@ fn app_with_hosts(dir: &Path, hosts: &[&str]) -> (Arc<App>, Vec<impl Sized>) {
             }),
             ..Inventory::default()
         };
-        app.record_report(&host, inventory).unwrap();
+        app.record_report(&host, inventory, now).unwrap();
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         streams.push((app.registry().register(&host, tx), rx));
     }

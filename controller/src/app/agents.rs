@@ -3,8 +3,9 @@
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::{Inventory, JobEvent};
+use jiff::Timestamp;
 
-use super::{now, App};
+use super::App;
 use crate::error::Error;
 use crate::report::{self, FleetReport, HostView};
 use crate::state::{HostRecord, Observed};
@@ -13,10 +14,10 @@ impl App {
     /// Applies `change` to what the host's agent reported; the host is seen now. Kept in
     /// memory and stored with the next batch (see [`crate::state::Observations`]). Returns whether
     /// the host's version or health changed, which rollouts act on.
-    fn observe(&self, host: &HostId, change: impl FnOnce(&mut Observed)) -> bool {
+    fn observe(&self, host: &HostId, now: Timestamp, change: impl FnOnce(&mut Observed)) -> bool {
         self.state
             .observations()
-            .update(host.as_str(), now(), change)
+            .update(host.as_str(), now.as_second(), change)
     }
 
     /// A (re)connected agent: record what it says of its last job, then hand it queued jobs.
@@ -25,96 +26,91 @@ impl App {
         host: &HostId,
         agent_version: &str,
         last_job: Option<JobEvent>,
+        now: Timestamp,
     ) -> Result<(), Error> {
-        self.observe(host, |o| o.agent_version = agent_version.to_string());
+        self.observe(host, now, |o| o.agent_version = agent_version.to_string());
         if let Some(event) = last_job.filter(|e| !e.job_id.is_empty()) {
-            self.record_job_event(host, event)?;
+            self.record_job_event(host, event, now)?;
         }
         self.dispatch(host)
     }
 
     /// A report wakes the scheduler only when it changes what rollouts act on (the version or
     /// health); `last_seen` alone matters only for offline hosts, which do not report.
-    pub fn record_report(&self, host: &HostId, inventory: Inventory) -> Result<(), Error> {
+    pub fn record_report(
+        &self,
+        host: &HostId,
+        inventory: Inventory,
+        now: Timestamp,
+    ) -> Result<(), Error> {
         // The same inventory again (but for when it was taken) is not written again.
-        let changed = self
-            .state
-            .observations()
-            .update_if_changed(host.as_str(), now(), |o| {
-                let same = o.agent_version == inventory.agent_version
-                    && o.inventory.as_ref().is_some_and(|old| {
-                        Inventory {
-                            collected_at: inventory.collected_at,
-                            ..old.clone()
-                        } == inventory
-                    });
-                o.agent_version = inventory.agent_version.clone();
-                o.inventory = Some(inventory);
-                !same
-            });
+        let changed =
+            self.state
+                .observations()
+                .update_if_changed(host.as_str(), now.as_second(), |o| {
+                    let same = o.agent_version == inventory.agent_version
+                        && o.inventory.as_ref().is_some_and(|old| {
+                            Inventory {
+                                collected_at: inventory.collected_at,
+                                ..old.clone()
+                            } == inventory
+                        });
+                    o.agent_version = inventory.agent_version.clone();
+                    o.inventory = Some(inventory);
+                    !same
+                });
         if changed {
             self.wake_scheduler();
         }
         Ok(())
     }
 
-    /// The agent's latest word on a job, kept with what it observed.
-    pub(crate) fn observe_job(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
-        self.observe(host, |o| o.last_job = Some(event));
-        Ok(())
-    }
-
     /// The host was seen (stream opened or closed): it may have come online or gone.
-    pub fn touch(&self, host: &HostId) -> Result<(), Error> {
-        self.observe(host, |_| {});
+    pub fn touch(&self, host: &HostId, now: Timestamp) -> Result<(), Error> {
+        self.observe(host, now, |_| {});
         self.wake_scheduler();
         Ok(())
     }
 
     /// Every enrolled host with what it reported and whether it is online now, from memory.
-    pub fn host_views(&self) -> Result<Vec<HostView>, Error> {
+    pub fn host_views(&self, now: Timestamp) -> Result<Vec<HostView>, Error> {
         let records: Vec<(String, HostRecord)> = self
             .state
             .hosts()
             .iter()
             .map(|(id, r)| (id.clone(), r.clone()))
             .collect();
-        self.views_of(records)
+        self.views_of(records, now)
     }
 
     /// The views of `records`, in their order.
     pub(crate) fn views_of(
         &self,
         records: Vec<(String, HostRecord)>,
+        now: Timestamp,
     ) -> Result<Vec<HostView>, Error> {
         let windows = self.state.windows()?;
         let freeze = self.state.freeze()?;
         let ids = || records.iter().map(|(id, _)| id.as_str());
         let observed = self.state.observations().get_all(ids());
         let online = self.registry.online_all(ids());
-        let newest_jobs: Vec<Option<Option<JobEvent>>> = {
+        let last_jobs: Vec<Option<JobEvent>> = {
             let index = self.state.jobs().read();
             ids()
-                .map(|id| index.newest_event(id).map(Option::<&JobEvent>::cloned))
+                .map(|id| index.newest_event(id).flatten().cloned())
                 .collect()
         };
-        let now = jiff::Timestamp::now();
         let instant = std::time::Instant::now();
         let mut views = Vec::with_capacity(records.len());
-        let each = observed.into_iter().zip(online).zip(newest_jobs);
-        for ((id, record), ((observed, online), newest_job)) in records.into_iter().zip(each) {
-            let mut observed = observed.map(|o| Observed::clone(&o));
-            // The controller's record of the newest job is fresher than the agent's last word
-            // while the job is still queued.
-            if let Some(event) = newest_job {
-                observed.get_or_insert_with(Observed::default).last_job = event;
-            }
+        let each = observed.into_iter().zip(online).zip(last_jobs);
+        for ((id, record), ((observed, online), last_job)) in records.into_iter().zip(each) {
             views.push(HostView {
+                observed: observed.map(|o| Observed::clone(&o)),
+                last_job,
                 online,
                 window: crate::app::host_window(&windows, &id, &record.tenant, now),
                 frozen: freeze.covers(&record.tenant),
                 flapping: self.door.is_flapping(&id, instant),
-                observed,
                 record,
             });
         }
@@ -123,9 +119,9 @@ impl App {
 
     /// The whole fleet report (full rows), against `latest` (X.Y.Z), else the operators'
     /// settings, else what hosts report (see [`crate::report::latest`]).
-    pub fn fleet_report(&self, latest: &str) -> Result<FleetReport, Error> {
+    pub fn fleet_report(&self, latest: &str, now: Timestamp) -> Result<FleetReport, Error> {
         let rule = self.latest_rule(latest)?;
-        Ok(report::build_with(self.host_views()?, &rule))
+        Ok(report::build_with(self.host_views(now)?, &rule))
     }
 }
 
@@ -164,15 +160,19 @@ mod tests {
         let app = app_with_host(dir.path(), "web1", "1.6.9");
         let host = HostId::new("web1").unwrap();
         woken(&app);
-        app.record_report(&host, inventory("1.6.9", true)).unwrap();
+        app.record_report(&host, inventory("1.6.9", true), crate::app::ts_now())
+            .unwrap();
         assert!(woken(&app), "now healthy");
-        app.record_report(&host, inventory("1.6.9", true)).unwrap();
+        app.record_report(&host, inventory("1.6.9", true), crate::app::ts_now())
+            .unwrap();
         assert!(!woken(&app), "nothing new but last_seen");
-        app.record_report(&host, inventory("1.6.10", true)).unwrap();
+        app.record_report(&host, inventory("1.6.10", true), crate::app::ts_now())
+            .unwrap();
         assert!(woken(&app), "updated");
-        app.record_hello(&host, "0.2.0", None).unwrap();
+        app.record_hello(&host, "0.2.0", None, crate::app::ts_now())
+            .unwrap();
         assert!(!woken(&app));
-        app.touch(&host).unwrap();
+        app.touch(&host, crate::app::ts_now()).unwrap();
         assert!(woken(&app), "connections always wake it");
     }
 
@@ -185,17 +185,20 @@ mod tests {
             collected_at,
             ..inventory("1.6.9", true)
         };
-        app.record_report(&host, at(1)).unwrap();
+        app.record_report(&host, at(1), crate::app::ts_now())
+            .unwrap();
         app.persist().unwrap();
         for t in 2..50 {
-            app.record_report(&host, at(t)).unwrap();
+            app.record_report(&host, at(t), crate::app::ts_now())
+                .unwrap();
         }
         assert_eq!(
             app.state().observations().pending(),
             0,
             "the same report, again"
         );
-        app.record_report(&host, inventory("1.6.10", true)).unwrap();
+        app.record_report(&host, inventory("1.6.10", true), crate::app::ts_now())
+            .unwrap();
         assert_eq!(
             app.state().observations().pending(),
             1,
@@ -222,14 +225,21 @@ mod tests {
             };
             let host = HostId::new(&id).unwrap();
             app.put_host(&host, &record).unwrap();
-            app.record_report(&host, heavy.clone()).unwrap();
+            app.record_report(&host, heavy.clone(), crate::app::ts_now())
+                .unwrap();
         }
         let mut seen = Vec::new();
         let mut token = String::new();
         let mut pages = 0;
         loop {
             let page = app
-                .fleet_page(&crate::auth::Caller::admin("t"), "", &token, 5000)
+                .fleet_page(
+                    &crate::auth::Caller::admin("t"),
+                    "",
+                    &token,
+                    5000,
+                    crate::app::ts_now(),
+                )
                 .unwrap();
             let bytes: usize = page.rows.iter().map(|r| r.encoded_len()).sum();
             assert!(page.rows.len() <= PAGE_SIZE_MAX);
@@ -266,15 +276,17 @@ mod tests {
         {
             let app = app_with_host(dir.path(), "web1", "1.6.9");
             let host = HostId::new("web1").unwrap();
-            app.record_report(&host, inventory("1.6.10", true)).unwrap();
+            app.record_report(&host, inventory("1.6.10", true), crate::app::ts_now())
+                .unwrap();
             app.persist().unwrap();
             let stored = app.state().stored_observation("web1").unwrap();
             assert_eq!(stored.inventory.unwrap().passbolt_version, "1.6.10");
-            app.record_report(&host, inventory("1.6.11", true)).unwrap();
+            app.record_report(&host, inventory("1.6.11", true), crate::app::ts_now())
+                .unwrap();
             // Dropped (shut down) before the writer's next batch.
         }
         let app = reopened(dir.path());
-        let report = app.fleet_report("").unwrap();
+        let report = app.fleet_report("", crate::app::ts_now()).unwrap();
         assert_eq!(report.rows[0].version, "1.6.11");
         assert!(report.rows[0].healthy);
         assert_eq!(app.state().host("web1").unwrap().tenant, "acme");

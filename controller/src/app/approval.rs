@@ -21,7 +21,7 @@ impl App {
         by: &Caller,
         tenant: &str,
         require_approval: bool,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(), Error> {
         by.require(Role::Admin, "setting tenant policies")?;
         if tenant.trim().is_empty() {
@@ -30,10 +30,11 @@ impl App {
         let policy = TenantPolicy {
             require_approval,
             set_by: by.name.clone(),
-            set_at: now,
+            set_at: now.as_second(),
         };
         self.state.put_policy(tenant, &policy)?;
         self.audit_entry(
+            now,
             &format!("operator {}", by.name),
             "policy.set",
             &format!("tenant/{tenant}"),
@@ -90,7 +91,7 @@ impl App {
                 caller.name
             )));
         }
-        self.change_rollout(&caller.name, id, "rollout.approve", note, |r| {
+        self.change_rollout(&caller.name, id, "rollout.approve", note, now, |r| {
             if let Some(approval) = &mut r.approval {
                 approval.approved_by = Some(caller.name.clone());
                 approval.approved_at = Some(now);

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 use boltfleet_common::identity::{HostId, Identity};
 use boltfleet_common::pki;
+use jiff::Timestamp;
 use tonic::Status;
 use tracing::{info, warn};
 
-use super::{now, App};
+use super::App;
 use crate::error::Error;
 use crate::state::{HostRecord, TokenRecord};
 use crate::tokens;
@@ -31,7 +32,7 @@ impl App {
         &self,
         operator: &str,
         req: NewToken,
-        now: i64,
+        now: Timestamp,
     ) -> Result<(String, i64), Error> {
         let host = HostId::new(&req.host_id)?;
         if req.ttl.is_zero() || req.ttl > MAX_TOKEN_TTL {
@@ -39,7 +40,7 @@ impl App {
         }
         check_labels(&req.labels)?;
         let token = tokens::generate(&host);
-        let created_at = now;
+        let created_at = now.as_second();
         let expires_at = created_at + req.ttl.as_secs() as i64;
         let record = TokenRecord {
             host_id: host.to_string(),
@@ -52,6 +53,7 @@ impl App {
         };
         self.state.put_token(&tokens::hash(&token), &record)?;
         self.audit_entry(
+            now,
             &format!("operator {operator}"),
             "token.create",
             host.as_str(),
@@ -63,13 +65,18 @@ impl App {
 
     /// Exchanges a join token and a CSR for a certificate; the token works once. A refused CSR
     /// does not use the token up.
-    pub fn enroll(&self, token: &str, csr_pem: &str, now: i64) -> Result<(HostId, String), Error> {
+    pub fn enroll(
+        &self,
+        token: &str,
+        csr_pem: &str,
+        now: Timestamp,
+    ) -> Result<(HostId, String), Error> {
         let key = tokens::hash(token);
         let record = self.state.token(&key)?.ok_or(Error::TokenUnknown)?;
         if record.used_at.is_some() {
             return Err(Error::TokenUsed);
         }
-        if record.expires_at <= now {
+        if record.expires_at <= now.as_second() {
             return Err(Error::TokenExpired);
         }
         let host = HostId::new(&record.host_id)?;
@@ -81,7 +88,7 @@ impl App {
         }
         let cert_pem = self.sign_agent_csr(&host, csr_pem)?;
         let used = TokenRecord {
-            used_at: Some(now),
+            used_at: Some(now.as_second()),
             ..record.clone()
         };
         if !self.state.swap_token(&key, &record, &used)? {
@@ -92,7 +99,7 @@ impl App {
             host_id: host.to_string(),
             tenant: record.tenant,
             labels: record.labels,
-            enrolled_at: now,
+            enrolled_at: now.as_second(),
             cert_serials: vec![serial],
             revoked: false,
             revoked_at: None,
@@ -102,7 +109,13 @@ impl App {
         // Whoever held the previous key loses its stream at once (its certificate is refused
         // from now on: the record names only the new one).
         self.registry.kick(&host, reenrolled(&host));
-        self.audit_entry(&format!("agent {host}"), "host.enroll", host.as_str(), "")?;
+        self.audit_entry(
+            now,
+            &format!("agent {host}"),
+            "host.enroll",
+            host.as_str(),
+            "",
+        )?;
         info!(host = %host, "host enrolled");
         Ok((host, cert_pem))
     }
@@ -139,9 +152,9 @@ impl App {
 
     /// Revokes a host: its certificates are refused from now on, its stream is cut and its
     /// unused join tokens are void. It comes back only through a token created afterwards.
-    pub fn revoke(&self, operator: &str, host_id: &str) -> Result<(), Error> {
+    pub fn revoke(&self, operator: &str, host_id: &str, now: Timestamp) -> Result<(), Error> {
         let host = HostId::new(host_id)?;
-        let at = now();
+        let at = now.as_second();
         self.update_host(&host, |old| {
             Ok(HostRecord {
                 revoked: true,
@@ -157,6 +170,7 @@ impl App {
             Status::permission_denied(format!("host {host} is revoked")),
         );
         self.audit_entry(
+            now,
             &format!("operator {operator}"),
             "host.revoke",
             host.as_str(),
@@ -228,6 +242,7 @@ pub(crate) fn serial_of(cert_pem: &str) -> Result<String, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::app::now;
     use crate::app::tests::{app, csr, token};
 
     #[test]
@@ -236,17 +251,17 @@ mod tests {
         let app = app(dir.path());
         let t = token(&app, "web1", 60, 1000);
         assert!(matches!(
-            app.enroll(&t, &csr("web1"), 1060),
+            app.enroll(&t, &csr("web1"), crate::app::ts(1060)),
             Err(Error::TokenExpired)
         ));
-        let (host, _) = app.enroll(&t, &csr("web1"), 1059).unwrap();
+        let (host, _) = app.enroll(&t, &csr("web1"), crate::app::ts(1059)).unwrap();
         assert_eq!(host.as_str(), "web1");
         assert!(matches!(
-            app.enroll(&t, &csr("web1"), 1059),
+            app.enroll(&t, &csr("web1"), crate::app::ts(1059)),
             Err(Error::TokenUsed)
         ));
         assert!(matches!(
-            app.enroll("bf1.web1.00", &csr("web1"), 1000),
+            app.enroll("bf1.web1.00", &csr("web1"), crate::app::ts(1000)),
             Err(Error::TokenUnknown)
         ));
         let record = app.state().host("web1").unwrap();
@@ -266,22 +281,24 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let first = token(&app, "web1", 3600, now());
-        app.enroll(&first, &csr("web1"), now()).unwrap();
+        app.enroll(&first, &csr("web1"), crate::app::ts(now()))
+            .unwrap();
         let leftover = token(&app, "web1", 3600, now());
-        app.revoke("alice", "web1").unwrap();
+        app.revoke("alice", "web1", crate::app::ts_now()).unwrap();
         assert!(matches!(
-            app.enroll(&leftover, &csr("web1"), now()),
+            app.enroll(&leftover, &csr("web1"), crate::app::ts(now())),
             Err(Error::TokenUnknown)
         ));
         assert!(app.state().host("web1").unwrap().revoked, "still revoked");
         // A token stored before the revocation (as if voiding had missed it) is refused too.
         let old = token(&app, "web1", 3600, now() - 10);
         assert!(matches!(
-            app.enroll(&old, &csr("web1"), now()),
+            app.enroll(&old, &csr("web1"), crate::app::ts(now())),
             Err(Error::Revoked(_))
         ));
         let fresh = token(&app, "web1", 3600, now() + 1);
-        app.enroll(&fresh, &csr("web1"), now()).unwrap();
+        app.enroll(&fresh, &csr("web1"), crate::app::ts(now()))
+            .unwrap();
         assert!(
             !app.state().host("web1").unwrap().revoked,
             "an operator's new token"
@@ -293,12 +310,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let t = token(&app, "web1", 3600, now());
-        app.enroll(&t, &csr("web1"), now()).unwrap();
+        app.enroll(&t, &csr("web1"), crate::app::ts(now())).unwrap();
         let host = HostId::new("web1").unwrap();
         let (tx, _rx) = tokio::sync::mpsc::channel(1);
         let old = app.registry.register(&host, tx);
         let again = token(&app, "web1", 3600, now());
-        app.enroll(&again, &csr("web1"), now()).unwrap();
+        app.enroll(&again, &csr("web1"), crate::app::ts(now()))
+            .unwrap();
         let status = old.stop.await.unwrap();
         assert_eq!(status.code(), tonic::Code::PermissionDenied);
         assert!(status.message().contains("enrolled again"), "{status}");
@@ -310,11 +328,11 @@ mod tests {
         let app = app(dir.path());
         let t = token(&app, "web1", 60, 1000);
         assert!(matches!(
-            app.enroll(&t, &csr("web2"), 1001),
+            app.enroll(&t, &csr("web2"), crate::app::ts(1001)),
             Err(Error::Csr(_))
         ));
         assert!(app.state().host("web2").is_none());
-        assert!(app.enroll(&t, &csr("web1"), 1001).is_ok());
+        assert!(app.enroll(&t, &csr("web1"), crate::app::ts(1001)).is_ok());
     }
 
     #[test]
@@ -327,10 +345,14 @@ mod tests {
             labels: BTreeMap::new(),
             ttl: Duration::from_secs(ttl),
         };
-        assert!(app.create_token("alice", req("a/b", 60), 0).is_err());
-        assert!(app.create_token("alice", req("web1", 0), 0).is_err());
         assert!(app
-            .create_token("alice", req("web1", 8 * 24 * 3600), 0)
+            .create_token("alice", req("a/b", 60), crate::app::ts(0))
+            .is_err());
+        assert!(app
+            .create_token("alice", req("web1", 0), crate::app::ts(0))
+            .is_err());
+        assert!(app
+            .create_token("alice", req("web1", 8 * 24 * 3600), crate::app::ts(0))
             .is_err());
     }
 
@@ -339,13 +361,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let t = token(&app, "web1", 60, 1000);
-        app.enroll(&t, &csr("web1"), 1001).unwrap();
+        app.enroll(&t, &csr("web1"), crate::app::ts(1001)).unwrap();
         let host = HostId::new("web1").unwrap();
         for _ in 0..3 {
             app.renew(&host, &csr("web1")).unwrap();
         }
         assert_eq!(app.state().host("web1").unwrap().cert_serials.len(), 2);
-        app.revoke("alice", "web1").unwrap();
+        app.revoke("alice", "web1", crate::app::ts_now()).unwrap();
         let record = app.state().host("web1").unwrap();
         assert!(record.revoked && record.cert_serials.is_empty());
         assert!(matches!(

@@ -7,9 +7,11 @@ use boltfleet_common::identity::HostId;
 use tracing::info;
 
 use super::enroll::{check_labels, serial_of};
-use super::{now, App};
+use jiff::Timestamp;
+
+use super::App;
 use crate::error::Error;
-use crate::state::{AuditEntry, HostRecord};
+use crate::state::{AuditRecord, HostRecord};
 
 /// Most hosts one request may enroll (keeps the request and the response under the limits).
 pub const MAX_BULK_HOSTS: usize = 1000;
@@ -26,7 +28,12 @@ impl App {
     /// Signs each host's CSR and records the host as enrolled (a host enrolled before gets a
     /// fresh record: new certificate, tenant and labels). Either every host is enrolled or,
     /// when one entry is refused, none is; the error names the entry.
-    pub fn enroll_hosts(&self, operator: &str, hosts: Vec<HostCsr>) -> Result<Vec<String>, Error> {
+    pub fn enroll_hosts(
+        &self,
+        operator: &str,
+        hosts: Vec<HostCsr>,
+        now: Timestamp,
+    ) -> Result<Vec<String>, Error> {
         if hosts.len() > MAX_BULK_HOSTS {
             return Err(Error::invalid(
                 "hosts",
@@ -36,7 +43,7 @@ impl App {
                 ),
             ));
         }
-        let at = now();
+        let at = now.as_second();
         let mut signed = Vec::with_capacity(hosts.len());
         for (i, entry) in hosts.into_iter().enumerate() {
             let id = entry.host_id.clone();
@@ -62,7 +69,7 @@ impl App {
             self.put_host(&host, &record)?;
             // The previous key holder's stream, if any, ends now.
             self.registry.kick(&host, super::enroll::reenrolled(&host));
-            audit.push(AuditEntry::new(
+            audit.push(AuditRecord::new(
                 at,
                 &actor,
                 "host.enroll",
@@ -106,7 +113,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let certs = app
-            .enroll_hosts("alice", vec![entry("web1"), entry("web2")])
+            .enroll_hosts(
+                "alice",
+                vec![entry("web1"), entry("web2")],
+                crate::app::ts_now(),
+            )
             .unwrap();
         assert_eq!(certs.len(), 2);
         for (host, cert) in ["web1", "web2"].iter().zip(&certs) {
@@ -128,14 +139,17 @@ mod tests {
         let mut wrong = entry("web2");
         wrong.csr_pem = entry("web3").csr_pem;
         let err = app
-            .enroll_hosts("alice", vec![entry("web1"), wrong])
+            .enroll_hosts("alice", vec![entry("web1"), wrong], crate::app::ts_now())
             .unwrap_err()
             .to_string();
         assert!(err.contains("entry 1 (web2)"), "{err}");
         assert!(app.state().hosts().is_empty());
 
         let too_many = (0..=MAX_BULK_HOSTS).map(|_| entry("web1")).collect();
-        let err = app.enroll_hosts("alice", too_many).unwrap_err().to_string();
+        let err = app
+            .enroll_hosts("alice", too_many, crate::app::ts_now())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("at most 1000"), "{err}");
     }
 }

@@ -12,7 +12,7 @@ use jiff::Timestamp;
 use crate::app::App;
 use crate::error::Error;
 use crate::rollout::{FleetHost, JobStatus};
-use crate::state::{HostRecord, Observed};
+use crate::state::HostRecord;
 use crate::state::{RolloutJob, RolloutJobs};
 
 /// One read of everything the scheduler needs, shared by the rollouts of a tick.
@@ -100,14 +100,6 @@ fn status_of(state: JobState, failed_step: &str) -> JobStatus {
     }
 }
 
-/// Healthy as the fleet report judges it: a report, healthy, and no read errors.
-pub fn is_healthy(observed: Option<&Observed>) -> bool {
-    let Some(inv) = observed.and_then(|o| o.inventory.as_ref()) else {
-        return false;
-    };
-    inv.health.as_ref().is_some_and(|h| h.healthy) && inv.errors.is_empty()
-}
-
 impl App {
     /// Reads the whole fleet: hosts, observations, online state, windows, freezes, jobs.
     pub fn fleet_snapshot(&self) -> Result<FleetSnapshot, Error> {
@@ -188,7 +180,10 @@ mod tests {
     fn a_snapshot_of_some_hosts_holds_only_those_enrolled() {
         let fleet = Fleet::new(&[("web0", "acme"), ("web1", "globex"), ("web2", "acme")]);
         fleet.report("web1", TARGET, false);
-        fleet.app.revoke("alice", "web2").unwrap();
+        fleet
+            .app
+            .revoke("alice", "web2", crate::app::ts_now())
+            .unwrap();
         let only: BTreeSet<&str> = ["web1", "web2", "web9"].into();
         let snapshot = fleet.app.fleet_snapshot_of(&only).unwrap();
         let hosts: Vec<_> = snapshot

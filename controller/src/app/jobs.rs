@@ -6,6 +6,7 @@ use boltfleet_common::proto::{
     CancelJob, ControllerMessage, JobEvent, JobKind, JobOptions, JobRecord, JobState, RunJob,
 };
 use boltfleet_common::version::{classify, parse_release, UpdateClass};
+use jiff::Timestamp;
 use tracing::{info, warn};
 
 use crate::app::App;
@@ -71,7 +72,7 @@ fn new_job_id(now: i64) -> String {
 
 impl App {
     /// Records a job for one host and hands it to the agent if it is online.
-    pub fn start_job(&self, operator: &str, req: NewJob, now: i64) -> Result<String, Error> {
+    pub fn start_job(&self, operator: &str, req: NewJob, now: Timestamp) -> Result<String, Error> {
         let host = HostId::new(&req.host_id)?;
         let record = self
             .state
@@ -90,7 +91,7 @@ impl App {
             JobKind::Rollback | JobKind::Backup | JobKind::Healthcheck => String::new(),
             JobKind::Unspecified => return Err(Error::invalid("kind", "missing job kind")),
         };
-        let job_id = new_job_id(now);
+        let job_id = new_job_id(now.as_second());
         let request = RunJob {
             job_id: job_id.clone(),
             kind: req.kind as i32,
@@ -101,7 +102,7 @@ impl App {
             job_id: job_id.clone(),
             host_id: host.to_string(),
             created_by: operator.to_string(),
-            created_at: now,
+            created_at: now.as_second(),
             dispatched: false,
             request: Some(request),
             event: Some(JobEvent {
@@ -131,6 +132,7 @@ impl App {
             detail = format!("{} (rollout {rollout})", detail.trim_end());
         }
         self.audit_entry(
+            now,
             &format!("operator {operator}"),
             "job.start",
             host.as_str(),
@@ -218,13 +220,18 @@ impl App {
     /// The agent's report of a job: stored in the job record when [`job_event_fits`] accepts
     /// it (the host's own job, not finished, same kind and target); anything else is dropped,
     /// counted and logged once per interval, and never reaches the host's `last_job`.
-    pub fn record_job_event(&self, host: &HostId, event: JobEvent) -> Result<(), Error> {
+    pub fn record_job_event(
+        &self,
+        host: &HostId,
+        event: JobEvent,
+        now: Timestamp,
+    ) -> Result<(), Error> {
         match self.store_job_event(host, &event)? {
             Stored::Dropped(why) => {
-                let now = std::time::Instant::now();
+                let instant = std::time::Instant::now();
                 if let Some(n) =
                     self.door
-                        .refused(host.as_str(), crate::door::Refused::BadJobEvent, now)
+                        .refused(host.as_str(), crate::door::Refused::BadJobEvent, instant)
                 {
                     warn!(host = %host, job = %loggable(&event.job_id), dropped = n, why, "job event dropped");
                 }
@@ -237,6 +244,7 @@ impl App {
                 self.state.flush()?;
                 let detail = format!("{} {}", state.as_str_name(), event.failed_step);
                 self.audit_entry(
+                    now,
                     &format!("agent {host}"),
                     "job.finish",
                     host.as_str(),
@@ -245,7 +253,6 @@ impl App {
                 info!(host = %host, job = %event.job_id, state = state.as_str_name(), failed_step = %loggable(&event.failed_step), "job finished");
             }
         }
-        self.observe_job(host, event)?;
         self.wake_scheduler();
         Ok(())
     }
@@ -275,7 +282,7 @@ impl App {
     /// Stops a job the controller no longer wants: one not handed to the agent yet ends here
     /// (`failed`, with `reason`) and is never sent; for one already sent, the agent is asked
     /// (it may finish it anyway: a started job runs to its end or rolls back).
-    pub fn cancel_job(&self, job_id: &str, reason: &str, now: i64) -> Result<(), Error> {
+    pub fn cancel_job(&self, job_id: &str, reason: &str, now: Timestamp) -> Result<(), Error> {
         let mut jobs = self.state.jobs().write();
         let mut job = jobs
             .get(job_id)?
@@ -289,11 +296,11 @@ impl App {
             event.state = JobState::Failed as i32;
             event.failed_step = "cancelled".into();
             event.reason = reason.into();
-            event.finished_at = now;
+            event.finished_at = now.as_second();
             jobs.put(&job)?;
             drop(jobs);
             self.state.flush()?;
-            self.audit_entry("controller", "job.cancel", host.as_str(), reason)?;
+            self.audit_entry(now, "controller", "job.cancel", host.as_str(), reason)?;
             info!(host = %host, job = %job_id, reason, "queued job cancelled");
             return Ok(());
         }
@@ -381,15 +388,25 @@ mod tests {
     fn updates_the_agent_would_refuse_are_refused_here_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let app = app_with_host(dir.path(), "web1", "1.6.10");
-        assert!(refused(app.start_job("alice", update("web1", "2.0.0"), 1)).contains("major"));
-        assert!(refused(app.start_job("alice", update("web1", "1.3.2"), 1)).contains("downgrade"));
-        assert!(refused(app.start_job("alice", update("web1", "1.6.10"), 1)).contains("already"));
         assert!(
-            refused(app.start_job("alice", update("web1", "1.6.11;rm"), 1))
+            refused(app.start_job("alice", update("web1", "2.0.0"), crate::app::ts(1)))
+                .contains("major")
+        );
+        assert!(
+            refused(app.start_job("alice", update("web1", "1.3.2"), crate::app::ts(1)))
+                .contains("downgrade")
+        );
+        assert!(
+            refused(app.start_job("alice", update("web1", "1.6.10"), crate::app::ts(1)))
+                .contains("already")
+        );
+        assert!(
+            refused(app.start_job("alice", update("web1", "1.6.11;rm"), crate::app::ts(1)))
                 .contains("target_version")
         );
         assert!(
-            refused(app.start_job("alice", update("web9", "1.6.11"), 1)).contains("not enrolled")
+            refused(app.start_job("alice", update("web9", "1.6.11"), crate::app::ts(1)))
+                .contains("not enrolled")
         );
         assert!(
             app.state().jobs().list().unwrap().is_empty(),
@@ -401,17 +418,23 @@ mod tests {
     fn one_active_job_per_host_and_it_waits_for_the_agent() {
         let dir = tempfile::tempdir().unwrap();
         let app = app_with_host(dir.path(), "web1", "1.6.9");
-        let id = app.start_job("alice", update("web1", "1.6.10"), 1).unwrap();
+        let id = app
+            .start_job("alice", update("web1", "1.6.10"), crate::app::ts(1))
+            .unwrap();
         let job = app.job(&id).unwrap();
         assert!(!job.dispatched, "offline host: not dispatched yet");
         assert_eq!(job.event.unwrap().state(), JobState::Queued);
-        assert!(refused(app.start_job("alice", update("web1", "1.6.10"), 2)).contains(&id));
+        assert!(
+            refused(app.start_job("alice", update("web1", "1.6.10"), crate::app::ts(2)))
+                .contains(&id)
+        );
 
         // The agent connects: the job is handed over.
         let host = HostId::new("web1").unwrap();
         let (tx, mut rx) = mpsc::channel(4);
         let _reg = app.registry.register(&host, tx);
-        app.record_hello(&host, "0.1.0", None).unwrap();
+        app.record_hello(&host, "0.1.0", None, crate::app::ts_now())
+            .unwrap();
         let sent = rx.try_recv().unwrap().unwrap();
         assert!(
             matches!(sent.msg, Some(Down::RunJob(ref j)) if j.job_id == id && j.target_version == "1.6.10")
@@ -427,9 +450,12 @@ mod tests {
             failed_step: "migrate".into(),
             ..JobEvent::default()
         };
-        app.record_job_event(&host, done).unwrap();
+        app.record_job_event(&host, done, crate::app::ts_now())
+            .unwrap();
         assert_eq!(app.job(&id).unwrap().event.unwrap().failed_step, "migrate");
-        assert!(app.start_job("alice", update("web1", "1.6.10"), 3).is_ok());
+        assert!(app
+            .start_job("alice", update("web1", "1.6.10"), crate::app::ts(3))
+            .is_ok());
         let actions: Vec<String> = app
             .state()
             .audit_log()
@@ -447,13 +473,15 @@ mod tests {
     fn an_agent_cannot_report_another_hosts_job() {
         let dir = tempfile::tempdir().unwrap();
         let app = app_with_host(dir.path(), "web1", "1.6.9");
-        let id = app.start_job("alice", update("web1", "1.6.10"), 1).unwrap();
+        let id = app
+            .start_job("alice", update("web1", "1.6.10"), crate::app::ts(1))
+            .unwrap();
         let forged = JobEvent {
             job_id: id.clone(),
             state: JobState::Succeeded as i32,
             ..JobEvent::default()
         };
-        app.record_job_event(&HostId::new("web2").unwrap(), forged)
+        app.record_job_event(&HostId::new("web2").unwrap(), forged, crate::app::ts_now())
             .unwrap();
         assert_eq!(
             app.job(&id).unwrap().event.unwrap().state(),
@@ -466,7 +494,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app_with_host(dir.path(), "web1", "1.6.9");
         let host = HostId::new("web1").unwrap();
-        let id = app.start_job("alice", update("web1", "1.6.10"), 1).unwrap();
+        let id = app
+            .start_job("alice", update("web1", "1.6.10"), crate::app::ts(1))
+            .unwrap();
         let ev = |kind: JobKind, target: &str, state: JobState| JobEvent {
             job_id: id.clone(),
             kind: kind as i32,
@@ -476,13 +506,25 @@ mod tests {
         };
         let state = || app.job(&id).unwrap().state();
         // While running: another kind or target is not this job's.
-        app.record_job_event(&host, ev(JobKind::Backup, "", JobState::Running))
-            .unwrap();
-        app.record_job_event(&host, ev(JobKind::Update, "1.7.0", JobState::Running))
-            .unwrap();
+        app.record_job_event(
+            &host,
+            ev(JobKind::Backup, "", JobState::Running),
+            crate::app::ts_now(),
+        )
+        .unwrap();
+        app.record_job_event(
+            &host,
+            ev(JobKind::Update, "1.7.0", JobState::Running),
+            crate::app::ts_now(),
+        )
+        .unwrap();
         assert_eq!(state(), JobState::Queued);
-        app.record_job_event(&host, ev(JobKind::Update, "1.6.10", JobState::RolledBack))
-            .unwrap();
+        app.record_job_event(
+            &host,
+            ev(JobKind::Update, "1.6.10", JobState::RolledBack),
+            crate::app::ts_now(),
+        )
+        .unwrap();
         assert_eq!(state(), JobState::RolledBack);
         // Finished: no later word changes it, nor blocks the host.
         for (kind, target, later) in [
@@ -490,22 +532,19 @@ mod tests {
             (JobKind::Update, "1.6.10", JobState::Running),
             (JobKind::Rollback, "", JobState::Succeeded),
         ] {
-            app.record_job_event(&host, ev(kind, target, later))
+            app.record_job_event(&host, ev(kind, target, later), crate::app::ts_now())
                 .unwrap();
             assert_eq!(state(), JobState::RolledBack, "{later:?} after the end");
         }
         let record = app.job(&id).unwrap();
         assert_eq!(record.event.unwrap().kind(), JobKind::Update);
         assert_eq!(app.door.counts("web1").bad_job_events, 5);
-        let last = app
-            .state()
-            .observations()
-            .get("web1")
-            .unwrap()
-            .last_job
-            .clone();
+        let views = app.host_views(crate::app::ts_now()).unwrap();
+        let last = views[0].last_job.clone();
         assert_eq!(last.unwrap().state(), JobState::RolledBack);
-        assert!(app.start_job("alice", update("web1", "1.6.10"), 2).is_ok());
+        assert!(app
+            .start_job("alice", update("web1", "1.6.10"), crate::app::ts(2))
+            .is_ok());
     }
 
     #[test]
@@ -513,9 +552,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app_with_host(dir.path(), "web1", "1.6.9");
         let t = crate::app::tests::token(&app, "web2", 60, crate::app::now());
-        app.enroll(&t, &crate::app::tests::csr("web2"), crate::app::now())
+        app.enroll(
+            &t,
+            &crate::app::tests::csr("web2"),
+            crate::app::ts(crate::app::now()),
+        )
+        .unwrap();
+        let id = app
+            .start_job("alice", update("web1", "1.6.10"), crate::app::ts(1))
             .unwrap();
-        let id = app.start_job("alice", update("web1", "1.6.10"), 1).unwrap();
         let forged = JobEvent {
             job_id: id.clone(),
             kind: JobKind::Update as i32,
@@ -524,14 +569,14 @@ mod tests {
             ..JobEvent::default()
         };
         let web2 = HostId::new("web2").unwrap();
-        app.record_job_event(&web2, forged.clone()).unwrap();
-        app.record_hello(&web2, "0.1.0", Some(forged)).unwrap();
+        app.record_job_event(&web2, forged.clone(), crate::app::ts_now())
+            .unwrap();
+        app.record_hello(&web2, "0.1.0", Some(forged), crate::app::ts_now())
+            .unwrap();
         assert_eq!(app.job(&id).unwrap().state(), JobState::Queued);
-        let web2_last = app
-            .state
-            .observations()
-            .get("web2")
-            .and_then(|o| o.last_job.clone());
+        let views = app.host_views(crate::app::ts_now()).unwrap();
+        let web2 = views.iter().find(|v| v.record.host_id == "web2").unwrap();
+        let web2_last = web2.last_job.clone();
         assert_eq!(
             web2_last, None,
             "a foreign job is not the sender's last job"
@@ -580,22 +625,32 @@ mod tests {
         let app = fleet.app.clone();
         fleet.disconnect("web2");
         let web0 = HostId::new("web0").unwrap();
-        let a = app.start_job("alice", backup("web0"), 10).unwrap();
-        let b = app.start_job("alice", update("web1", "1.3.2"), 10).unwrap();
-        let c = app.start_job("alice", backup("web2"), 11).unwrap();
+        let a = app
+            .start_job("alice", backup("web0"), crate::app::ts(10))
+            .unwrap();
+        let b = app
+            .start_job("alice", update("web1", "1.3.2"), crate::app::ts(10))
+            .unwrap();
+        let c = app
+            .start_job("alice", backup("web2"), crate::app::ts(11))
+            .unwrap();
         answers_as_a_scan(&app, &hosts);
         assert!(app.job(&a).unwrap().dispatched && !app.job(&c).unwrap().dispatched);
-        app.record_job_event(&web0, event(&a, JobState::Running))
+        app.record_job_event(&web0, event(&a, JobState::Running), crate::app::ts_now())
             .unwrap();
         answers_as_a_scan(&app, &hosts);
-        app.record_job_event(&web0, event(&a, JobState::Succeeded))
+        app.record_job_event(&web0, event(&a, JobState::Succeeded), crate::app::ts_now())
             .unwrap();
-        app.cancel_job(&c, "not needed", 12).unwrap(); // never sent: ends here
-        app.cancel_job(&b, "not needed", 12).unwrap(); // sent: the agent is asked
+        app.cancel_job(&c, "not needed", crate::app::ts(12))
+            .unwrap(); // never sent: ends here
+        app.cancel_job(&b, "not needed", crate::app::ts(12))
+            .unwrap(); // sent: the agent is asked
         answers_as_a_scan(&app, &hosts);
         assert_eq!(app.job(&c).unwrap().state(), JobState::Failed);
         assert!(!app.job(&b).unwrap().state().is_final());
-        let d = app.start_job("alice", backup("web0"), 9).unwrap(); // clock went back
+        let d = app
+            .start_job("alice", backup("web0"), crate::app::ts(9))
+            .unwrap(); // clock went back
         fleet.connect("web2");
         answers_as_a_scan(&app, &hosts);
         let web0_jobs: Vec<String> = app
@@ -611,14 +666,20 @@ mod tests {
             a,
             "newest by creation time"
         );
-        assert!(refused(app.start_job("alice", backup("web0"), 13)).contains(&d));
+        assert!(refused(app.start_job("alice", backup("web0"), crate::app::ts(13))).contains(&d));
     }
 
     #[test]
     fn a_store_from_before_the_job_index_is_indexed_when_the_app_opens() {
         let fleet = Fleet::new(&[("web0", "acme"), ("web1", "acme")]);
-        let a = fleet.app.start_job("alice", backup("web0"), 10).unwrap();
-        let b = fleet.app.start_job("alice", backup("web1"), 11).unwrap();
+        let a = fleet
+            .app
+            .start_job("alice", backup("web0"), crate::app::ts(10))
+            .unwrap();
+        let b = fleet
+            .app
+            .start_job("alice", backup("web1"), crate::app::ts(11))
+            .unwrap();
         fleet.app.state().drop_job_index();
         assert!(fleet
             .app
@@ -629,7 +690,12 @@ mod tests {
         answers_as_a_scan(&fleet.app, &["web0", "web1"]);
         let web1 = fleet.app.jobs_of(&HostId::new("web1").unwrap()).unwrap();
         assert_eq!(web1[0].job_id, b);
-        assert!(refused(fleet.app.start_job("alice", backup("web0"), 12)).contains(&a));
+        assert!(refused(
+            fleet
+                .app
+                .start_job("alice", backup("web0"), crate::app::ts(12))
+        )
+        .contains(&a));
     }
 
     #[test]

@@ -30,10 +30,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use boltfleet_common::pki::CertificateAuthority;
+use jiff::Timestamp;
 
 pub use enroll::NewToken;
 pub use enroll_bulk::HostCsr;
-pub use fleet::{is_healthy, job_status, FleetSnapshot};
+pub use fleet::{job_status, FleetSnapshot};
 pub use jobs::{job_event_fits, NewJob};
 pub use reports::{FleetPage, PAGE_BYTES, PAGE_SIZE, PAGE_SIZE_MAX};
 pub use scope::rollout_tenants;
@@ -42,11 +43,24 @@ pub use windows::host_window;
 use crate::door::Door;
 use crate::error::Error;
 use crate::registry::Registry;
-use crate::state::{AuditEntry, State, StoreError};
+use crate::state::{AuditRecord, State, StoreError};
 
-/// Unix seconds now.
-pub fn now() -> i64 {
+/// Unix seconds now (tests: the time records carry).
+#[cfg(test)]
+pub(crate) fn now() -> i64 {
     boltfleet_common::clock::unix_now()
+}
+
+/// `unix` seconds as the App's clock type (tests).
+#[cfg(test)]
+pub(crate) fn ts(unix: i64) -> Timestamp {
+    Timestamp::from_second(unix).expect("a time in range")
+}
+
+/// Now, as the App's clock type (tests).
+#[cfg(test)]
+pub(crate) fn ts_now() -> Timestamp {
+    Timestamp::now()
 }
 
 /// The controller's state and what acts on it, shared by every request handler.
@@ -123,14 +137,19 @@ impl App {
 
     pub(crate) fn audit_entry(
         &self,
+        now: Timestamp,
         actor: &str,
         action: &str,
         target: &str,
         detail: &str,
     ) -> Result<(), Error> {
-        Ok(self
-            .state
-            .audit(&AuditEntry::new(now(), actor, action, target, detail))?)
+        Ok(self.state.audit(&AuditRecord::new(
+            now.as_second(),
+            actor,
+            action,
+            target,
+            detail,
+        ))?)
     }
 }
 
@@ -154,12 +173,12 @@ pub(crate) mod tests {
     pub(crate) fn app_with_host(dir: &std::path::Path, host: &str, version: &str) -> Arc<App> {
         let app = app(dir);
         let t = token(&app, host, 60, now());
-        app.enroll(&t, &csr(host), now()).unwrap();
+        app.enroll(&t, &csr(host), crate::app::ts(now())).unwrap();
         let inventory = Inventory {
             passbolt_version: version.into(),
             ..Inventory::default()
         };
-        app.record_report(&HostId::new(host).unwrap(), inventory)
+        app.record_report(&HostId::new(host).unwrap(), inventory, crate::app::ts_now())
             .unwrap();
         app
     }
@@ -171,7 +190,7 @@ pub(crate) mod tests {
             labels: BTreeMap::from([("env".to_string(), "prod".to_string())]),
             ttl: Duration::from_secs(ttl),
         };
-        app.create_token("alice", req, now).unwrap().0
+        app.create_token("alice", req, ts(now)).unwrap().0
     }
 
     pub(crate) fn csr(host: &str) -> String {

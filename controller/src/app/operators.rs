@@ -4,9 +4,10 @@
 use boltfleet_common::grant::{Grant, Role, Scope};
 use boltfleet_common::identity::Identity;
 use boltfleet_common::pki;
+use jiff::Timestamp;
 use tracing::{info, warn};
 
-use crate::app::{now, App};
+use crate::app::App;
 use crate::auth::Caller;
 use crate::ca::OPERATOR_CERT_VALIDITY;
 use crate::error::Error;
@@ -25,7 +26,12 @@ fn tenants_of(scope: &Scope) -> Vec<String> {
 impl App {
     /// Refuses a revoked operator certificate; records one seen for the first time (so that
     /// `operator list` shows certificates written by `operator-cert` too).
-    pub fn check_operator(&self, caller: &Caller, not_after: i64) -> Result<(), Error> {
+    pub fn check_operator(
+        &self,
+        caller: &Caller,
+        not_after: i64,
+        now: Timestamp,
+    ) -> Result<(), Error> {
         for _ in 0..CAS_TRIES {
             let old = self.state.operator(&caller.name)?;
             if let Some(record) = &old {
@@ -48,7 +54,7 @@ impl App {
                 serial: caller.serial.clone(),
                 role: caller.role.to_string(),
                 tenants: tenants_of(&caller.scope),
-                since: now(),
+                since: now.as_second(),
                 not_after,
                 ..OperatorCert::default()
             });
@@ -70,6 +76,7 @@ impl App {
         name: &str,
         grant: &Grant,
         csr_pem: &str,
+        now: Timestamp,
     ) -> Result<String, Error> {
         by.require(Role::Admin, "issuing operator certificates")?;
         let identity = Identity::operator(name)?;
@@ -83,13 +90,14 @@ impl App {
             serial: info.serial,
             role: grant.role.to_string(),
             tenants: tenants_of(&grant.scope),
-            since: now(),
+            since: now.as_second(),
             not_after: info.not_after.unix_timestamp(),
             issued_by: by.name.clone(),
             revoked: false,
         };
         self.change_operator(name, |record| record.certs.push(cert.clone()))?;
         self.audit_entry(
+            now,
             &format!("operator {}", by.name),
             "operator.issue",
             name,
@@ -111,10 +119,10 @@ impl App {
     }
 
     /// Refuses every certificate of `name` issued until now, recorded or not (admins only).
-    pub fn revoke_operator(&self, by: &Caller, name: &str) -> Result<(), Error> {
+    pub fn revoke_operator(&self, by: &Caller, name: &str, now: Timestamp) -> Result<(), Error> {
         by.require(Role::Admin, "revoking operators")?;
         Identity::operator(name)?;
-        let at = now();
+        let at = now.as_second();
         self.change_operator(name, |record| {
             record.revoked_at = Some(at);
             record.revoked_by = Some(by.name.clone());
@@ -123,6 +131,7 @@ impl App {
             }
         })?;
         self.audit_entry(
+            now,
             &format!("operator {}", by.name),
             "operator.revoke",
             name,
@@ -172,23 +181,31 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let app = app(dir.path());
         let admin = caller("root", "00");
-        app.check_operator(&caller("bob", "aa"), 0).unwrap();
+        app.check_operator(&caller("bob", "aa"), 0, crate::app::ts_now())
+            .unwrap();
         assert_eq!(app.operators(&admin).unwrap()[0].certs[0].serial, "aa");
-        app.revoke_operator(&admin, "bob").unwrap();
-        assert!(app.check_operator(&caller("bob", "aa"), 0).is_err());
+        app.revoke_operator(&admin, "bob", crate::app::ts_now())
+            .unwrap();
+        assert!(app
+            .check_operator(&caller("bob", "aa"), 0, crate::app::ts_now())
+            .is_err());
         assert!(
-            app.check_operator(&caller("bob", "bb"), 0).is_err(),
+            app.check_operator(&caller("bob", "bb"), 0, crate::app::ts_now())
+                .is_err(),
             "unknown one"
         );
 
         let (csr, _key) = pki::new_csr(&Identity::operator("bob").unwrap()).unwrap();
         let grant = Grant::new(Role::Viewer, &[]).unwrap();
         let pem = app
-            .issue_operator_cert(&admin, "bob", &grant, &csr)
+            .issue_operator_cert(&admin, "bob", &grant, &csr, crate::app::ts_now())
             .unwrap();
         let serial = crate::app::enroll::serial_of(&pem).unwrap();
-        app.check_operator(&caller("bob", &serial), 0).unwrap();
-        assert!(app.check_operator(&caller("bob", "aa"), 0).is_err());
+        app.check_operator(&caller("bob", &serial), 0, crate::app::ts_now())
+            .unwrap();
+        assert!(app
+            .check_operator(&caller("bob", "aa"), 0, crate::app::ts_now())
+            .is_err());
     }
 
     #[test]
@@ -201,12 +218,12 @@ mod tests {
         };
         assert!(matches!(app.operators(&op), Err(Error::Forbidden(_))));
         assert!(matches!(
-            app.revoke_operator(&op, "carol"),
+            app.revoke_operator(&op, "carol", crate::app::ts_now()),
             Err(Error::Forbidden(_))
         ));
         let grant = Grant::new(Role::Admin, &[]).unwrap();
         assert!(matches!(
-            app.issue_operator_cert(&op, "bob", &grant, "x"),
+            app.issue_operator_cert(&op, "bob", &grant, "x", crate::app::ts_now()),
             Err(Error::Forbidden(_))
         ));
     }

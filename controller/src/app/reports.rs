@@ -11,7 +11,9 @@ use boltfleet_common::version::parse_release;
 use prost::Message;
 use tracing::{info, warn};
 
-use super::{now, App};
+use jiff::Timestamp;
+
+use super::App;
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::report::{self, summary, Latest, LatestRule};
@@ -70,7 +72,13 @@ impl App {
 
     /// Sets (or, with `version` "", clears) the `latest` of `tenant` ("" for the fleet): the
     /// fleet's is an admin's to set, a tenant's an operator's of that tenant.
-    pub fn set_latest(&self, caller: &Caller, tenant: &str, version: &str) -> Result<(), Error> {
+    pub fn set_latest(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        version: &str,
+        now: Timestamp,
+    ) -> Result<(), Error> {
         if tenant.is_empty() {
             caller.require(Role::Admin, "setting the fleet's latest release")?;
         } else {
@@ -87,7 +95,7 @@ impl App {
             let record = LatestRecord {
                 version: version.to_string(),
                 set_by: operator.to_string(),
-                set_at: now(),
+                set_at: now.as_second(),
             };
             self.state.put_latest(&key, Some(&record))?;
         }
@@ -97,6 +105,7 @@ impl App {
             version
         };
         self.audit_entry(
+            now,
             &format!("operator {operator}"),
             "release.latest",
             target,
@@ -115,6 +124,7 @@ impl App {
         requested: &str,
         page_token: &str,
         page_size: usize,
+        now: Timestamp,
     ) -> Result<FleetPage, Error> {
         let rule = self.latest_rule(requested)?;
         let size = match page_size {
@@ -161,7 +171,7 @@ impl App {
         let more = page.len() > size;
         let mut page = page;
         page.truncate(size);
-        let views = self.views_of(page)?;
+        let views = self.views_of(page, now)?;
         let mut rows = Vec::with_capacity(views.len());
         let mut bytes = 0;
         let mut cut_short = false;
@@ -194,7 +204,12 @@ impl App {
 
     /// One host's full row, for a caller whose scope holds it: its whole inventory and last
     /// job (`latest` as that caller's scope derives it).
-    pub fn host_row(&self, caller: &Caller, host_id: &str) -> Result<HostRow, Error> {
+    pub fn host_row(
+        &self,
+        caller: &Caller,
+        host_id: &str,
+        now: Timestamp,
+    ) -> Result<HostRow, Error> {
         let host = HostId::new(host_id)?;
         let record = self.host_for(caller, host.as_str())?;
         let rule = self.latest_rule("")?;
@@ -213,14 +228,14 @@ impl App {
             });
             rule.fleet(report::derive_latest(inventories))
         };
-        let views = self.views_of(vec![(host.to_string(), record)])?;
+        let views = self.views_of(vec![(host.to_string(), record)], now)?;
         report::rows(views, &rule, fleet.as_ref())
             .pop()
             .ok_or_else(|| Error::UnknownHost(host.to_string()))
     }
 
     /// Removes a revoked host's record and observation; refused for a host not revoked.
-    pub fn forget_host(&self, caller: &Caller, host_id: &str) -> Result<(), Error> {
+    pub fn forget_host(&self, caller: &Caller, host_id: &str, now: Timestamp) -> Result<(), Error> {
         caller.require(Role::Operator, "forgetting a host")?;
         let host = HostId::new(host_id)?;
         self.host_for(caller, host.as_str())?;
@@ -241,6 +256,7 @@ impl App {
         self.door.forget(host.as_str());
         self.state.flush()?;
         self.audit_entry(
+            now,
             &format!("operator {operator}"),
             "host.forget",
             host.as_str(),

@@ -77,6 +77,7 @@ impl App {
             self.state.put_rollout(&record)?;
         }
         self.audit_entry(
+            now,
             &format!("operator {operator}"),
             "rollout.start",
             &id,
@@ -124,7 +125,7 @@ impl App {
         note: &str,
         now: Timestamp,
     ) -> Result<RolloutRecord, Error> {
-        self.change_rollout(operator, id, "rollout.pause", note, |r| {
+        self.change_rollout(operator, id, "rollout.pause", note, now, |r| {
             r.state.pause_by(operator, note, now)
         })
     }
@@ -137,7 +138,7 @@ impl App {
         note: &str,
         now: Timestamp,
     ) -> Result<RolloutRecord, Error> {
-        self.change_rollout(operator, id, "rollout.resume", note, |r| {
+        self.change_rollout(operator, id, "rollout.resume", note, now, |r| {
             r.state.resume(now)
         })
     }
@@ -148,13 +149,14 @@ impl App {
         operator: &str,
         id: &str,
         note: &str,
+        now: Timestamp,
     ) -> Result<RolloutRecord, Error> {
         if self.rollout(id)?.state.spec.promotion == Promotion::Auto {
             return Err(Error::Precondition(format!(
                 "rollout {id} promotes its waves automatically (it was not started with manual promotion)"
             )));
         }
-        self.change_rollout(operator, id, "rollout.promote", note, |r| {
+        self.change_rollout(operator, id, "rollout.promote", note, now, |r| {
             r.state.approve_promotion()
         })
     }
@@ -175,23 +177,20 @@ impl App {
             format!("by operator {operator}: {note}")
         };
         let detail = format!("{note}{}", if rollback { " (with rollback)" } else { "" });
-        let record = self.change_rollout(operator, id, "rollout.abort", detail.trim(), |r| {
-            if rollback {
-                r.state.abort_with_rollback(&reason, now)?;
-                r.rollback_by = Some(operator.into());
-            } else {
-                r.state.abort(&reason, now)?;
-            }
-            r.aborted_by.get_or_insert_with(|| operator.into());
-            Ok(())
-        })?;
+        let record =
+            self.change_rollout(operator, id, "rollout.abort", detail.trim(), now, |r| {
+                if rollback {
+                    r.state.abort_with_rollback(&reason, now)?;
+                    r.rollback_by = Some(operator.into());
+                } else {
+                    r.state.abort(&reason, now)?;
+                }
+                r.aborted_by.get_or_insert_with(|| operator.into());
+                Ok(())
+            })?;
         for job in self.active_jobs_of_rollout(id)? {
             if !job.dispatched {
-                self.cancel_job(
-                    &job.job_id,
-                    &format!("rollout {id} aborted"),
-                    now.as_second(),
-                )?;
+                self.cancel_job(&job.job_id, &format!("rollout {id} aborted"), now)?;
             }
         }
         Ok(record)
@@ -204,6 +203,7 @@ impl App {
         id: &str,
         action: &str,
         detail: &str,
+        now: Timestamp,
         change: impl FnOnce(&mut RolloutRecord) -> Result<(), PhaseError>,
     ) -> Result<RolloutRecord, Error> {
         let record = {
@@ -213,7 +213,7 @@ impl App {
             self.state.put_rollout(&record)?;
             record
         };
-        self.audit_entry(&format!("operator {operator}"), action, id, detail)?;
+        self.audit_entry(now, &format!("operator {operator}"), action, id, detail)?;
         info!(rollout = %id, operator, action, "rollout changed by an operator");
         self.wake_scheduler();
         Ok(record)

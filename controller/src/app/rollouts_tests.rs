@@ -25,7 +25,7 @@ fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
                 options: Default::default(),
                 rollout_id: None,
             },
-            1,
+            crate::app::ts(1),
         )
         .unwrap();
     let review = JobEvent {
@@ -39,12 +39,17 @@ fn a_plan_is_a_dry_run_with_skip_reasons_windows_and_known_config_changes() {
     };
     fleet
         .app
-        .record_job_event(&"web0".parse().unwrap(), review)
+        .record_job_event(&"web0".parse().unwrap(), review, crate::app::ts_now())
         .unwrap();
     let window = "0 22 * * * 4h Europe/Paris".parse().unwrap();
     fleet
         .app
-        .set_window("alice", WindowKey::Host("web0".into()), Some(window))
+        .set_window(
+            "alice",
+            WindowKey::Host("web0".into()),
+            Some(window),
+            crate::app::ts_now(),
+        )
         .unwrap();
 
     let audit_before = fleet.app.state().audit_log().unwrap().len();
@@ -102,7 +107,7 @@ fn operators_get_clear_refusals() {
         .unwrap();
     let err = fleet
         .app
-        .promote_rollout("bob", &id, "")
+        .promote_rollout("bob", &id, "", crate::app::ts_now())
         .unwrap_err()
         .to_string();
     assert!(err.contains("automatically"), "{err}");
@@ -121,7 +126,9 @@ fn operators_get_clear_refusals() {
     ));
     let unknown = WindowKey::Host("web9".into());
     assert!(matches!(
-        fleet.app.set_window("bob", unknown, None),
+        fleet
+            .app
+            .set_window("bob", unknown, None, crate::app::ts_now()),
         Err(Error::UnknownHost(_))
     ));
     assert!(fleet.app.set_freeze("bob", Some(""), true, t(1)).is_err());
@@ -191,13 +198,22 @@ fn hosts_show_their_window_and_freeze() {
     let window = "0 22 * * * 4h Europe/Paris".parse().unwrap();
     fleet
         .app
-        .set_window("alice", WindowKey::Tenant("acme".into()), Some(window))
+        .set_window(
+            "alice",
+            WindowKey::Tenant("acme".into()),
+            Some(window),
+            crate::app::ts_now(),
+        )
         .unwrap();
     fleet
         .app
         .set_freeze("alice", Some("globex"), true, t(0))
         .unwrap();
-    let rows = fleet.app.fleet_report("").unwrap().rows;
+    let rows = fleet
+        .app
+        .fleet_report("", crate::app::ts_now())
+        .unwrap()
+        .rows;
     let w = rows[0].window.as_ref().expect("acme's window");
     assert_eq!(
         (
@@ -227,7 +243,7 @@ fn config_changes_one_host_reports_are_never_shown_for_another() {
                 options: Default::default(),
                 rollout_id: None,
             },
-            1,
+            crate::app::ts(1),
         )
         .unwrap();
     let poison = JobEvent {
@@ -241,7 +257,7 @@ fn config_changes_one_host_reports_are_never_shown_for_another() {
     };
     fleet
         .app
-        .record_job_event(&"evil1".parse().unwrap(), poison)
+        .record_job_event(&"evil1".parse().unwrap(), poison, crate::app::ts_now())
         .unwrap();
     let plan = fleet
         .app

@@ -8,13 +8,14 @@ use std::collections::BTreeSet;
 use boltfleet_common::grant::{Role, Scope};
 use boltfleet_common::proto::{self as pb, JobRecord};
 use boltfleet_common::version::parse_release;
+use jiff::Timestamp;
 
 use crate::app::App;
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::report::{self, FleetReport};
 use crate::rollout::RolloutSpec;
-use crate::state::{AuditEntry, HostRecord, RolloutRecord};
+use crate::state::{AuditRecord, HostRecord, RolloutRecord};
 
 /// The tenants of the hosts a rollout selected.
 pub fn rollout_tenants(record: &RolloutRecord) -> BTreeSet<String> {
@@ -57,13 +58,18 @@ impl App {
 
     /// The fleet report of the caller's scope: its rows, version counts and latest come from
     /// hosts inside the scope only.
-    pub fn fleet_report_for(&self, caller: &Caller, latest: &str) -> Result<FleetReport, Error> {
+    pub fn fleet_report_for(
+        &self,
+        caller: &Caller,
+        latest: &str,
+        now: Timestamp,
+    ) -> Result<FleetReport, Error> {
         let latest = if latest.is_empty() {
             None
         } else {
             Some(parse_release(latest).map_err(|e| Error::invalid("latest", e))?)
         };
-        let mut views = self.host_views()?;
+        let mut views = self.host_views(now)?;
         views.retain(|v| caller.allows(&v.record.tenant));
         Ok(report::build(views, latest))
     }
@@ -148,7 +154,7 @@ impl App {
 
     /// The audit log as the caller may read it: a scoped caller sees the entries about hosts,
     /// rollouts and tenants of its scope, and its own.
-    pub fn audit_for(&self, caller: &Caller) -> Result<Vec<AuditEntry>, Error> {
+    pub fn audit_for(&self, caller: &Caller) -> Result<Vec<AuditRecord>, Error> {
         let entries = self.state.audit_log()?;
         if caller.scope == Scope::All {
             return Ok(entries);
@@ -232,15 +238,18 @@ mod tests {
                 labels: BTreeMap::new(),
                 ttl: Duration::from_secs(60),
             };
-            let (token, _) = app.create_token("alice", req, now()).unwrap();
+            let (token, _) = app
+                .create_token("alice", req, crate::app::ts(now()))
+                .unwrap();
             let id = HostId::new(host).unwrap();
             let csr = new_csr(&Identity::Agent(id.clone())).unwrap().0;
-            app.enroll(&token, &csr, now()).unwrap();
+            app.enroll(&token, &csr, crate::app::ts(now())).unwrap();
             let inventory = Inventory {
                 passbolt_version: "1.6.9".into(),
                 ..Inventory::default()
             };
-            app.record_report(&id, inventory).unwrap();
+            app.record_report(&id, inventory, crate::app::ts_now())
+                .unwrap();
         }
         app
     }
@@ -263,10 +272,14 @@ mod tests {
             app.host_for(&olga, "b1"),
             Err(Error::UnknownHost(_))
         ));
-        let report = app.fleet_report_for(&olga, "").unwrap();
+        let report = app
+            .fleet_report_for(&olga, "", crate::app::ts_now())
+            .unwrap();
         let ids: Vec<&str> = report.rows.iter().map(|r| r.host_id.as_str()).collect();
         assert_eq!(ids, ["a1"]);
-        let all = app.fleet_report_for(&Caller::admin("root"), "").unwrap();
+        let all = app
+            .fleet_report_for(&Caller::admin("root"), "", crate::app::ts_now())
+            .unwrap();
         assert_eq!(all.rows.len(), 2);
     }
 

@@ -77,7 +77,7 @@ impl Fleet {
             labels: BTreeMap::new(),
             ttl: Duration::from_secs(60),
         };
-        let now = crate::app::now();
+        let now = crate::app::ts_now();
         let (token, _) = self.app.create_token("alice", req, now).unwrap();
         let csr = new_csr(&Identity::Agent(HostId::new(id).unwrap()))
             .unwrap()
@@ -91,7 +91,9 @@ impl Fleet {
         let (tx, rx) = mpsc::channel(64);
         let registration = self.app.registry.register(&host, tx);
         self.online.insert(id.into(), (registration, rx));
-        self.app.record_hello(&host, "0.1.0", None).unwrap();
+        self.app
+            .record_hello(&host, "0.1.0", None, crate::app::ts_now())
+            .unwrap();
     }
 
     pub fn disconnect(&mut self, id: &str) {
@@ -110,7 +112,9 @@ impl Fleet {
             ..Inventory::default()
         };
         let host = HostId::new(id).unwrap();
-        self.app.record_report(&host, inventory).unwrap();
+        self.app
+            .record_report(&host, inventory, crate::app::ts_now())
+            .unwrap();
     }
 
     /// A controller killed and started again on the same store; the agents reconnect.
@@ -188,7 +192,9 @@ impl Fleet {
             failed_step: step.into(),
             ..JobEvent::default()
         };
-        self.app.record_job_event(&host, event).unwrap();
+        self.app
+            .record_job_event(&host, event, crate::app::ts_now())
+            .unwrap();
         let version = match kind_of(job) {
             JobKind::Update => TARGET,
             JobKind::Rollback => FROM,

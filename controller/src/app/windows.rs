@@ -18,6 +18,7 @@ impl App {
         operator: &str,
         key: WindowKey,
         window: Option<MaintenanceWindow>,
+        now: Timestamp,
     ) -> Result<(), Error> {
         match &key {
             WindowKey::Host(id) => {
@@ -36,7 +37,13 @@ impl App {
             Some(w) => ("window.set", w.to_string()),
             None => ("window.clear", String::new()),
         };
-        self.audit_entry(&format!("operator {operator}"), action, &key.key(), &detail)?;
+        self.audit_entry(
+            now,
+            &format!("operator {operator}"),
+            action,
+            &key.key(),
+            &detail,
+        )?;
         info!(target = %key.key(), operator, window = %detail, "maintenance window changed");
         self.wake_scheduler();
         Ok(())
@@ -61,7 +68,7 @@ impl App {
         });
         self.state.put_freeze(&key, record.as_ref())?;
         let action = if on { "freeze.on" } else { "freeze.off" };
-        self.audit_entry(&format!("operator {operator}"), action, &key, "")?;
+        self.audit_entry(now, &format!("operator {operator}"), action, &key, "")?;
         info!(target = %key, operator, on, "freeze changed");
         self.wake_scheduler();
         Ok(())

@@ -18,11 +18,11 @@ pub const RPC_TIMEOUT: Duration = Duration::from_secs(30);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A connected AdminService client.
-pub type Admin = AdminServiceClient<Channel>;
+pub type AdminClient = AdminServiceClient<Channel>;
 
 /// Reads the TLS files and connects now, so an unreachable or untrusted controller fails here
 /// with its address in the message.
-pub async fn connect(conn: &Connection) -> Result<Admin, CliError> {
+pub async fn connect(conn: &Connection) -> Result<AdminClient, CliError> {
     let tls = conn.client_tls()?;
     // The channel's own timeout covers the TCP connect only: a controller (or a middlebox)
     // that accepts and then stalls the TLS handshake must not hang the CLI.

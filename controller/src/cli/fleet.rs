@@ -9,7 +9,7 @@ use super::client::{call, connect};
 use super::config::Connection;
 use super::error::CliError;
 use super::render;
-use super::rows::HostView;
+use super::rows::HostLine;
 use super::write_output;
 
 /// Rows asked for per page (the controller may send fewer).
@@ -32,7 +32,7 @@ pub async fn hosts(conn: &Connection, args: HostsArgs) -> Result<(), CliError> {
         }
         page_token = page.next_page_token;
     }
-    let hosts: Vec<HostView> = rows.iter().map(HostView::from).collect();
+    let hosts: Vec<HostLine> = rows.iter().map(HostLine::from).collect();
     write_output(
         args.format,
         &match args.format {
@@ -64,7 +64,7 @@ pub async fn report(conn: &Connection, args: ReportArgs) -> Result<(), CliError>
         }
         page_token = page.next_page_token;
     };
-    let hosts: Vec<HostView> = rows.iter().map(HostView::from).collect();
+    let hosts: Vec<HostLine> = rows.iter().map(HostLine::from).collect();
     let versions = render::sort_versions(versions);
     let shown = match source.as_str() {
         "" => latest.clone(),

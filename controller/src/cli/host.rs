@@ -5,7 +5,7 @@ use boltfleet_common::proto::{
 };
 
 use super::args::{HostCommand, ReleaseCommand, WaitArgs};
-use super::client::{call, connect, Admin};
+use super::client::{call, connect, AdminClient};
 use super::config::Connection;
 use super::error::CliError;
 use super::job::wait_for;
@@ -97,7 +97,7 @@ pub async fn release(conn: &Connection, command: ReleaseCommand) -> Result<(), C
 
 /// Starts the job, prints its id on stdout, and waits for it when asked.
 async fn start(
-    admin: &mut Admin,
+    admin: &mut AdminClient,
     action: &str,
     request: StartJobRequest,
     wait: &WaitArgs,

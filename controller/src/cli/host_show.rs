@@ -4,20 +4,20 @@ use boltfleet_common::proto::{ForgetHostRequest, GetHostRequest, HostRow};
 use serde_json::json;
 
 use super::args::Format;
-use super::client::{call, Admin};
+use super::client::{call, AdminClient};
 use super::error::CliError;
 use super::render;
-use super::rows::HostView;
+use super::rows::HostLine;
 use super::write_stdout;
 use crate::door::escape_control;
 
 /// Prints the host's row, then its whole inventory: checks, errors, disks, migrations.
-pub async fn show(admin: &mut Admin, id: &str, format: Format) -> Result<(), CliError> {
+pub async fn show(admin: &mut AdminClient, id: &str, format: Format) -> Result<(), CliError> {
     let request = GetHostRequest {
         host_id: id.to_string(),
     };
     let row = call(&format!("show host {id}"), admin.get_host(request)).await?;
-    let view = HostView::from(&row);
+    let view = HostLine::from(&row);
     write_stdout(&match format {
         Format::Json => json_of(&view, &row),
         Format::Table | Format::Csv => text_of(&view, &row),
@@ -25,7 +25,7 @@ pub async fn show(admin: &mut Admin, id: &str, format: Format) -> Result<(), Cli
 }
 
 /// Removes a revoked host from the controller.
-pub async fn forget(admin: &mut Admin, id: &str) -> Result<(), CliError> {
+pub async fn forget(admin: &mut AdminClient, id: &str) -> Result<(), CliError> {
     let request = ForgetHostRequest {
         host_id: id.to_string(),
     };
@@ -35,7 +35,7 @@ pub async fn forget(admin: &mut Admin, id: &str) -> Result<(), CliError> {
 }
 
 /// The row's fields as in `hosts --format json`, plus `inventory`.
-fn json_of(view: &HostView, row: &HostRow) -> String {
+fn json_of(view: &HostLine, row: &HostRow) -> String {
     let mut value = serde_json::to_value(view).unwrap_or_default();
     let inv = row.inventory.clone().unwrap_or_default();
     let health = inv.health.unwrap_or_default();
@@ -64,7 +64,7 @@ fn json_of(view: &HostView, row: &HostRow) -> String {
 }
 
 /// The row as `hosts` prints it, then the inventory, one escaped line per entry.
-fn text_of(view: &HostView, row: &HostRow) -> String {
+fn text_of(view: &HostLine, row: &HostRow) -> String {
     let mut out = render::hosts_table(std::slice::from_ref(view));
     let mut line = |label: &str, text: &str| {
         out.push_str(label);

@@ -11,7 +11,7 @@ use super::job::{job_text, JobDetail};
 use super::plan_view::{plan_table, PlanView};
 use super::render::{hosts_csv, hosts_json, hosts_table, report_table};
 use super::rollout_view::{list_table, status_table, RolloutView};
-use super::rows::HostView;
+use super::rows::HostLine;
 use super::watch::{host_line, Lines};
 
 const CLEAR: &str = "1.6.9\x1b[2J";
@@ -61,7 +61,7 @@ fn hostile_row() -> HostRow {
 
 #[test]
 fn host_tables_escape_agent_text_and_keep_one_line_per_host() {
-    let views = [HostView::from(&hostile_row())];
+    let views = [HostLine::from(&hostile_row())];
     let table = hosts_table(&views);
     assert_no_raw_controls("hosts table", &table);
     assert_eq!(table.lines().count(), 2, "header and one row:\n{table}");
@@ -77,7 +77,7 @@ fn host_tables_escape_agent_text_and_keep_one_line_per_host() {
 
 #[test]
 fn csv_escapes_and_neutralizes_formulas() {
-    let csv = hosts_csv(&[HostView::from(&hostile_row())]);
+    let csv = hosts_csv(&[HostLine::from(&hostile_row())]);
     assert_no_raw_controls("csv", &csv);
     assert_eq!(csv.lines().count(), 2, "{csv}");
     let row = csv.lines().nth(1).unwrap();
@@ -98,7 +98,7 @@ fn csv_escapes_and_neutralizes_formulas() {
 #[test]
 fn json_keeps_agent_text_exactly() {
     let json: serde_json::Value =
-        serde_json::from_str(&hosts_json(&[HostView::from(&hostile_row())])).unwrap();
+        serde_json::from_str(&hosts_json(&[HostLine::from(&hostile_row())])).unwrap();
     let host = &json["hosts"][0];
     assert_eq!(host["version"], CLEAR);
     assert_eq!(host["git_tag"], TITLE);

@@ -6,7 +6,7 @@ use boltfleet_common::proto::{AuditEntry, AuditLogRequest, GetJobRequest, JobRec
 use serde::Serialize;
 
 use super::args::{AuditArgs, Format, JobCommand};
-use super::client::{call, connect, Admin};
+use super::client::{call, connect, AdminClient};
 use super::config::Connection;
 use super::error::CliError;
 use super::rows::{kind_name, rfc3339, state_name};
@@ -181,7 +181,7 @@ pub async fn run(conn: &Connection, command: JobCommand) -> Result<(), CliError>
     super::write_output(format, &text)
 }
 
-async fn get(admin: &mut Admin, job_id: &str) -> Result<JobRecord, CliError> {
+async fn get(admin: &mut AdminClient, job_id: &str) -> Result<JobRecord, CliError> {
     let request = GetJobRequest {
         job_id: job_id.to_string(),
     };
@@ -190,7 +190,11 @@ async fn get(admin: &mut Admin, job_id: &str) -> Result<JobRecord, CliError> {
 
 /// Polls the job until it ends, printing each step change on stderr; the job's summary goes
 /// to stderr at the end, and anything but `succeeded` is an error.
-pub async fn wait_for(admin: &mut Admin, job_id: &str, timeout: Duration) -> Result<(), CliError> {
+pub async fn wait_for(
+    admin: &mut AdminClient,
+    job_id: &str,
+    timeout: Duration,
+) -> Result<(), CliError> {
     let deadline = Instant::now() + timeout;
     let mut seen = Vec::new();
     loop {

@@ -6,14 +6,14 @@ use std::cmp::Reverse;
 use boltfleet_common::version::parse_release;
 use serde::{Serialize, Serializer};
 
-use super::rows::HostView;
+use super::rows::HostLine;
 use super::safe;
 
 /// `hosts --format json`: `{"hosts": [rows]}`.
-pub fn hosts_json(hosts: &[HostView]) -> String {
+pub fn hosts_json(hosts: &[HostLine]) -> String {
     #[derive(Serialize)]
     struct Hosts<'a> {
-        hosts: &'a [HostView],
+        hosts: &'a [HostLine],
     }
     to_json(&Hosts { hosts })
 }
@@ -23,7 +23,7 @@ pub fn hosts_json(hosts: &[HostView]) -> String {
 pub fn report_json(
     latest: &str,
     latest_source: &str,
-    hosts: &[HostView],
+    hosts: &[HostLine],
     versions: &[(String, u64)],
 ) -> String {
     #[derive(Serialize)]
@@ -31,7 +31,7 @@ pub fn report_json(
         latest: Option<&'a str>,
         /// Where `latest` came from: "requested", "operator", "hosts (N hosts, M tenants)".
         latest_source: Option<&'a str>,
-        hosts: &'a [HostView],
+        hosts: &'a [HostLine],
         #[serde(serialize_with = "ordered_map")]
         versions: &'a [(String, u64)],
     }
@@ -83,7 +83,7 @@ pub const CSV_COLUMNS: [&str; 24] = [
 ];
 
 /// A header line, then one line per host; null is an empty cell.
-pub fn hosts_csv(hosts: &[HostView]) -> String {
+pub fn hosts_csv(hosts: &[HostLine]) -> String {
     let mut out = csv_line(CSV_COLUMNS.iter().map(|c| c.to_string()));
     for host in hosts {
         out.push_str(&csv_line(csv_cells(host)));
@@ -91,7 +91,7 @@ pub fn hosts_csv(hosts: &[HostView]) -> String {
     out
 }
 
-fn csv_cells(h: &HostView) -> Vec<String> {
+fn csv_cells(h: &HostLine) -> Vec<String> {
     let text = |v: &Option<String>| v.clone().unwrap_or_default();
     let job = h.last_job.as_ref();
     let job_text =
@@ -144,7 +144,7 @@ fn csv_line(cells: impl IntoIterator<Item = String>) -> String {
 }
 
 /// Aligned columns, one host a line; the reasons a host is unhealthy come last as they are long.
-pub fn hosts_table(hosts: &[HostView]) -> String {
+pub fn hosts_table(hosts: &[HostLine]) -> String {
     let headers = [
         "HOST",
         "TENANT",
@@ -161,7 +161,7 @@ pub fn hosts_table(hosts: &[HostView]) -> String {
     table(&headers, &rows)
 }
 
-fn table_cells(h: &HostView) -> Vec<String> {
+fn table_cells(h: &HostLine) -> Vec<String> {
     let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".to_string());
     let mut state = match (h.revoked, h.online, h.frozen) {
         (true, _, _) => "revoked",
@@ -194,7 +194,7 @@ fn table_cells(h: &HostView) -> Vec<String> {
 }
 
 /// `0 22 * * * 4h Europe/Paris (open)`, or `-` when updates may start any time.
-fn window_cell(h: &HostView) -> String {
+fn window_cell(h: &HostLine) -> String {
     match &h.window {
         None => "-".to_string(),
         Some(w) if w.open_now => format!("{} (open)", w.text()),
@@ -203,7 +203,7 @@ fn window_cell(h: &HostView) -> String {
 }
 
 /// `update 1.6.10 rolled_back (failed at migrate)`, or `-`.
-fn job_summary(h: &HostView) -> String {
+fn job_summary(h: &HostLine) -> String {
     let Some(job) = &h.last_job else {
         return "-".to_string();
     };
@@ -221,7 +221,7 @@ fn job_summary(h: &HostView) -> String {
 }
 
 /// `report` in a table: the hosts, then how many hosts run each version.
-pub fn report_table(latest: &str, hosts: &[HostView], versions: &[(String, u64)]) -> String {
+pub fn report_table(latest: &str, hosts: &[HostLine], versions: &[(String, u64)]) -> String {
     let mut out = hosts_table(hosts);
     out.push('\n');
     out.push_str(&format!("latest: {}\n", non_empty_or_dash(latest)));
@@ -243,7 +243,7 @@ pub fn sort_versions(versions: impl IntoIterator<Item = (String, u64)>) -> Vec<(
     pairs
 }
 
-fn labels_text(h: &HostView, sep: &str) -> String {
+fn labels_text(h: &HostLine, sep: &str) -> String {
     let pairs: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     pairs.join(sep)
 }
@@ -293,8 +293,8 @@ mod tests {
     use super::*;
     use serde_json::{json, Value};
 
-    fn views() -> Vec<HostView> {
-        vec![HostView::from(&full_row()), HostView::from(&bare_row())]
+    fn views() -> Vec<HostLine> {
+        vec![HostLine::from(&full_row()), HostLine::from(&bare_row())]
     }
 
     #[test]

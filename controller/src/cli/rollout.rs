@@ -6,7 +6,7 @@ use boltfleet_common::proto::{
 };
 
 use super::args::{ActionArgs, Format, RolloutCommand};
-use super::client::{call, connect, Admin};
+use super::client::{call, connect, AdminClient};
 use super::config::Connection;
 use super::error::CliError;
 use super::plan_view::{plan_table, PlanView};
@@ -137,7 +137,7 @@ fn said(status: &RolloutStatus) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn get(admin: &mut Admin, id: &str) -> Result<RolloutStatus, CliError> {
+pub async fn get(admin: &mut AdminClient, id: &str) -> Result<RolloutStatus, CliError> {
     let request = GetRolloutRequest { id: id.to_string() };
     call(&format!("get rollout {id}"), admin.get_rollout(request)).await
 }

@@ -1,6 +1,6 @@
 //! Command-line arguments of `rollout`, `freeze` and `window`. Values are checked here with
-//! the controller's own parsers (so a typo fails before any connection, exit 64) and sent as
-//! the wire's strings.
+//! the controller's own parsers (so a typo fails before any connection, exit 64) and sent
+//! through the controller's own encoder ([`crate::wire::rollout::SpecInput`]).
 
 use std::time::Duration;
 
@@ -11,7 +11,8 @@ use clap::{ArgGroup, Args, Subcommand, ValueEnum};
 
 use super::args::{parse_label, parse_version, Format};
 use crate::rollout::spec::{parse_max_failures, parse_waves};
-use crate::rollout::{FailureBudget, WaveSize};
+use crate::rollout::{FailureBudget, Selector, WaveSize};
+use crate::wire::rollout::SpecInput;
 
 #[derive(Debug, Subcommand)]
 pub enum RolloutCommand {
@@ -144,35 +145,31 @@ pub enum Select {
 }
 
 impl SpecArgs {
-    /// The spec as the wire carries it.
-    pub fn to_wire(&self) -> WireSpec {
-        let text = |d: Option<Duration>| {
-            d.map(|d| humantime::format_duration(d).to_string())
-                .unwrap_or_default()
-        };
-        WireSpec {
-            target: self.to.to_string(),
-            select_all: self.hosts.is_empty() && self.tenants.is_empty() && self.labels.is_empty(),
-            hosts: self.hosts.iter().map(|h| h.to_string()).collect(),
-            tenants: self.tenants.clone(),
-            labels: self.labels.iter().cloned().collect(),
-            waves: self
-                .waves
-                .0
-                .iter()
-                .map(|w| w.to_string())
-                .collect::<Vec<_>>()
-                .join(","),
+    /// The spec as the operator wrote it (unset flags: the controller's defaults).
+    pub fn input(&self) -> SpecInput {
+        SpecInput {
+            target: self.to.clone(),
+            selector: Selector {
+                hosts: self.hosts.iter().map(|h| h.to_string()).collect(),
+                tenants: self.tenants.iter().cloned().collect(),
+                labels: self.labels.iter().cloned().collect(),
+            },
+            waves: self.waves.0.clone(),
             max_parallel: Some(self.max_parallel),
             max_parallel_per_tenant: self.max_parallel_per_tenant,
-            max_failures: self.max_failures.to_string(),
-            soak: text(self.soak),
+            max_failures: Some(self.max_failures),
+            soak: self.soak,
             manual_promote: self.manual_promote,
-            healthy_deadline: text(self.healthy_deadline),
-            progress_deadline: text(self.progress_deadline),
-            ready_timeout: text(self.ready_timeout),
-            expected_job_duration: text(self.expected_job_duration),
+            healthy_deadline: self.healthy_deadline,
+            progress_deadline: self.progress_deadline,
+            ready_timeout: self.ready_timeout,
+            expected_job_duration: self.expected_job_duration,
         }
+    }
+
+    /// The spec as the wire carries it.
+    pub fn to_wire(&self) -> WireSpec {
+        self.input().to_wire()
     }
 }
 

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 
 /// One host, as printed by `hosts` and `report`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct HostView {
+pub struct HostLine {
     pub host_id: String,
     pub tenant: String,
     pub labels: BTreeMap<String, String>,
@@ -95,13 +95,13 @@ pub struct JobView {
     pub reason: Option<String>,
 }
 
-impl From<&HostRow> for HostView {
+impl From<&HostRow> for HostLine {
     fn from(row: &HostRow) -> Self {
         let inventory = row.inventory.as_ref();
         let inv_text = |pick: fn(&boltfleet_common::proto::Inventory) -> &str| {
             inventory.and_then(|inv| non_empty(pick(inv)))
         };
-        HostView {
+        HostLine {
             host_id: row.host_id.clone(),
             tenant: row.tenant.clone(),
             labels: row
@@ -263,7 +263,7 @@ mod tests {
 
     #[test]
     fn full_row_maps_every_field() {
-        let view = HostView::from(&full_row());
+        let view = HostLine::from(&full_row());
         assert_eq!(view.version.as_deref(), Some("1.6.9"));
         assert_eq!(view.last_seen.as_deref(), Some("2023-11-14T22:13:20Z"));
         assert_eq!(view.update.as_deref(), Some("patch"));
@@ -277,7 +277,7 @@ mod tests {
 
     #[test]
     fn empty_fields_become_none() {
-        let view = HostView::from(&bare_row());
+        let view = HostLine::from(&bare_row());
         assert_eq!(view.version, None);
         assert_eq!(view.last_seen, None);
         assert_eq!(view.update, None);
@@ -286,7 +286,7 @@ mod tests {
         assert_eq!(view.last_job, None);
         let mut row = bare_row();
         row.last_job = Some(JobEvent::default());
-        assert_eq!(HostView::from(&row).last_job, None);
+        assert_eq!(HostLine::from(&row).last_job, None);
     }
 
     #[test]

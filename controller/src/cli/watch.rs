@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::client::Admin;
+use super::client::AdminClient;
 use super::error::CliError;
 use super::rollout::get;
 use super::rollout_view::{HostStatusView, RolloutView};
@@ -17,7 +17,7 @@ use super::safe::text as show;
 /// How often the controller is asked for news.
 const POLL: Duration = Duration::from_secs(1);
 
-pub async fn watch(admin: &mut Admin, id: &str) -> Result<(), CliError> {
+pub async fn watch(admin: &mut AdminClient, id: &str) -> Result<(), CliError> {
     let mut out: Box<dyn Progress> = if std::io::stdout().is_terminal() {
         Box::new(Bars::new(ProgressDrawTarget::stdout()))
     } else {
@@ -25,7 +25,7 @@ pub async fn watch(admin: &mut Admin, id: &str) -> Result<(), CliError> {
     };
     loop {
         let view = RolloutView::from(&get(admin, id).await?);
-        out.show(&view, crate::app::now());
+        out.show(&view, boltfleet_common::clock::unix_now());
         if let Some(end) = outcome(&view) {
             out.finish();
             return end;

@@ -335,7 +335,10 @@ fn a_host_outside_its_window_waits_for_it() {
     // 12:00 UTC now; acme's window opens at 22:00 Paris (21:00 UTC).
     let window = "0 22 * * * 4h Europe/Paris".parse().unwrap();
     let key = crate::state::WindowKey::Tenant("acme".into());
-    fleet.app.set_window("alice", key, Some(window)).unwrap();
+    fleet
+        .app
+        .set_window("alice", key, Some(window), crate::app::ts_now())
+        .unwrap();
     let id = fleet
         .app
         .start_rollout("alice", spec("100%", 5, "0"), t(0))
@@ -445,7 +448,7 @@ fn a_host_busy_with_an_operators_job_waits_for_it() {
     };
     let backup = fleet
         .app
-        .start_job("bob", manual, t(0).as_second())
+        .start_job("bob", manual, crate::app::ts(t(0).as_second()))
         .unwrap();
     let id = fleet
         .app

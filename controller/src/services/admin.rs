@@ -37,15 +37,13 @@ pub struct Admin {
 }
 
 impl Admin {
-    /// Runs blocking domain work off the async threads.
+    /// Runs domain work off the async threads ([`super::blocking`]).
     async fn blocking<T: Send + 'static>(
         &self,
         work: impl FnOnce(&App) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Status> {
-        let app = self.app.clone();
-        tokio::task::spawn_blocking(move || work(&app))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))?
+        super::blocking(&self.app, work)
+            .await?
             .map_err(Status::from)
     }
 
@@ -94,7 +92,13 @@ impl AdminService for Admin {
         let req = request.into_inner();
         let page = self
             .blocking(move |app| {
-                app.fleet_page(&caller, "", &req.page_token, req.page_size as usize)
+                app.fleet_page(
+                    &caller,
+                    "",
+                    &req.page_token,
+                    req.page_size as usize,
+                    Timestamp::now(),
+                )
             })
             .await?;
         Ok(Response::new(ListHostsResponse {
@@ -116,6 +120,7 @@ impl AdminService for Admin {
                     &req.latest,
                     &req.page_token,
                     req.page_size as usize,
+                    Timestamp::now(),
                 )
             })
             .await?;
@@ -148,7 +153,7 @@ impl AdminService for Admin {
         let (token, expires_at) = self
             .blocking(move |app| {
                 app.check_enrollment(&caller, &new.host_id, &new.tenant)?;
-                app.create_token(&caller.name, new, crate::app::now())
+                app.create_token(&caller.name, new, Timestamp::now())
             })
             .await?;
         Ok(Response::new(CreateTokenResponse { token, expires_at }))
@@ -175,7 +180,7 @@ impl AdminService for Admin {
                 for host in &hosts {
                     app.check_enrollment(&caller, &host.host_id, &host.tenant)?;
                 }
-                app.enroll_hosts(&caller.name, hosts)
+                app.enroll_hosts(&caller.name, hosts, Timestamp::now())
             })
             .await?;
         Ok(Response::new(EnrollHostsResponse { certificate_pem }))
@@ -190,7 +195,7 @@ impl AdminService for Admin {
         self.blocking(move |app| {
             caller.require(Role::Operator, "revoking hosts")?;
             app.host_for(&caller, &host_id)?;
-            app.revoke(&caller.name, &host_id)
+            app.revoke(&caller.name, &host_id, Timestamp::now())
         })
         .await?;
         Ok(Response::new(RevokeHostResponse {}))
@@ -215,7 +220,7 @@ impl AdminService for Admin {
             .blocking(move |app| {
                 caller.require(Role::Operator, "starting jobs")?;
                 app.host_for(&caller, &new.host_id)?;
-                app.start_job(&caller.name, new, crate::app::now())
+                app.start_job(&caller.name, new, Timestamp::now())
             })
             .await?;
         Ok(Response::new(StartJobResponse { job_id }))
@@ -355,7 +360,7 @@ impl AdminService for Admin {
         let status = self
             .blocking(move |app| {
                 app.rollout_to_steer(&caller, &req.id)?;
-                app.promote_rollout(&caller.name, &req.id, &req.reason)?;
+                app.promote_rollout(&caller.name, &req.id, &req.reason, Timestamp::now())?;
                 app.rollout_status_for(&caller, &req.id)
             })
             .await?;
@@ -386,7 +391,7 @@ impl AdminService for Admin {
         let caller = self.caller(&request)?;
         caller.require(Role::Admin, "setting maintenance windows")?;
         let (key, window) = window_of(request.into_inner())?;
-        self.blocking(move |app| app.set_window(&caller.name, key, window))
+        self.blocking(move |app| app.set_window(&caller.name, key, window, Timestamp::now()))
             .await?;
         Ok(Response::new(SetWindowResponse {}))
     }
@@ -433,7 +438,9 @@ impl AdminService for Admin {
         let role = req.role.parse::<Role>().map_err(Error::from)?;
         let grant = Grant::new(role, &req.tenants).map_err(Error::from)?;
         let certificate_pem = self
-            .blocking(move |app| app.issue_operator_cert(&caller, &req.name, &grant, &req.csr_pem))
+            .blocking(move |app| {
+                app.issue_operator_cert(&caller, &req.name, &grant, &req.csr_pem, Timestamp::now())
+            })
             .await?;
         Ok(Response::new(IssueOperatorCertResponse {
             certificate_pem,
@@ -477,7 +484,7 @@ impl AdminService for Admin {
     ) -> Result<Response<RevokeOperatorResponse>, Status> {
         let caller = self.caller(&request)?;
         let name = request.into_inner().name;
-        self.blocking(move |app| app.revoke_operator(&caller, &name))
+        self.blocking(move |app| app.revoke_operator(&caller, &name, Timestamp::now()))
             .await?;
         Ok(Response::new(RevokeOperatorResponse {}))
     }
@@ -489,12 +496,7 @@ impl AdminService for Admin {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
         self.blocking(move |app| {
-            app.set_policy(
-                &caller,
-                &req.tenant,
-                req.require_approval,
-                crate::app::now(),
-            )
+            app.set_policy(&caller, &req.tenant, req.require_approval, Timestamp::now())
         })
         .await?;
         Ok(Response::new(SetPolicyResponse {}))
@@ -521,8 +523,10 @@ impl AdminService for Admin {
     ) -> Result<Response<SetLatestReleaseResponse>, Status> {
         let caller = self.caller(&request)?;
         let req = request.into_inner();
-        self.blocking(move |app| app.set_latest(&caller, &req.tenant, &req.version))
-            .await?;
+        self.blocking(move |app| {
+            app.set_latest(&caller, &req.tenant, &req.version, Timestamp::now())
+        })
+        .await?;
         Ok(Response::new(SetLatestReleaseResponse {}))
     }
 
@@ -533,7 +537,7 @@ impl AdminService for Admin {
         let caller = self.caller(&request)?;
         let host_id = request.into_inner().host_id;
         let row = self
-            .blocking(move |app| app.host_row(&caller, &host_id))
+            .blocking(move |app| app.host_row(&caller, &host_id, Timestamp::now()))
             .await?;
         Ok(Response::new(row))
     }
@@ -544,7 +548,7 @@ impl AdminService for Admin {
     ) -> Result<Response<ForgetHostResponse>, Status> {
         let caller = self.caller(&request)?;
         let host_id = request.into_inner().host_id;
-        self.blocking(move |app| app.forget_host(&caller, &host_id))
+        self.blocking(move |app| app.forget_host(&caller, &host_id, Timestamp::now()))
             .await?;
         Ok(Response::new(ForgetHostResponse {}))
     }

@@ -9,6 +9,7 @@ use boltfleet_common::proto::agent_message::Msg;
 use boltfleet_common::proto::agent_service_server::AgentService;
 use boltfleet_common::proto::controller_message::Msg as Down;
 use boltfleet_common::proto::{Ack, AgentMessage, ControllerMessage, RenewRequest, RenewResponse};
+use jiff::Timestamp;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::Stream;
@@ -52,14 +53,17 @@ impl AgentService for Agent {
                 "stream replaced too often: two agents with one identity?"
             );
         }
-        self.app.touch(&host)?;
+        let touched = host.clone();
+        super::blocking(&self.app, move |app| app.touch(&touched, Timestamp::now())).await??;
         info!(host = %host, "agent connected");
         let app = self.app.clone();
         let idle = self.idle_timeout;
         tokio::spawn(async move {
             let ended = serve_stream(&app, &host, inbound, &tx, registration.stop, idle).await;
             if app.registry().unregister(&host, registration.generation) {
-                let _ = app.touch(&host);
+                let touched = host.clone();
+                let _ =
+                    super::blocking(&app, move |app| app.touch(&touched, Timestamp::now())).await;
             }
             info!(host = %host, reason = %ended, "agent disconnected");
         });
@@ -72,10 +76,7 @@ impl AgentService for Agent {
     ) -> Result<Response<RenewResponse>, Status> {
         let host = auth::agent(&request, &self.app)?;
         let csr = request.into_inner().csr_pem;
-        let app = self.app.clone();
-        let cert = tokio::task::spawn_blocking(move || app.renew(&host, &csr))
-            .await
-            .map_err(|e| Status::internal(e.to_string()))??;
+        let cert = super::blocking(&self.app, move |app| app.renew(&host, &csr)).await??;
         Ok(Response::new(RenewResponse {
             certificate_pem: cert,
         }))
@@ -84,7 +85,7 @@ impl AgentService for Agent {
 
 /// Reads the agent's messages until the stream ends or must stop; returns why it ended.
 async fn serve_stream(
-    app: &App,
+    app: &Arc<App>,
     host: &HostId,
     mut inbound: Streaming<AgentMessage>,
     tx: &Outbound,
@@ -133,7 +134,7 @@ async fn serve_stream(
 /// One message from the agent: checked at the door, then recorded. An error ends the stream
 /// with that status.
 async fn handle(
-    app: &App,
+    app: &Arc<App>,
     host: &HostId,
     message: AgentMessage,
     tx: &Outbound,
@@ -141,10 +142,16 @@ async fn handle(
     match message.msg {
         Some(Msg::Hello(mut hello)) => {
             door_check(app, host, door::check_hello(&mut hello))?;
-            recorded(
-                host,
-                app.record_hello(host, &hello.agent_version, hello.last_job),
-            )
+            let from = host.clone();
+            let done = super::blocking(app, move |app| {
+                app.record_hello(
+                    &from,
+                    &hello.agent_version,
+                    hello.last_job,
+                    Timestamp::now(),
+                )
+            });
+            recorded(host, done.await?)
         }
         Some(Msg::Report(report)) => {
             let now = Instant::now();
@@ -159,7 +166,11 @@ async fn handle(
                 Status::invalid_argument("message refused: report.inventory: missing")
             })?;
             door_check(app, host, door::check_report(&mut inventory))?;
-            recorded(host, app.record_report(host, inventory))?;
+            let from = host.clone();
+            let done = super::blocking(app, move |app| {
+                app.record_report(&from, inventory, Timestamp::now())
+            });
+            recorded(host, done.await?)?;
             let ack = ControllerMessage {
                 msg: Some(Down::Ack(Ack { seq: report.seq })),
             };
@@ -169,7 +180,11 @@ async fn handle(
         }
         Some(Msg::JobEvent(mut event)) => {
             door_check(app, host, door::check_job_event(&mut event))?;
-            recorded(host, app.record_job_event(host, event))
+            let from = host.clone();
+            let done = super::blocking(app, move |app| {
+                app.record_job_event(&from, event, Timestamp::now())
+            });
+            recorded(host, done.await?)
         }
         None => Err(Status::invalid_argument(
             "message refused: agent message: empty",

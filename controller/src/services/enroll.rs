@@ -53,13 +53,10 @@ impl EnrollService for Enroll {
             )));
         }
         let req = request.into_inner();
-        let app = self.app.clone();
-        // Signing and the store are blocking work.
-        let result = tokio::task::spawn_blocking(move || {
-            app.enroll(&req.token, &req.csr_pem, crate::app::now())
+        let result = super::blocking(&self.app, move |app| {
+            app.enroll(&req.token, &req.csr_pem, jiff::Timestamp::now())
         })
-        .await
-        .map_err(|e| Status::internal(e.to_string()))?;
+        .await?;
         match result {
             Ok((host, certificate_pem)) => Ok(Response::new(EnrollResponse {
                 host_id: host.to_string(),

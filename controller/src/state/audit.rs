@@ -2,16 +2,16 @@
 
 use super::engine::Batch;
 use super::store::Store;
-use super::{AuditEntry, StoreError};
+use super::{AuditRecord, StoreError};
 
 impl Store {
     /// Appends to the audit log (ordered, never rewritten) and makes it durable.
-    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub fn audit(&self, entry: &AuditRecord) -> Result<(), StoreError> {
         self.audit_all(std::slice::from_ref(entry))
     }
 
     /// Appends several entries in order, made durable together.
-    pub fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    pub fn audit_all(&self, entries: &[AuditRecord]) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         for entry in entries {
             let id = self.engine.generate_id()?;
@@ -23,7 +23,7 @@ impl Store {
     }
 
     /// The audit log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+    pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.audit
             .scan_prefix(b"")
             .map(|kv| Ok(serde_json::from_slice(&kv?.1)?))

@@ -37,7 +37,7 @@ pub use job_index::{
 };
 pub use observed::{Observations, Seen, SEEN_WRITE_EVERY, WRITE_EVERY};
 pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
-pub use records::{AuditEntry, HostRecord, LatestRecord, Observed, TokenRecord};
+pub use records::{AuditRecord, HostRecord, LatestRecord, Observed, TokenRecord};
 pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, WindowKey};
 pub use typed::StoreError;
 
@@ -250,17 +250,17 @@ impl State {
     // The audit log.
 
     /// Appends to the audit log (ordered, never rewritten), durably.
-    pub fn audit(&self, entry: &AuditEntry) -> Result<(), StoreError> {
+    pub fn audit(&self, entry: &AuditRecord) -> Result<(), StoreError> {
         self.store.audit(entry)
     }
 
     /// Appends several entries in order, durable together.
-    pub fn audit_all(&self, entries: &[AuditEntry]) -> Result<(), StoreError> {
+    pub fn audit_all(&self, entries: &[AuditRecord]) -> Result<(), StoreError> {
         self.store.audit_all(entries)
     }
 
     /// The audit log, oldest first.
-    pub fn audit_log(&self) -> Result<Vec<AuditEntry>, StoreError> {
+    pub fn audit_log(&self) -> Result<Vec<AuditRecord>, StoreError> {
         self.store.audit_log()
     }
 }

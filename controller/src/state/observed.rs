@@ -16,7 +16,6 @@ use tracing::warn;
 use super::lock;
 use super::typed::Typed;
 use super::{Observed, StoreError};
-use crate::app::is_healthy;
 
 /// How often dirty observations are written (and flushed).
 pub const WRITE_EVERY: Duration = Duration::from_millis(200);
@@ -39,7 +38,7 @@ impl Seen {
                 .inventory
                 .as_ref()
                 .and_then(|inv| parse_release(&inv.passbolt_version).ok()),
-            healthy: is_healthy(Some(observed)),
+            healthy: observed.is_healthy(),
             last_seen: observed.last_seen,
         }
     }

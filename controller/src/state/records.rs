@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 
-use boltfleet_common::proto::{Inventory, JobEvent};
+use boltfleet_common::proto::Inventory;
 use serde::{Deserialize, Serialize};
 
 /// A host as the operators enrolled it. Desired state: only operators and enrollment change it.
@@ -30,7 +30,16 @@ pub struct Observed {
     /// Unix seconds of the last message from the agent.
     pub last_seen: i64,
     pub agent_version: String,
-    pub last_job: Option<JobEvent>,
+}
+
+impl Observed {
+    /// The one health rule, for reports and rollouts alike: the agent sent an inventory, its
+    /// healthcheck passed, and it could read everything it looked at.
+    pub fn is_healthy(&self) -> bool {
+        self.inventory.as_ref().is_some_and(|inv| {
+            inv.health.as_ref().is_some_and(|h| h.healthy) && inv.errors.is_empty()
+        })
+    }
 }
 
 /// The release an operator set as the fleet's (or a tenant's) `latest`.
@@ -57,7 +66,7 @@ pub struct TokenRecord {
 
 /// One line of the append-only audit log.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AuditEntry {
+pub struct AuditRecord {
     pub at: i64,
     /// Who did it: `operator NAME`, `agent HOST`, `controller`.
     pub actor: String,
@@ -66,7 +75,7 @@ pub struct AuditEntry {
     pub detail: String,
 }
 
-impl AuditEntry {
+impl AuditRecord {
     pub fn new(at: i64, actor: &str, action: &str, target: &str, detail: &str) -> Self {
         Self {
             at,

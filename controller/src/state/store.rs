@@ -99,7 +99,7 @@ pub(super) fn reopen(path: &std::path::Path) -> Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::AuditEntry;
+    use crate::state::AuditRecord;
 
     fn host(id: &str) -> HostRecord {
         HostRecord {
@@ -116,7 +116,7 @@ mod tests {
             let store = Store::open(dir.path()).unwrap();
             store.hosts.put("web1", &host("web1")).unwrap();
             store
-                .audit(&AuditEntry::new(
+                .audit(&AuditRecord::new(
                     1,
                     "operator alice",
                     "token.create",

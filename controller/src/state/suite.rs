@@ -11,7 +11,7 @@ use boltfleet_common::proto::JobRecord;
 use super::engine::{Batch, Engine};
 use crate::rollout::{MaintenanceWindow, Windows};
 use crate::state::{
-    freeze_key, sample_rollout, AuditEntry, FreezeRecord, HostRecord, LatestRecord, Observed,
+    freeze_key, sample_rollout, AuditRecord, FreezeRecord, HostRecord, LatestRecord, Observed,
     OperatorRecord, Store, StoreError, TenantPolicy, TokenRecord, WindowKey,
 };
 
@@ -192,12 +192,12 @@ pub(crate) fn typed_records_round_trip(h: &impl Harness) {
     );
     store
         .audit_all(&[
-            AuditEntry::new(1, "operator alice", "a", "", ""),
-            AuditEntry::new(1, "operator alice", "b", "", ""),
+            AuditRecord::new(1, "operator alice", "a", "", ""),
+            AuditRecord::new(1, "operator alice", "b", "", ""),
         ])
         .unwrap();
     store
-        .audit(&AuditEntry::new(0, "controller", "c", "", ""))
+        .audit(&AuditRecord::new(0, "controller", "c", "", ""))
         .unwrap();
     let actions: Vec<String> = store
         .audit_log()
@@ -400,7 +400,7 @@ pub(crate) fn restart_keeps_everything(h: &impl Harness) {
         store.policies.put("acme", &policy).unwrap();
         store.latest.put(&freeze_key(None), &latest).unwrap();
         store
-            .audit(&AuditEntry::new(1, "operator alice", "first", "", ""))
+            .audit(&AuditRecord::new(1, "operator alice", "first", "", ""))
             .unwrap();
         store.flush().unwrap();
     }
@@ -420,7 +420,7 @@ pub(crate) fn restart_keeps_everything(h: &impl Harness) {
     assert_eq!(store.policies.get("acme").unwrap(), Some(policy));
     assert_eq!(store.latest.get("global").unwrap(), Some(latest));
     store
-        .audit(&AuditEntry::new(0, "controller", "second", "", ""))
+        .audit(&AuditRecord::new(0, "controller", "second", "", ""))
         .unwrap();
     let actions: Vec<String> = store
         .audit_log()

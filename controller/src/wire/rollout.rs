@@ -2,15 +2,16 @@
 //! plans and statuses encoded for operators.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::{self as pb, JobKind, JobRecord, StepState};
-use boltfleet_common::version::parse_release;
+use boltfleet_common::version::{parse_release, Version};
 
 use crate::rollout::spec::{parse_duration, parse_max_failures, parse_waves};
 use crate::rollout::{
-    FailReason, HostClass, HostState, Phase, Plan, Promotion, Revert, RolloutHost, RolloutSpec,
-    Selector, SkipReason, SpecError, Windows,
+    FailReason, FailureBudget, HostClass, HostState, Phase, Plan, Promotion, Revert, RolloutHost,
+    RolloutSpec, Selector, SkipReason, SpecError, WaveSize, Windows,
 };
 use crate::state::RolloutRecord;
 
@@ -95,36 +96,85 @@ fn selector(w: &pb::RolloutSpec) -> Result<Selector, SpecError> {
     })
 }
 
+/// A rollout spec as an operator writes it: what is `None` takes the controller's default.
+/// The CLI builds one from its flags and a stored spec makes one with every field set, and
+/// both reach the wire through [`SpecInput::to_wire`] only.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpecInput {
+    pub target: Version,
+    /// Empty: every host (selecting all is explicit on the wire).
+    pub selector: Selector,
+    pub waves: Vec<WaveSize>,
+    pub max_parallel: Option<u32>,
+    pub max_parallel_per_tenant: Option<u32>,
+    pub max_failures: Option<FailureBudget>,
+    pub soak: Option<Duration>,
+    pub manual_promote: bool,
+    pub healthy_deadline: Option<Duration>,
+    pub progress_deadline: Option<Duration>,
+    pub ready_timeout: Option<Duration>,
+    pub expected_job_duration: Option<Duration>,
+}
+
+impl SpecInput {
+    /// The wire's text fields ("" for what is unset).
+    pub fn to_wire(&self) -> pb::RolloutSpec {
+        let s = &self.selector;
+        let text = |d: Option<Duration>| {
+            d.map(|d| humantime::format_duration(d).to_string())
+                .unwrap_or_default()
+        };
+        pb::RolloutSpec {
+            target: self.target.to_string(),
+            select_all: s.hosts.is_empty() && s.tenants.is_empty() && s.labels.is_empty(),
+            hosts: s.hosts.iter().cloned().collect(),
+            tenants: s.tenants.iter().cloned().collect(),
+            labels: s
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            waves: self
+                .waves
+                .iter()
+                .map(|w| w.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
+            max_parallel: self.max_parallel,
+            max_parallel_per_tenant: self.max_parallel_per_tenant,
+            max_failures: self.max_failures.map(|b| b.to_string()).unwrap_or_default(),
+            soak: text(self.soak),
+            manual_promote: self.manual_promote,
+            healthy_deadline: text(self.healthy_deadline),
+            progress_deadline: text(self.progress_deadline),
+            ready_timeout: text(self.ready_timeout),
+            expected_job_duration: text(self.expected_job_duration),
+        }
+    }
+}
+
+impl From<&RolloutSpec> for SpecInput {
+    fn from(spec: &RolloutSpec) -> Self {
+        Self {
+            target: spec.target.clone(),
+            selector: spec.selector.clone(),
+            waves: spec.waves.clone(),
+            max_parallel: Some(spec.max_parallel),
+            max_parallel_per_tenant: spec.max_parallel_per_tenant,
+            max_failures: Some(spec.max_failures),
+            soak: Some(spec.min_healthy_time),
+            manual_promote: spec.promotion == Promotion::Manual,
+            healthy_deadline: Some(spec.healthy_deadline),
+            progress_deadline: spec.progress_deadline,
+            ready_timeout: Some(spec.ready_timeout),
+            expected_job_duration: Some(spec.expected_job_duration),
+        }
+    }
+}
+
 /// The spec as stored, for status output.
 pub fn spec_to_wire(spec: &RolloutSpec) -> pb::RolloutSpec {
-    let s = &spec.selector;
-    let text = |d: std::time::Duration| humantime::format_duration(d).to_string();
-    pb::RolloutSpec {
-        target: spec.target.to_string(),
-        select_all: s.hosts.is_empty() && s.tenants.is_empty() && s.labels.is_empty(),
-        hosts: s.hosts.iter().cloned().collect(),
-        tenants: s.tenants.iter().cloned().collect(),
-        labels: s
-            .labels
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect(),
-        waves: spec
-            .waves
-            .iter()
-            .map(|w| w.to_string())
-            .collect::<Vec<_>>()
-            .join(","),
-        max_parallel: Some(spec.max_parallel),
-        max_parallel_per_tenant: spec.max_parallel_per_tenant,
-        max_failures: spec.max_failures.to_string(),
-        soak: text(spec.min_healthy_time),
-        manual_promote: spec.promotion == Promotion::Manual,
-        healthy_deadline: text(spec.healthy_deadline),
-        progress_deadline: spec.progress_deadline.map(text).unwrap_or_default(),
-        ready_timeout: text(spec.ready_timeout),
-        expected_job_duration: text(spec.expected_job_duration),
-    }
+    SpecInput::from(spec).to_wire()
 }
 
 /// A skip reason's stable snake_case name (`at_target`, `offline`, ...).
