@@ -23,7 +23,7 @@ use crate::app::App;
 use crate::app::FleetSnapshot;
 use crate::app::NewJob;
 use crate::error::Error;
-use crate::rollout::{decide, Decision, Event, HostState, Revert};
+use crate::rollout::{decide, Decision, Event};
 use crate::state::RolloutRecord;
 
 /// The longest the loop sleeps between ticks; reports and operator actions wake it sooner.
@@ -114,13 +114,11 @@ fn act(
         app.audit_entry(now, "controller", action, target, &detail)?;
         info!(rollout = %id, %event, "rollout event");
     }
-    for host in &record.state.hosts {
-        if matches!(host.state, HostState::Running { .. }) {
-            ensure_job(app, snapshot, record, &host.host_id, JobKind::Update, now)?;
-        }
-        if matches!(host.revert, Some(Revert::Running { .. })) {
-            ensure_job(app, snapshot, record, &host.host_id, JobKind::Rollback, now)?;
-        }
+    for host_id in decision.start.iter().chain(&decision.missing_jobs) {
+        ensure_job(app, snapshot, record, host_id, JobKind::Update, now)?;
+    }
+    for host_id in decision.revert.iter().chain(&decision.missing_rollbacks) {
+        ensure_job(app, snapshot, record, host_id, JobKind::Rollback, now)?;
     }
     for host_id in &decision.cancel {
         for kind in [JobKind::Update, JobKind::Rollback] {

@@ -326,8 +326,8 @@ impl App {
 
     /// The newest job of each (host, kind) of rollout `id`, as a scan of every job would find
     /// them, decoding only those.
-    pub fn rollout_jobs(&self, id: &str) -> Result<crate::wire::rollout::RolloutJobs, Error> {
-        let mut jobs = crate::wire::rollout::RolloutJobs::new();
+    pub fn rollout_jobs(&self, id: &str) -> Result<crate::wire::rollout::RolloutJobRecords, Error> {
+        let mut jobs = crate::wire::rollout::RolloutJobRecords::new();
         let Some(index) = self.state.jobs().read().rollout(id) else {
             return Ok(jobs);
         };
@@ -710,7 +710,7 @@ mod tests {
         let first = fleet.active_jobs(&id);
         fleet.finish(&first[0], JobState::Succeeded, "");
         fleet.tick(t(5));
-        let mut scan = crate::wire::rollout::RolloutJobs::new();
+        let mut scan = crate::wire::rollout::RolloutJobRecords::new();
         for job in fleet.jobs(&id) {
             let kind = job.request.as_ref().unwrap().kind();
             scan.insert((job.host_id.clone(), kind), job); // oldest first: the newest stays

@@ -1,13 +1,14 @@
 //! The scheduler's decision: a pure, level-triggered function from the stored rollout state,
-//! the fleet as observed and `now` to the next state, the hosts to start, and when to look
+//! the fleet as observed and `now` to the next state, the jobs to hand out, and when to look
 //! again.
 //!
 //! The caller's tick: load the state, `decide`, write `Decision::next` to the store, then act
-//! (create a job for each host in `start` — and for any `Running` host that has none, which
-//! covers a crash between the write and the act — likewise a rollback job for each host in
-//! `revert` and any host whose [`Revert`] is `Running` without one, cancel the jobs in
-//! `cancel`, audit the events) and sleep until `next_wake` or the next agent report, whichever
-//! comes first.
+//! on the decision alone — an update job for each host in `start` and `missing_jobs`, a
+//! rollback job for each host in `revert` and `missing_rollbacks`, cancel the jobs in
+//! `cancel`, audit the events — and sleep until `next_wake` or the next agent report, whichever
+//! comes first. `missing_*` are the hosts already running in the stored state without their
+//! job: after a crash between the write and the act, or a job the controller refused to
+//! create (the host was busy); they are handed one again on every tick until they have it.
 
 mod revert;
 
@@ -31,6 +32,10 @@ pub struct Decision {
     pub start: Vec<String>,
     /// Hosts to hand a rollback job now (their revert already `Running` in `next`).
     pub revert: Vec<String>,
+    /// Hosts `Running` before this tick whose update job does not exist (yet).
+    pub missing_jobs: Vec<String>,
+    /// Hosts whose revert was `Running` before this tick and whose rollback job does not exist.
+    pub missing_rollbacks: Vec<String>,
     /// Hosts whose job ran past its deadline: cancel it if it still runs.
     pub cancel: Vec<String>,
     /// What changed, for the audit log.
@@ -97,13 +102,41 @@ pub fn decide(state: &RolloutState, fleet: &[FleetHost], now: Timestamp) -> Deci
         }
     }
     let next_wake = tick.next_wake();
+    let (missing_jobs, missing_rollbacks) = tick.missing(&start, &revert);
     Decision {
         next: tick.state,
         start,
         revert,
+        missing_jobs,
+        missing_rollbacks,
         cancel: tick.cancel,
         events: tick.events,
         next_wake,
+    }
+}
+
+impl Tick<'_> {
+    /// Running hosts (updates, then reverts) that have no job of this rollout in the fleet,
+    /// apart from those starting now.
+    fn missing(&self, start: &[String], revert: &[String]) -> (Vec<String>, Vec<String>) {
+        let mut jobs = Vec::new();
+        let mut rollbacks = Vec::new();
+        for h in &self.state.hosts {
+            let fleet = self.fleet.get(h.host_id.as_str());
+            if matches!(h.state, HostState::Running { .. })
+                && !start.contains(&h.host_id)
+                && fleet.is_some_and(|f| f.job.is_none())
+            {
+                jobs.push(h.host_id.clone());
+            }
+            if matches!(h.revert, Some(Revert::Running { .. }))
+                && !revert.contains(&h.host_id)
+                && fleet.is_some_and(|f| f.rollback_job.is_none())
+            {
+                rollbacks.push(h.host_id.clone());
+            }
+        }
+        (jobs, rollbacks)
     }
 }
 

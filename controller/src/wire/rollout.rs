@@ -219,10 +219,11 @@ pub fn plan_to_wire(plan: &Plan, windows: &Windows) -> pb::RolloutPlan {
     }
 }
 
-/// The rollout's jobs by (host, kind), newest of each.
-pub type RolloutJobs = HashMap<(String, JobKind), JobRecord>;
+/// The full records of a rollout's jobs by (host, kind), newest of each: what its status shows
+/// (the scheduler follows the lighter [`crate::state::RolloutJobs`] of the job index).
+pub type RolloutJobRecords = HashMap<(String, JobKind), JobRecord>;
 
-pub fn status_to_wire(record: &RolloutRecord, jobs: &RolloutJobs) -> pb::RolloutStatus {
+pub fn status_to_wire(record: &RolloutRecord, jobs: &RolloutJobRecords) -> pb::RolloutStatus {
     let state = &record.state;
     let host = |h: &RolloutHost| host_status(h, jobs);
     let waves = (0..state.waves.len())
@@ -294,7 +295,7 @@ pub fn status_to_wire(record: &RolloutRecord, jobs: &RolloutJobs) -> pb::Rollout
     }
 }
 
-fn host_status(h: &RolloutHost, jobs: &RolloutJobs) -> pb::RolloutHostStatus {
+fn host_status(h: &RolloutHost, jobs: &RolloutJobRecords) -> pb::RolloutHostStatus {
     let job_of = |kind| jobs.get(&(h.host_id.clone(), kind));
     let update = job_of(JobKind::Update);
     let rollback = job_of(JobKind::Rollback);
