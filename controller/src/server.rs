@@ -93,7 +93,9 @@ pub async fn run(
     // for any other reason (the sender is dropped with the shutdown future).
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut stopping = stop_rx.clone();
-    let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx));
+    let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
+    let observations = app.state().observations().writer();
+    let writer = tokio::spawn(observations.run(stop_rx, None));
     let streams = app.clone();
     let shutdown = async move {
         shutdown.await;
@@ -150,9 +152,12 @@ pub async fn run(
             Ok(())
         }
     };
-    // Let a tick in progress finish its writes before the final flush.
+    // Let a tick or a batch in progress finish its writes before the final flush.
     if let Err(err) = scheduler.await {
         tracing::warn!(error = %err, "scheduler task ended abnormally");
+    }
+    if let Err(err) = writer.await {
+        tracing::warn!(error = %err, "observation writer ended abnormally");
     }
     // Reports are batched in memory: write the pending ones before the final flush.
     app.persist()?;

@@ -35,7 +35,7 @@ pub use hosts::HostWriter;
 pub use job_index::{
     ActiveJob, ConfigJump, JobCache, JobIndex, JobWriter, RolloutJob, RolloutJobs,
 };
-pub use observed::{Observations, Seen, SEEN_WRITE_EVERY, WRITE_EVERY};
+pub use observed::{BatchWriter, Observations, Seen, SEEN_WRITE_EVERY, WRITE_EVERY};
 pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
 pub use records::{AuditRecord, HostRecord, LatestRecord, Observed, TokenRecord};
 pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, WindowKey};

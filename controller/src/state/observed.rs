@@ -1,14 +1,15 @@
 //! What each host's agent last said, in memory. A report changes it here and marks the host
-//! dirty; a writer thread stores the dirty observations in one batch every [`WRITE_EVERY`] and
-//! flushes, so a `kill -9` loses at most the last [`WRITE_EVERY`] of reports (as it did when
-//! each report was a sled insert and sled flushed every 200 ms). [`Observations::persist`], and
-//! dropping [`Observations`], write what is pending at once.
+//! dirty; the writer task ([`BatchWriter::run`], started by the server) stores the dirty
+//! observations in one batch every [`WRITE_EVERY`] and flushes, so a `kill -9` loses at most
+//! the last [`WRITE_EVERY`] of reports (as it did when each report was a sled insert and sled
+//! flushed every 200 ms). [`Observations::persist`], and dropping [`Observations`], write what
+//! is pending at once.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::Duration;
+
+use tokio::sync::watch;
 
 use boltfleet_common::version::{parse_release, Version};
 use tracing::warn;
@@ -70,20 +71,18 @@ struct Shared {
     writing: Mutex<()>,
 }
 
-/// Every host's latest observation, and the writer that stores them.
+/// Every host's latest observation, written in batches ([`Observations::writer`]).
 pub struct Observations {
     shared: Arc<Shared>,
-    writer: Option<Writer>,
 }
 
-struct Writer {
-    /// Dropped to stop the thread.
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
+/// Stores the dirty observations every [`WRITE_EVERY`] ([`BatchWriter::run`]).
+pub struct BatchWriter {
+    shared: Arc<Shared>,
 }
 
 impl Observations {
-    /// Reads every observation from `tree` and starts the writer.
+    /// Reads every observation from `tree`.
     pub fn load(tree: Typed<Observed>) -> Result<Self, StoreError> {
         let mut hosts = HashMap::new();
         tree.for_each(|id, observed| {
@@ -107,16 +106,14 @@ impl Observations {
             }),
             writing: Mutex::new(()),
         });
-        let (stop, stopped) = mpsc::channel();
-        let writing = shared.clone();
-        let thread = std::thread::Builder::new()
-            .name("observed-writer".into())
-            .spawn(move || write_loop(&writing, &stopped))
-            .map_err(StoreError::Thread)?;
-        Ok(Self {
-            shared,
-            writer: Some(Writer { stop, thread }),
-        })
+        Ok(Self { shared })
+    }
+
+    /// The writer of these observations' batches, to run as a task.
+    pub fn writer(&self) -> BatchWriter {
+        BatchWriter {
+            shared: self.shared.clone(),
+        }
     }
 
     /// Applies `change` to `host`'s observation, seen at `now`, to be written with the next
@@ -248,24 +245,36 @@ impl Shared {
     }
 }
 
-/// Writes a batch every [`WRITE_EVERY`] until `stop`'s sender is dropped.
-fn write_loop(shared: &Shared, stop: &mpsc::Receiver<()>) {
-    while let Err(RecvTimeoutError::Timeout) = stop.recv_timeout(WRITE_EVERY) {
-        if let Err(err) = shared.persist() {
-            warn!(error = %err, "observations not written; retrying");
+impl BatchWriter {
+    /// Writes a batch every [`WRITE_EVERY`] (on the blocking pool: a batch is a store write and
+    /// a flush) until `stop` turns true or its sender is dropped. Each batch's size is sent on
+    /// `written`, when given.
+    pub async fn run(self, mut stop: watch::Receiver<bool>, written: Option<watch::Sender<usize>>) {
+        let mut every = tokio::time::interval(WRITE_EVERY);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        every.tick().await;
+        while !*stop.borrow() {
+            tokio::select! {
+                _ = every.tick() => {}
+                changed = stop.changed() => if changed.is_err() { break } else { continue },
+            }
+            let shared = self.shared.clone();
+            match tokio::task::spawn_blocking(move || shared.persist()).await {
+                Ok(Ok(n)) => {
+                    if let Some(written) = &written {
+                        written.send_replace(n);
+                    }
+                }
+                Ok(Err(err)) => warn!(error = %err, "observations not written; retrying"),
+                Err(err) => warn!(error = %err, "observation writer failed; retrying"),
+            }
         }
     }
 }
 
 impl Drop for Observations {
-    /// Stops the writer and writes what is pending: nothing a dropped App was told is lost.
+    /// Writes what is pending: nothing a dropped App was told is lost.
     fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            drop(writer.stop);
-            if writer.thread.join().is_err() {
-                warn!("observation writer panicked");
-            }
-        }
         if let Err(err) = self.shared.persist() {
             warn!(error = %err, "observations not written at shutdown");
         }
@@ -313,17 +322,20 @@ mod tests {
         assert_eq!(cache.get("web1").unwrap().agent_version, "0.1.0");
     }
 
-    #[test]
-    fn the_writer_stores_dirty_observations_in_the_background() {
+    #[tokio::test]
+    async fn the_writer_stores_dirty_observations_in_the_background() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let cache = Observations::load(store.observed.clone()).unwrap();
+        let (_stop, stop) = watch::channel(false);
+        tokio::spawn(cache.writer().run(stop, None));
         cache.update("web1", 7, report("1.3.0", true));
         cache.update("web2", 8, |_| {});
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         while cache.pending() > 0 || store.observed.get("web2").unwrap().is_none() {
             assert!(std::time::Instant::now() < deadline, "never written");
-            std::thread::sleep(Duration::from_millis(10)); // eventually: poll to the deadline
+            // eventually: poll to the deadline
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert_eq!(store.observed.get("web1").unwrap().unwrap().last_seen, 7);
         assert_eq!(store.observed.list().unwrap().len(), 2);
@@ -346,5 +358,36 @@ mod tests {
         assert_eq!(cache.get("web2").unwrap().last_seen, 9);
         let seen = cache.seen_all(["web1"]).remove(0).unwrap();
         assert!(seen.healthy && seen.version == Some("1.3.0".parse().unwrap()));
+    }
+
+    /// Reports are stored in one batch per [`WRITE_EVERY`], on tokio's clock: not before it
+    /// passed, and all of them (the newest of each host) once it did.
+    #[tokio::test(start_paused = true)]
+    async fn reports_are_stored_once_per_write_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = Observations::load(store.observed.clone()).unwrap();
+        let (stop_tx, stop) = watch::channel(false);
+        let (written_tx, mut written) = watch::channel(0);
+        let writer = tokio::spawn(cache.writer().run(stop, Some(written_tx)));
+        // Let the writer take its first (immediate) tick.
+        tokio::task::yield_now().await;
+        for (host, version) in [("web1", "1.3.0"), ("web2", "1.3.0"), ("web1", "1.3.1")] {
+            cache.update(host, 1, report(version, true));
+        }
+        tokio::time::advance(WRITE_EVERY - Duration::from_millis(1)).await;
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(cache.pending(), 2, "nothing written before the interval");
+        assert!(store.observed.get("web1").unwrap().is_none());
+        tokio::time::advance(Duration::from_millis(1)).await;
+        written.changed().await.unwrap();
+        assert_eq!(*written.borrow(), 2, "one batch, one entry per host");
+        assert_eq!(cache.pending(), 0);
+        let web1 = store.observed.get("web1").unwrap().unwrap();
+        assert_eq!(web1.inventory.unwrap().passbolt_version, "1.3.1");
+        stop_tx.send_replace(true);
+        writer.await.unwrap();
     }
 }

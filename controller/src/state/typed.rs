@@ -17,9 +17,6 @@ pub enum StoreError {
     Engine(#[from] EngineError),
     #[error("store: corrupt record: {0}")]
     Encoding(#[from] serde_json::Error),
-    /// A thread writing to the store in the background could not be started.
-    #[error("store: writer thread not started: {0}")]
-    Thread(#[source] std::io::Error),
 }
 
 /// One tree of records of type `T`.
