@@ -71,6 +71,14 @@ impl Scope {
             Scope::Tenants(tenants) => tenants.contains(tenant),
         }
     }
+
+    /// The tenants as records and the wire list them: empty for the whole fleet.
+    pub fn tenant_list(&self) -> Vec<String> {
+        match self {
+            Scope::All => Vec::new(),
+            Scope::Tenants(t) => t.iter().cloned().collect(),
+        }
+    }
 }
 
 impl fmt::Display for Scope {

@@ -1,7 +1,7 @@
 //! Operators as the controller records them: certificates issued through it (`IssueOperatorCert`)
 //! or seen on a first call, their revocation, and the check every admin call makes.
 
-use boltfleet_common::grant::{Grant, Role, Scope};
+use boltfleet_common::grant::{Grant, Role};
 use boltfleet_common::identity::Identity;
 use boltfleet_common::pki;
 use jiff::Timestamp;
@@ -15,13 +15,6 @@ use crate::state::{OperatorCert, OperatorRecord};
 
 /// How often a record is re-read when another call changed it meanwhile.
 const CAS_TRIES: usize = 8;
-
-fn tenants_of(scope: &Scope) -> Vec<String> {
-    match scope {
-        Scope::All => Vec::new(),
-        Scope::Tenants(t) => t.iter().cloned().collect(),
-    }
-}
 
 impl App {
     /// Refuses a revoked operator certificate; records one seen for the first time (so that
@@ -53,7 +46,7 @@ impl App {
             new.certs.push(OperatorCert {
                 serial: caller.serial.clone(),
                 role: caller.role.to_string(),
-                tenants: tenants_of(&caller.scope),
+                tenants: caller.scope.tenant_list(),
                 since: now.as_second(),
                 not_after,
                 ..OperatorCert::default()
@@ -89,7 +82,7 @@ impl App {
         let cert = OperatorCert {
             serial: info.serial,
             role: grant.role.to_string(),
-            tenants: tenants_of(&grant.scope),
+            tenants: grant.scope.tenant_list(),
             since: now.as_second(),
             not_after: info.not_after.unix_timestamp(),
             issued_by: by.name.clone(),

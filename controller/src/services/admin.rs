@@ -3,10 +3,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use boltfleet_common::grant::{Grant, Role, Scope};
+use boltfleet_common::grant::{Grant, Role};
 use boltfleet_common::proto::admin_service_server::AdminService;
 use boltfleet_common::proto::{
-    AbortRolloutRequest, AuditEntry, AuditLogRequest, AuditLogResponse, CreateTokenRequest,
+    AbortRolloutRequest, AuditLogRequest, AuditLogResponse, CreateTokenRequest,
     CreateTokenResponse, EnrollHostsRequest, EnrollHostsResponse, FleetReportRequest,
     FleetReportResponse, GetJobRequest, GetRolloutRequest, JobKind, JobRecord, ListHostsRequest,
     ListHostsResponse, ListRolloutsRequest, ListRolloutsResponse, PlanRolloutRequest,
@@ -16,9 +16,9 @@ use boltfleet_common::proto::{
 };
 use boltfleet_common::proto::{
     ForgetHostRequest, ForgetHostResponse, GetHostRequest, HostRow, IssueOperatorCertRequest,
-    IssueOperatorCertResponse, ListOperatorsRequest, ListOperatorsResponse, OperatorCertInfo,
-    OperatorInfo, RevokeOperatorRequest, RevokeOperatorResponse, SetLatestReleaseRequest,
-    SetLatestReleaseResponse, SetPolicyRequest, SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
+    IssueOperatorCertResponse, ListOperatorsRequest, ListOperatorsResponse, RevokeOperatorRequest,
+    RevokeOperatorResponse, SetLatestReleaseRequest, SetLatestReleaseResponse, SetPolicyRequest,
+    SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
 };
 use jiff::Timestamp;
 use tonic::{Request, Response, Status};
@@ -28,9 +28,8 @@ use crate::app::HostCsr;
 use crate::app::{App, NewToken};
 use crate::auth::{self, Caller};
 use crate::error::Error;
-use crate::rollout::{MaintenanceWindow, RolloutSpec, WindowError};
-use crate::state::WindowKey;
-use crate::wire::rollout as wire;
+use crate::wire::admin as wire;
+use crate::wire::rollout::plan_to_wire;
 
 pub struct Admin {
     pub app: Arc<App>,
@@ -51,35 +50,6 @@ impl Admin {
     fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
         Ok(auth::operator(request, &self.app)?)
     }
-}
-
-/// The rollout spec of a request, parsed; errors name the field.
-fn spec_of(spec: Option<boltfleet_common::proto::RolloutSpec>) -> Result<RolloutSpec, Status> {
-    let spec = spec.ok_or_else(|| Error::invalid("spec", "missing"))?;
-    Ok(wire::spec_from_wire(&spec).map_err(Error::from)?)
-}
-
-/// The window a `SetWindow` asks for: whose, and the window (`None` clears it).
-fn window_of(req: SetWindowRequest) -> Result<(WindowKey, Option<MaintenanceWindow>), Error> {
-    let key = match (req.tenant.is_empty(), req.host_id.is_empty()) {
-        (false, true) => WindowKey::Tenant(req.tenant),
-        (true, false) => WindowKey::Host(req.host_id),
-        _ => {
-            return Err(Error::invalid(
-                "tenant",
-                "give exactly one of tenant and host_id",
-            ))
-        }
-    };
-    if req.cron.trim().is_empty() {
-        return Ok((key, None));
-    }
-    let duration = humantime::parse_duration(req.duration.trim())
-        .map_err(|_| WindowError::Duration(req.duration.clone()))?;
-    Ok((
-        key,
-        Some(MaintenanceWindow::new(&req.cron, duration, req.tz.trim())?),
-    ))
 }
 
 #[tonic::async_trait]
@@ -253,13 +223,7 @@ impl AdminService for Admin {
         let entries = entries
             .into_iter()
             .skip(skip)
-            .map(|e| AuditEntry {
-                at: e.at,
-                actor: e.actor,
-                action: e.action,
-                target: e.target,
-                detail: e.detail,
-            })
+            .map(wire::audit_to_wire)
             .collect();
         Ok(Response::new(AuditLogResponse { entries }))
     }
@@ -269,12 +233,12 @@ impl AdminService for Admin {
         request: Request<PlanRolloutRequest>,
     ) -> Result<Response<RolloutPlan>, Status> {
         let caller = self.caller(&request)?;
-        let spec = spec_of(request.into_inner().spec)?;
+        let spec = wire::spec_from_request(request.into_inner().spec)?;
         let plan = self
             .blocking(move |app| {
                 let spec = app.spec_for(&caller, spec)?;
                 let plan = app.plan_rollout(&spec, Timestamp::now())?;
-                Ok(wire::plan_to_wire(&plan, &app.state().windows()?))
+                Ok(plan_to_wire(&plan, &app.state().windows()?))
             })
             .await?;
         Ok(Response::new(plan))
@@ -285,7 +249,7 @@ impl AdminService for Admin {
         request: Request<StartRolloutRequest>,
     ) -> Result<Response<StartRolloutResponse>, Status> {
         let caller = self.caller(&request)?;
-        let spec = spec_of(request.into_inner().spec)?;
+        let spec = wire::spec_from_request(request.into_inner().spec)?;
         let id = self
             .blocking(move |app| {
                 caller.require(Role::Operator, "starting rollouts")?;
@@ -390,7 +354,7 @@ impl AdminService for Admin {
     ) -> Result<Response<SetWindowResponse>, Status> {
         let caller = self.caller(&request)?;
         caller.require(Role::Admin, "setting maintenance windows")?;
-        let (key, window) = window_of(request.into_inner())?;
+        let (key, window) = wire::window_from_wire(request.into_inner())?;
         self.blocking(move |app| app.set_window(&caller.name, key, window, Timestamp::now()))
             .await?;
         Ok(Response::new(SetWindowResponse {}))
@@ -425,7 +389,7 @@ impl AdminService for Admin {
         Ok(Response::new(WhoAmIResponse {
             name: caller.name,
             role: caller.role.to_string(),
-            tenants: tenants_of(&caller.scope),
+            tenants: caller.scope.tenant_list(),
         }))
     }
 
@@ -454,27 +418,7 @@ impl AdminService for Admin {
     ) -> Result<Response<ListOperatorsResponse>, Status> {
         let caller = self.caller(&request)?;
         let records = self.blocking(move |app| app.operators(&caller)).await?;
-        let operators = records
-            .into_iter()
-            .map(|r| OperatorInfo {
-                name: r.name,
-                certs: r
-                    .certs
-                    .into_iter()
-                    .map(|c| OperatorCertInfo {
-                        serial: c.serial,
-                        role: c.role,
-                        tenants: c.tenants,
-                        since: c.since,
-                        not_after: c.not_after,
-                        issued_by: c.issued_by,
-                        revoked: c.revoked,
-                    })
-                    .collect(),
-                revoked_at: r.revoked_at.unwrap_or(0),
-                revoked_by: r.revoked_by.unwrap_or_default(),
-            })
-            .collect();
+        let operators = records.into_iter().map(wire::operator_to_wire).collect();
         Ok(Response::new(ListOperatorsResponse { operators }))
     }
 
@@ -551,12 +495,5 @@ impl AdminService for Admin {
         self.blocking(move |app| app.forget_host(&caller, &host_id, Timestamp::now()))
             .await?;
         Ok(Response::new(ForgetHostResponse {}))
-    }
-}
-
-fn tenants_of(scope: &Scope) -> Vec<String> {
-    match scope {
-        Scope::All => Vec::new(),
-        Scope::Tenants(t) => t.iter().cloned().collect(),
     }
 }
