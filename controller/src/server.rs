@@ -129,7 +129,7 @@ pub async fn run(
                 .max_decoding_message_size(limits.max_enroll_message_bytes),
         )
         .add_service(
-            AdminServiceServer::new(Admin { app: app.clone() })
+            AdminServiceServer::new(Admin::new(app.clone()))
                 .max_decoding_message_size(limits.max_admin_message_bytes),
         )
         .serve_with_incoming_shutdown(

@@ -123,7 +123,7 @@ async fn operators_start_follow_and_steer_rollouts_from_the_cli() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(
         tonic::transport::Server::builder()
-            .add_service(AdminServiceServer::new(Admin { app: app.clone() }))
+            .add_service(AdminServiceServer::new(Admin::new(app.clone())))
             .serve_with_incoming_shutdown(
                 accept::spawn(
                     listener,

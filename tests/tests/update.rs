@@ -343,3 +343,53 @@ fn a_failure_at_any_step_leaves_the_host_as_it_was() -> Result<()> {
     }
     Ok(())
 }
+
+/// The cheap job kinds from the CLI, followed over the controller's stream: `host healthcheck
+/// --wait` and `host backup --wait` succeed (the backup lands in the agent's backup dir), and
+/// `job show --follow` prints the steps live on stderr and the finished job on stdout.
+#[test]
+fn healthcheck_and_backup_jobs_are_started_and_followed_from_the_cli() -> Result<()> {
+    let base = tempfile::tempdir()?;
+    let ctl = Controller::start(base.path())?;
+    let site = started(
+        base.path(),
+        &ctl,
+        "web1",
+        PassboltHost::builder("1.6.10"),
+        true,
+    )?;
+    let out = run(ctl.cli().args(["host", "healthcheck", "web1", "--wait"]))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "healthcheck failed: {stderr}");
+    let job = job_json(&ctl, &String::from_utf8(out.stdout)?)?;
+    assert_eq!(job["kind"], "healthcheck", "{job}");
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert!(
+        stderr.contains("healthcheck"),
+        "steps followed live: {stderr}"
+    );
+
+    let backups = |dir: &Path| -> Result<usize> {
+        Ok(std::fs::read_dir(dir)?
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".sql.gz"))
+            .count())
+    };
+    let before = backups(&site.backup_dir()).unwrap_or(0);
+    let id = ctl.cli_ok(&["host", "backup", "web1"])?;
+    let out = run(ctl
+        .cli()
+        .args(["job", "show", id.trim(), "--follow", "--format", "json"]))?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.success(), "backup failed: {stderr}");
+    let job: Value = serde_json::from_slice(&out.stdout)?;
+    assert_eq!(job["kind"], "backup", "{job}");
+    assert_eq!(job["state"], "succeeded", "{job}");
+    assert!(stderr.contains("backup"), "steps followed live: {stderr}");
+    assert_eq!(
+        backups(&site.backup_dir())?,
+        before + 1,
+        "one more verified dump"
+    );
+    Ok(())
+}

@@ -14,7 +14,7 @@ use crate::app::App;
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::report::{self, FleetReport};
-use crate::rollout::RolloutSpec;
+use crate::rollout::{Phase, RolloutSpec};
 use crate::state::{AuditRecord, HostRecord, RolloutRecord};
 
 /// The tenants of the hosts a rollout selected.
@@ -133,6 +133,19 @@ impl App {
             return Err(Error::UnknownRollout(id.into()));
         }
         Ok(cut_status(caller, &record, self.rollout_status(id)?))
+    }
+
+    /// [`App::rollout_status_for`], and whether the rollout is over: completed, or aborted with
+    /// nothing left in flight or to roll back (a rollout awaiting approval is not).
+    pub fn rollout_watch_for(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(pb::RolloutStatus, bool), Error> {
+        let status = self.rollout_status_for(caller, id)?;
+        let record = self.rollout(id)?;
+        let over = !record.state.is_active() && !matches!(record.state.phase, Phase::Planned);
+        Ok((status, over))
     }
 
     /// A rollout the caller may steer (pause, resume, promote, abort, approve): an operator

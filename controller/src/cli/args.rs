@@ -191,6 +191,10 @@ pub enum JobCommand {
         /// Output format
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Follow the job live until it ends (steps on stderr), giving up after DURATION;
+        /// then print it and exit non-zero unless it succeeded
+        #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "2h", value_parser = parse_ttl)]
+        follow: Option<Duration>,
     },
 }
 
@@ -278,6 +282,20 @@ pub enum HostCommand {
     },
     /// Roll back the host's last update (previous release and its database backup)
     Rollback {
+        /// Host id
+        id: HostId,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Run passbolt's healthcheck on the host now; prints the job id
+    Healthcheck {
+        /// Host id
+        id: HostId,
+        #[command(flatten)]
+        wait: WaitArgs,
+    },
+    /// Take a verified database backup of the host now (kept like an update's); prints the job id
+    Backup {
         /// Host id
         id: HostId,
         #[command(flatten)]

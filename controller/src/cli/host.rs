@@ -4,6 +4,8 @@ use boltfleet_common::proto::{
     JobKind, JobOptions, RevokeHostRequest, SetLatestReleaseRequest, StartJobRequest,
 };
 
+use boltfleet_common::identity::HostId;
+
 use super::args::{HostCommand, ReleaseCommand, WaitArgs};
 use super::client::{call, connect, AdminClient};
 use super::config::Connection;
@@ -58,6 +60,16 @@ pub async fn run(conn: &Connection, command: HostCommand) -> Result<(), CliError
             };
             start(&mut admin, &format!("roll back host {id}"), request, &wait).await
         }
+        HostCommand::Healthcheck { id, wait } => {
+            let request = cheap_job(&id, JobKind::Healthcheck);
+            let action = format!("run the healthcheck on host {id}");
+            start(&mut admin, &action, request, &wait).await
+        }
+        HostCommand::Backup { id, wait } => {
+            let request = cheap_job(&id, JobKind::Backup);
+            let action = format!("back up host {id}");
+            start(&mut admin, &action, request, &wait).await
+        }
     }
 }
 
@@ -93,6 +105,16 @@ pub async fn release(conn: &Connection, command: ReleaseCommand) -> Result<(), C
         v => eprintln!("latest release of {whose}: {v}"),
     }
     Ok(())
+}
+
+/// A job of `kind` that takes no target and no options (healthcheck, backup).
+fn cheap_job(id: &HostId, kind: JobKind) -> StartJobRequest {
+    StartJobRequest {
+        host_id: id.to_string(),
+        kind: kind as i32,
+        target_version: String::new(),
+        options: Some(JobOptions::default()),
+    }
 }
 
 /// Starts the job, prints its id on stdout, and waits for it when asked.

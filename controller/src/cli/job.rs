@@ -2,7 +2,9 @@
 
 use std::time::{Duration, Instant};
 
-use boltfleet_common::proto::{AuditEntry, AuditLogRequest, GetJobRequest, JobRecord, StepRecord};
+use boltfleet_common::proto::{
+    AuditEntry, AuditLogRequest, GetJobRequest, JobRecord, StepRecord, WatchJobRequest,
+};
 use serde::Serialize;
 
 use super::args::{AuditArgs, Format, JobCommand};
@@ -11,9 +13,6 @@ use super::config::Connection;
 use super::error::CliError;
 use super::rows::{kind_name, rfc3339, state_name};
 use super::safe::{lines, text as show};
-
-/// How often `--wait` asks for news.
-const POLL: Duration = Duration::from_secs(1);
 
 /// A job as `job show --format json` prints it.
 #[derive(Debug, Serialize)]
@@ -170,15 +169,25 @@ pub fn job_text(job: &JobDetail) -> String {
 }
 
 pub async fn run(conn: &Connection, command: JobCommand) -> Result<(), CliError> {
-    let JobCommand::Show { id, format } = command;
+    let JobCommand::Show { id, format, follow } = command;
     let mut admin = connect(conn).await?;
+    // With --follow: live on stderr while it runs, the whole job on stdout once it ended, and
+    // the exit status of `--wait`.
+    let mut outcome = Ok(());
+    if let Some(timeout) = follow {
+        outcome = wait_for(&mut admin, &id, timeout).await;
+        if let Err(err @ (CliError::Timeout { .. } | CliError::Rpc { .. })) = outcome {
+            return Err(err);
+        }
+    }
     let job = get(&mut admin, &id).await?;
     let detail = JobDetail::from(&job);
     let text = match format {
         Format::Json => serde_json::to_string_pretty(&detail).expect("serializable") + "\n",
         Format::Table | Format::Csv => job_text(&detail),
     };
-    super::write_output(format, &text)
+    super::write_output(format, &text)?;
+    outcome
 }
 
 async fn get(admin: &mut AdminClient, job_id: &str) -> Result<JobRecord, CliError> {
@@ -188,17 +197,46 @@ async fn get(admin: &mut AdminClient, job_id: &str) -> Result<JobRecord, CliErro
     call(&format!("get job {job_id}"), admin.get_job(request)).await
 }
 
-/// Polls the job until it ends, printing each step change on stderr; the job's summary goes
-/// to stderr at the end, and anything but `succeeded` is an error.
+/// Follows the job live over the controller's stream until it ends, printing each step
+/// change on stderr; the job's summary goes to stderr at the end, and anything but `succeeded`
+/// is an error.
 pub async fn wait_for(
     admin: &mut AdminClient,
     job_id: &str,
     timeout: Duration,
 ) -> Result<(), CliError> {
+    let action = format!("follow job {job_id}");
+    let request = WatchJobRequest {
+        job_id: job_id.to_string(),
+    };
     let deadline = Instant::now() + timeout;
+    let timed_out = || CliError::Timeout {
+        action: action.clone(),
+        secs: timeout.as_secs(),
+    };
+    let mut stream = tokio::time::timeout_at(deadline.into(), admin.watch_job(request))
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|status| CliError::Rpc {
+            action: action.clone(),
+            status,
+        })?
+        .into_inner();
     let mut seen = Vec::new();
     loop {
-        let job = get(admin, job_id).await?;
+        let next = tokio::time::timeout_at(deadline.into(), stream.message())
+            .await
+            .map_err(|_| timed_out())?
+            .map_err(|status| CliError::Rpc {
+                action: action.clone(),
+                status,
+            })?;
+        let Some(job) = next else {
+            return Err(CliError::Rpc {
+                action,
+                status: tonic::Status::unavailable("the controller ended the stream early"),
+            });
+        };
         let steps: Vec<(String, i32)> = job
             .event
             .iter()
@@ -226,13 +264,6 @@ pub async fn wait_for(
                 detail: format!("{extra}{reason}"),
             });
         }
-        if Instant::now() > deadline {
-            return Err(CliError::Timeout {
-                action: format!("wait for job {job_id}"),
-                secs: timeout.as_secs(),
-            });
-        }
-        tokio::time::sleep(POLL).await;
     }
 }
 

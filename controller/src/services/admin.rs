@@ -1,5 +1,6 @@
 //! `AdminService`: what operators ask of the controller.
 
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use boltfleet_common::proto::{
     ListHostsResponse, ListRolloutsRequest, ListRolloutsResponse, PlanRolloutRequest,
     RevokeHostRequest, RevokeHostResponse, RolloutActionRequest, RolloutPlan, RolloutStatus,
     SetFreezeRequest, SetFreezeResponse, SetWindowRequest, SetWindowResponse, StartJobRequest,
-    StartJobResponse, StartRolloutRequest, StartRolloutResponse,
+    StartJobResponse, StartRolloutRequest, StartRolloutResponse, WatchJobRequest,
 };
 use boltfleet_common::proto::{
     ForgetHostRequest, ForgetHostResponse, GetHostRequest, HostRow, IssueOperatorCertRequest,
@@ -21,6 +22,8 @@ use boltfleet_common::proto::{
     SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
 };
 use jiff::Timestamp;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use crate::app::jobs::NewJob;
@@ -28,14 +31,36 @@ use crate::app::HostCsr;
 use crate::app::{App, NewToken};
 use crate::auth::{self, Caller};
 use crate::error::Error;
+use crate::services::follow;
 use crate::wire::admin as wire;
 use crate::wire::rollout::plan_to_wire;
 
 pub struct Admin {
-    pub app: Arc<App>,
+    app: Arc<App>,
+    /// Bounds the streams followed at once ([`follow::MAX_FOLLOWERS`]).
+    followers: Arc<Semaphore>,
 }
 
+type Followed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
 impl Admin {
+    pub fn new(app: Arc<App>) -> Self {
+        Self {
+            app,
+            followers: Arc::new(Semaphore::new(follow::MAX_FOLLOWERS)),
+        }
+    }
+
+    /// A permit to follow one more stream, or why not.
+    fn follower(&self) -> Result<OwnedSemaphorePermit, Status> {
+        self.followers.clone().try_acquire_owned().map_err(|_| {
+            Status::resource_exhausted(format!(
+                "{} streams are followed already; try again later",
+                follow::MAX_FOLLOWERS
+            ))
+        })
+    }
+
     /// Runs domain work off the async threads ([`super::blocking`]).
     async fn blocking<T: Send + 'static>(
         &self,
@@ -54,6 +79,39 @@ impl Admin {
 
 #[tonic::async_trait]
 impl AdminService for Admin {
+    type WatchJobStream = Followed<JobRecord>;
+    type WatchRolloutStream = Followed<RolloutStatus>;
+
+    async fn watch_job(
+        &self,
+        request: Request<WatchJobRequest>,
+    ) -> Result<Response<Self::WatchJobStream>, Status> {
+        let caller = self.caller(&request)?;
+        let job_id = request.into_inner().job_id;
+        let permit = self.follower()?;
+        let changes = self.app.state().jobs().subscribe();
+        let stream = follow::follow(self.app.clone(), changes, permit, move |app| {
+            let job = app.job_for(&caller, &job_id)?;
+            let over = job.state().is_final();
+            Ok((job, over))
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn watch_rollout(
+        &self,
+        request: Request<GetRolloutRequest>,
+    ) -> Result<Response<Self::WatchRolloutStream>, Status> {
+        let caller = self.caller(&request)?;
+        let id = request.into_inner().id;
+        let permit = self.follower()?;
+        let changes = self.app.state().rollout_changes();
+        let stream = follow::follow(self.app.clone(), changes, permit, move |app| {
+            app.rollout_watch_for(&caller, &id)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn list_hosts(
         &self,
         request: Request<ListHostsRequest>,

@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod agent;
 pub mod enroll;
+pub mod follow;
 
 use std::sync::Arc;
 

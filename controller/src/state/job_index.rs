@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use boltfleet_common::proto::{JobEvent, JobKind, JobRecord, JobState};
 
 use super::jobs::Jobs;
+use tokio::sync::watch;
+
 use super::lock;
 use super::StoreError;
 
@@ -200,6 +202,8 @@ impl JobIndex {
 pub struct JobCache {
     jobs: Jobs,
     index: Mutex<JobIndex>,
+    /// Counts job writes, for those who follow jobs live ([`JobCache::subscribe`]).
+    changes: watch::Sender<u64>,
 }
 
 /// Exclusive access for changing jobs: held across a read and the write that follows, it
@@ -207,6 +211,7 @@ pub struct JobCache {
 pub struct JobWriter<'a> {
     jobs: &'a Jobs,
     index: MutexGuard<'a, JobIndex>,
+    changes: &'a watch::Sender<u64>,
 }
 
 impl JobCache {
@@ -217,7 +222,13 @@ impl JobCache {
         Ok(Self {
             jobs,
             index: Mutex::new(index),
+            changes: watch::Sender::new(0),
         })
+    }
+
+    /// Changes whenever a job is written: wait on it, then read the jobs you follow again.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Job `id`'s record.
@@ -243,6 +254,7 @@ impl JobCache {
         JobWriter {
             jobs: &self.jobs,
             index: lock(&self.index),
+            changes: &self.changes,
         }
     }
 }
@@ -255,6 +267,7 @@ impl JobWriter<'_> {
     pub fn put(&mut self, job: &JobRecord) -> Result<(), StoreError> {
         self.jobs.put(&job.job_id, job)?;
         self.index.apply(job);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
     }
 

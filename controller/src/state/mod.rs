@@ -166,6 +166,11 @@ impl State {
         self.store.rollouts_all()
     }
 
+    /// Changes whenever a rollout is written: wait on it, then read the rollouts you follow.
+    pub fn rollout_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.store.rollouts.subscribe()
+    }
+
     /// The rollouts the scheduler still works on, oldest first, from memory.
     pub fn active_rollouts(&self) -> Vec<RolloutRecord> {
         self.store.active_rollouts()

@@ -6,6 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::store::Store;
 use super::typed::Typed;
@@ -62,6 +63,8 @@ impl RolloutRecord {
 pub struct Rollouts {
     records: Typed<RolloutRecord>,
     active: Arc<Mutex<BTreeMap<String, RolloutRecord>>>,
+    /// Counts rollout writes, for those who follow rollouts live.
+    changes: Arc<watch::Sender<u64>>,
 }
 
 impl Rollouts {
@@ -77,6 +80,7 @@ impl Rollouts {
         Ok(Self {
             records,
             active: Arc::new(Mutex::new(active)),
+            changes: Arc::new(watch::Sender::new(0)),
         })
     }
 
@@ -99,7 +103,13 @@ impl Rollouts {
         } else {
             active.remove(id);
         }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
         Ok(())
+    }
+
+    /// Changes whenever a rollout is written.
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        self.changes.subscribe()
     }
 
     /// Every rollout, ordered by id.
