@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod enroll;
+pub mod exec;
 pub mod host_gate;
 pub mod inventory;
 pub mod jobs;

@@ -8,10 +8,10 @@ use boltfleet_common::version::release_tag;
 
 use super::health::judge_health;
 use super::healthcheck::CheckStatus;
-use super::run::Runner;
 use super::version_file::{detect_layout, read_installed_version, Layout};
 use super::{disk, git, probes};
 use crate::config::AgentConfig;
+use crate::exec::Runner;
 
 /// Deadline of each git command.
 const GIT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -8,8 +8,8 @@ use boltfleet_common::version::{parse_release_tag, release_tag};
 use semver::Version;
 
 use super::excerpt;
-use super::run::{RunError, Runner};
 use super::worktree::local_changes;
+use crate::exec::{RunError, Runner};
 
 /// A git command that could not be run or failed.
 #[derive(Debug, thiserror::Error)]

@@ -11,7 +11,6 @@ pub mod http;
 pub mod migrations;
 mod prober;
 pub mod probes;
-pub mod run;
 pub mod version_file;
 pub mod worktree;
 

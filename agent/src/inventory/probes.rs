@@ -9,8 +9,8 @@ use boltfleet_common::proto::{HealthCheck, MigrationState};
 use super::excerpt;
 use super::healthcheck::{judge_status_answer, parse_cli_healthcheck, Check, CheckStatus};
 use super::migrations::{parse_json_status, parse_v1_status};
-use super::run::{Output, Runner};
 use super::version_file::Layout;
+use crate::exec::{Output, Runner};
 
 /// Deadline of `cake ... migrations status`.
 pub const MIGRATIONS_TIMEOUT: Duration = Duration::from_secs(60);

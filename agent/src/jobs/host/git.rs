@@ -11,7 +11,7 @@ use boltfleet_common::version::{parse_release_tag, release_tag, Version};
 
 use super::{transcript, OpError, RepoFacts, Tags, FETCH_TIMEOUT, GIT_TIMEOUT};
 use crate::config::AgentConfig;
-use crate::inventory::run::{Output, Runner};
+use crate::exec::{Output, Runner};
 use crate::inventory::version_file::{detect_layout, Layout};
 use crate::inventory::worktree::local_changes;
 use crate::jobs::model::gist;

@@ -3,9 +3,9 @@
 
 use super::HealthFacts;
 use crate::config::AgentConfig;
+use crate::exec::Runner;
 use crate::inventory::healthcheck::{Check, CheckStatus};
 use crate::inventory::probes;
-use crate::inventory::run::Runner;
 
 /// Sections of passbolt's healthcheck whose checks an update can break (the PHP the new code
 /// needs, writable temp dirs, config files a checkout adds or removes, the database and its

@@ -5,7 +5,7 @@ use boltfleet_common::files::write_atomic;
 
 use super::{transcript, OpError};
 use crate::config::AgentConfig;
-use crate::inventory::run::Runner;
+use crate::exec::Runner;
 
 /// Whether a maintenance method is configured.
 pub fn configured(config: &AgentConfig) -> bool {

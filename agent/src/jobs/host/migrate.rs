@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use super::{transcript, OpError};
+use crate::exec::Runner;
 use crate::inventory::migrations::{parse_json_status, parse_v1_status, MigrationStatus};
 use crate::inventory::probes::migration_status_command;
-use crate::inventory::run::Runner;
 use crate::inventory::version_file::{detect_layout, Layout};
 use crate::jobs::model::gist;
 
@@ -98,7 +98,7 @@ async fn status(
 }
 
 /// Status, `run all` (v1) / `passbolt migrate` (v2+) with `answers` on stdin, status again.
-/// `run all` is tracked in `pidfile` while it runs (see [`super::tracked`]).
+/// `run all` is recorded in `pidfile` while it runs (see [`crate::exec::recorded`]).
 pub async fn run(
     runner: &Runner,
     root: &Path,
@@ -120,17 +120,11 @@ pub async fn run(
     };
     let input: String = answers.iter().map(|a| format!("{a}\n")).collect();
     let line = format!("{program} {}", args.join(" "));
-    let out = super::tracked::run(
-        runner,
-        program,
-        args,
-        root,
-        input.as_bytes(),
-        timeout,
-        pidfile,
-    )
-    .await
-    .map_err(|e| e.with_log(&log))?;
+    let out = runner
+        .with_timeout(timeout)
+        .run_recorded(program, args, root, input.as_bytes(), pidfile)
+        .await
+        .map_err(|e| OpError::new(e.to_string()).with_log(&log))?;
     log.push_str(&transcript(&line, &out));
     let text = format!("{}\n{}", out.stdout, out.stderr);
     if let Some(why) = error_gist(&text) {

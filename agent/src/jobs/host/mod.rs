@@ -20,7 +20,7 @@ use boltfleet_common::version::Version;
 
 use super::model::BackupInfo;
 use crate::config::AgentConfig;
-use crate::inventory::run::{Output, Runner};
+use crate::exec::{Output, Runner};
 
 pub use database::{backup_file_name, parse_size};
 pub use health::{UPDATE_CHECK_WORDS, UPDATE_SECTIONS};
@@ -265,7 +265,7 @@ impl HostOps for RealHost {
     }
 
     async fn backup(&self, path: &Path) -> Result<(BackupInfo, String), OpError> {
-        database::backup(&self.config, path).await
+        database::backup(&self.agent, &self.config, path).await
     }
 
     fn discard_partial(&self, partial: &Path) -> Result<(), OpError> {
@@ -298,6 +298,6 @@ impl HostOps for RealHost {
     }
 
     async fn restore(&self, backup: &BackupInfo) -> Result<String, OpError> {
-        restore::restore(&self.config, backup).await
+        restore::restore(&self.agent, &self.config, backup).await
     }
 }
