@@ -4,13 +4,16 @@ pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod disk;
 pub mod enroll;
 pub mod exec;
 pub mod host_gate;
 pub mod inventory;
 pub mod jobs;
+pub mod passbolt;
 pub mod session;
 pub mod state_lock;
+pub mod text;
 
 use std::future::Future;
 

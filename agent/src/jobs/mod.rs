@@ -25,7 +25,7 @@ use tracing::{info, warn};
 
 use crate::config::AgentConfig;
 use crate::host_gate::{HostGate, JobGuard};
-use crate::inventory::probes::HEALTHCHECK_TIMEOUT;
+use crate::passbolt::checks::HEALTHCHECK_TIMEOUT;
 use host::{HostOps, RealHost};
 use journal::{Journal, JournalError};
 use lock::JobLock;

@@ -5,10 +5,9 @@ use std::path::Path;
 
 use super::{transcript, OpError};
 use crate::exec::Runner;
-use crate::inventory::migrations::{parse_json_status, parse_v1_status, MigrationStatus};
-use crate::inventory::probes::migration_status_command;
-use crate::inventory::version_file::{detect_layout, Layout};
 use crate::jobs::model::gist;
+use crate::passbolt::migrations::{parse_status, status_command, MigrationStatus};
+use crate::passbolt::version_file::{detect_layout, Layout};
 
 /// Lines (or parts of lines) that mean a migration run went wrong, whatever its exit code.
 const MARKERS: [&str; 8] = [
@@ -77,18 +76,14 @@ async fn status(
     layout: Layout,
     log: &mut String,
 ) -> Result<MigrationStatus, OpError> {
-    let (program, args) = migration_status_command(layout);
+    let (program, args) = status_command(layout);
     let line = format!("{program} {}", args.join(" "));
     let out = runner
         .run(program, args, root)
         .await
         .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
     log.push_str(&transcript(&line, &out));
-    let parsed = match layout {
-        Layout::V1 => parse_v1_status(&out.stdout),
-        Layout::Modern => parse_json_status(&out.stdout),
-    };
-    parsed.map_err(|e| {
+    parse_status(layout, &out.stdout).map_err(|e| {
         OpError::new(format!(
             "migration status unreadable ({}): {e}",
             out.exit_text()
@@ -151,6 +146,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::passbolt::migrations::{parse_json_status, parse_v1_status};
 
     fn sample(rel: &str) -> String {
         let name = rel.rsplit('/').next().unwrap_or(rel);

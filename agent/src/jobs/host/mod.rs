@@ -59,7 +59,7 @@ pub struct RepoFacts {
     /// `git status --porcelain` lines that are local modifications.
     pub porcelain: Vec<String>,
     /// `git status --porcelain` lines that are the install's runtime state (untracked entries
-    /// under its runtime directories, see `inventory::worktree`): shown, never blocking.
+    /// under its runtime directories, see `passbolt::worktree`): shown, never blocking.
     pub runtime: Vec<String>,
 }
 
@@ -230,7 +230,7 @@ impl HostOps for RealHost {
             .backup
             .as_ref()
             .ok_or_else(database::no_backup_dir)?;
-        crate::inventory::disk::space(&backup.dir)
+        crate::disk::space(&backup.dir)
             .map(|s| s.free_bytes)
             .map_err(|e| OpError::new(e.to_string()))
     }
