@@ -4,12 +4,10 @@
 //! in `crate::passbolt`, the running of commands in `crate::exec`.
 
 mod collect;
-mod fingerprint;
 pub mod git;
 mod health;
 mod prober;
 pub mod probes;
 
 pub use collect::{assemble, collect, probe, Probed};
-pub use fingerprint::fingerprint;
 pub use prober::Prober;
