@@ -1,4 +1,9 @@
 //! The Boltfleet agent: reports its passbolt host to the controller and runs update jobs on it.
+//!
+//! [`inventory`] says what the host is and when to look again, [`jobs`] changes it; both read
+//! passbolt through [`passbolt`] (version file, migrations, healthcheck, release tags, the
+//! worktree rule) and start every host program through [`exec`]. [`session`] is the stream to
+//! the controller, [`host_gate`] who owns the host right now.
 
 pub mod backoff;
 pub mod cli;

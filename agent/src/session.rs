@@ -9,9 +9,7 @@ use boltfleet_common::pki;
 use boltfleet_common::proto::agent_message::Msg as Up;
 use boltfleet_common::proto::agent_service_client::AgentServiceClient;
 use boltfleet_common::proto::controller_message::Msg as Down;
-use boltfleet_common::proto::{
-    AgentMessage, ControllerMessage, Hello, JobEvent, RenewRequest, Report,
-};
+use boltfleet_common::proto::{AgentMessage, ControllerMessage, Hello, RenewRequest, Report};
 use boltfleet_common::tls::{self, TlsError};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
@@ -137,7 +135,7 @@ async fn session(
                     Err(broadcast::error::RecvError::Closed) => None,
                 };
                 if let Some(event) = event {
-                    let finished = is_finished(&event);
+                    let finished = event.state().is_final();
                     let _ = tx.send(AgentMessage { msg: Some(Up::JobEvent(event)) }).await;
                     if finished {
                         // The install may have changed: report it now, not at the next tick.
@@ -197,10 +195,6 @@ fn handle(message: ControllerMessage, jobs: &Jobs) {
         }
         None => debug!("empty controller message"),
     }
-}
-
-fn is_finished(event: &JobEvent) -> bool {
-    event.state().is_final()
 }
 
 async fn renew(

@@ -19,6 +19,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use boltfleet_common::clock::unix_now;
 use boltfleet_common::proto::{JobEvent, JobKind, JobState, RunJob};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
@@ -29,7 +30,7 @@ use crate::passbolt::checks::HEALTHCHECK_TIMEOUT;
 use host::{HostOps, RealHost};
 use journal::{Journal, JournalError};
 use lock::JobLock;
-use model::{gist, unix_now, JobRecord};
+use model::{gist, JobRecord};
 use retention::Retention;
 use runner::{Failed, Run};
 

@@ -212,8 +212,6 @@ pub fn gist(text: &str, max: usize) -> String {
     crate::text::excerpt(text, max)
 }
 
-pub use boltfleet_common::clock::unix_now;
-
 #[cfg(test)]
 mod tests {
     use super::*;
