@@ -9,7 +9,7 @@ use std::time::Duration;
 use boltfleet_common::files::write_private;
 use boltfleet_common::version::{release_tag, Version};
 
-use super::{transcript, OpError, RepoFacts, Tags, FETCH_TIMEOUT, GIT_TIMEOUT};
+use super::{run_logged, OpError, RepoFacts, Tags, FETCH_TIMEOUT, GIT_TIMEOUT};
 use crate::config::AgentConfig;
 use crate::exec::{Output, Runner};
 use crate::jobs::model::gist;
@@ -27,14 +27,7 @@ async fn git_raw(
     timeout: Duration,
     log: &mut String,
 ) -> Result<Output, OpError> {
-    let line = format!("git {}", args.join(" "));
-    let out = runner
-        .with_timeout(timeout)
-        .run("git", args, root)
-        .await
-        .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
-    log.push_str(&transcript(&line, &out));
-    Ok(out)
+    run_logged(&runner.with_timeout(timeout), "git", args, root, log).await
 }
 
 /// Like [`git_raw`], failing when git exits non-zero.
@@ -363,11 +356,7 @@ async fn refresh(runner: &Runner, config: &AgentConfig, log: &mut String) -> Res
                 ("./bin/cake", &["cache", "clear_all"][..]),
             ] {
                 let line = format!("{program} {}", args.join(" "));
-                let out = runner
-                    .run(program, args, root)
-                    .await
-                    .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
-                log.push_str(&transcript(&line, &out));
+                let out = run_logged(runner, program, args, root, log).await?;
                 if !out.success() {
                     return Err(
                         OpError::new(format!("{line} failed ({})", out.exit_text())).with_log(log)

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use super::{transcript, OpError};
+use super::{run_logged, transcript, OpError};
 use crate::exec::Runner;
 use crate::jobs::model::gist;
 use crate::passbolt::migrations::{parse_status, status_command, MigrationStatus};
@@ -77,12 +77,7 @@ async fn status(
     log: &mut String,
 ) -> Result<MigrationStatus, OpError> {
     let (program, args) = status_command(layout);
-    let line = format!("{program} {}", args.join(" "));
-    let out = runner
-        .run(program, args, root)
-        .await
-        .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
-    log.push_str(&transcript(&line, &out));
+    let out = run_logged(runner, program, args, root, log).await?;
     parse_status(layout, &out.stdout).map_err(|e| {
         OpError::new(format!(
             "migration status unreadable ({}): {e}",

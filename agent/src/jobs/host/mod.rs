@@ -191,6 +191,28 @@ impl RealHost {
     }
 }
 
+/// Runs `program args` in `cwd` with `runner`, appending its transcript to the step's `log`;
+/// an error naming the command line only when it cannot run at all (exit codes are the
+/// caller's to judge).
+async fn run_logged<S: AsRef<str> + AsRef<std::ffi::OsStr>>(
+    runner: &Runner,
+    program: &str,
+    args: &[S],
+    cwd: &Path,
+    log: &mut String,
+) -> Result<Output, OpError> {
+    let line: Vec<&str> = std::iter::once(program)
+        .chain(args.iter().map(|a| AsRef::<str>::as_ref(a)))
+        .collect();
+    let line = line.join(" ");
+    let out = runner
+        .run(program, args, cwd)
+        .await
+        .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
+    log.push_str(&transcript(&line, &out));
+    Ok(out)
+}
+
 /// A command line and what it printed, for step logs.
 fn transcript(cmd: &str, out: &Output) -> String {
     let mut text = format!("$ {cmd}\n");
