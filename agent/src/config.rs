@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boltfleet_common::config::{human_duration, load_toml, ConfigError};
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer};
 
 use crate::jobs::retention::Retention;
 
@@ -12,8 +12,10 @@ use crate::jobs::retention::Retention;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentConfig {
-    /// Controller URL, `https://host:port`.
-    pub controller: String,
+    /// Controller URLs, `https://host:port`: the `controller` key, one URL or a list of them
+    /// (controllers sharing one CA; see [`crate::rotation`]).
+    #[serde(rename = "controller", deserialize_with = "one_or_many")]
+    pub controllers: Vec<String>,
     /// The agent's key, certificate, CA and journal live here.
     pub state_dir: PathBuf,
     /// How often a report is sent even when nothing changed.
@@ -200,11 +202,8 @@ impl AgentConfig {
 
     fn validate(&self, path: &Path) -> Result<(), ConfigError> {
         let bad = |msg: String| Err(ConfigError::invalid(path, msg));
-        if !self.controller.starts_with("https://") {
-            return bad(format!(
-                "controller: expected an https:// URL, got {:?}",
-                self.controller
-            ));
+        if let Err(msg) = check_controllers(&self.controllers) {
+            return bad(msg);
         }
         if self.report_interval < Duration::from_millis(100) {
             return bad("report_interval: must be at least 100ms".into());
@@ -261,9 +260,164 @@ impl AgentConfig {
         }
         Ok(())
     }
+}
 
-    /// The controller's address with the scheme the transport expects.
-    pub fn controller_url(&self) -> &str {
-        &self.controller
+/// The most controllers one agent may be given.
+pub const MAX_CONTROLLERS: usize = 16;
+
+/// `controller = "https://a:7443"` or `controller = ["https://a:7443", "https://b:7443"]`.
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    struct Urls;
+    impl<'de> serde::de::Visitor<'de> for Urls {
+        type Value = Vec<String>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a controller URL or a list of them")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, url: &str) -> Result<Self::Value, E> {
+            Ok(vec![url.to_string()])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut urls = Vec::new();
+            // Bounded while reading, so a huge list is refused before it is held.
+            while let Some(url) = seq.next_element::<String>()? {
+                if urls.len() == MAX_CONTROLLERS {
+                    return Err(serde::de::Error::custom(format!(
+                        "at most {MAX_CONTROLLERS} controller URLs"
+                    )));
+                }
+                urls.push(url);
+            }
+            Ok(urls)
+        }
+    }
+    d.deserialize_any(Urls)
+}
+
+/// Every controller URL is `https://host[:port]` with nothing after the authority but `/`, and
+/// none twice; the error names the bad entry.
+fn check_controllers(urls: &[String]) -> Result<(), String> {
+    if urls.is_empty() {
+        return Err("controller: expected at least one https:// URL".into());
+    }
+    let name = |i: usize| {
+        if urls.len() == 1 {
+            "controller".to_string()
+        } else {
+            format!("controller[{i}]")
+        }
+    };
+    let mut seen: Vec<String> = Vec::new();
+    for (i, url) in urls.iter().enumerate() {
+        let key = controller_key(url).map_err(|why| format!("{}: {why}, got {url:?}", name(i)))?;
+        if let Some(first) = seen.iter().position(|k| *k == key) {
+            return Err(format!(
+                "{}: {url:?} is listed twice (also {})",
+                name(i),
+                name(first)
+            ));
+        }
+        seen.push(key);
+    }
+    Ok(())
+}
+
+/// The scheme-less, lower-cased `host:port` of a valid controller URL: two URLs with the same
+/// key reach the same controller.
+fn controller_key(url: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "expected an https://host:port URL";
+    let uri: hyper::Uri = url.parse().map_err(|_| EXPECTED)?;
+    if uri.scheme_str() != Some("https") {
+        return Err("expected an https:// URL");
+    }
+    let authority = uri.authority().ok_or(EXPECTED)?;
+    if authority.host().is_empty() || authority.as_str().contains('@') {
+        return Err(EXPECTED);
+    }
+    if !matches!(uri.path(), "" | "/") || uri.query().is_some() {
+        return Err("expected no path or query after host:port");
+    }
+    let port = authority.port_u16().unwrap_or(443);
+    Ok(format!("{}:{port}", authority.host().to_ascii_lowercase()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(controller: &str) -> Result<AgentConfig, String> {
+        let text = format!(
+            "controller = {controller}\nstate_dir = \"/tmp/x\"\n[passbolt]\nroot = \"/srv\"\n"
+        );
+        let config: AgentConfig = toml::from_str(&text).map_err(|e| e.to_string())?;
+        check_controllers(&config.controllers)?;
+        Ok(config)
+    }
+
+    #[test]
+    fn controller_is_one_url_or_a_list() {
+        let one = parse("\"https://a.example:7443\"").unwrap();
+        assert_eq!(one.controllers, ["https://a.example:7443"]);
+        let two = parse("[\"https://a.example:7443\", \"https://10.0.0.2:7443/\"]").unwrap();
+        assert_eq!(
+            two.controllers,
+            ["https://a.example:7443", "https://10.0.0.2:7443/"]
+        );
+        let sixteen: Vec<String> = (0..16).map(|i| format!("\"https://c{i}:1\"")).collect();
+        assert_eq!(
+            parse(&format!("[{}]", sixteen.join(",")))
+                .unwrap()
+                .controllers
+                .len(),
+            16
+        );
+    }
+
+    #[test]
+    fn every_bad_controller_entry_is_named() {
+        let seventeen: Vec<String> = (0..17).map(|i| format!("\"https://c{i}:1\"")).collect();
+        let seventeen = format!("[{}]", seventeen.join(","));
+        for (controller, says) in [
+            (
+                "\"http://a:7443\"",
+                "controller: expected an https:// URL, got \"http://a:7443\"",
+            ),
+            (
+                "[\"https://a:1\", \"http://b:1\"]",
+                "controller[1]: expected an https:// URL",
+            ),
+            (
+                "[\"https://a:1\", \"https:// b\"]",
+                "controller[1]: expected an https://host:port URL",
+            ),
+            (
+                "[\"https://a:1/api\"]",
+                "controller: expected no path or query",
+            ),
+            (
+                "[\"https://u@a:1\"]",
+                "controller: expected an https://host:port URL",
+            ),
+            (
+                "[\"https://a:1\", \"https://b:1\", \"https://A:1/\"]",
+                "controller[2]: \"https://A:1/\" is listed twice (also controller[0])",
+            ),
+            (
+                "[\"https://a:443\", \"https://a\"]",
+                "controller[1]: \"https://a\" is listed twice",
+            ),
+            ("[]", "controller: expected at least one https:// URL"),
+            (&seventeen, "at most 16 controller URLs"),
+            ("[1]", "expected a string"),
+            ("7443", "a controller URL or a list of them"),
+        ] {
+            let err = parse(controller).unwrap_err();
+            assert!(err.contains(says), "{controller}: {err}");
+        }
     }
 }

@@ -1,15 +1,26 @@
 //! The Boltfleet agent: reports its passbolt host to the controller and runs update jobs on it.
+//!
+//! [`inventory`] says what the host is and when to look again, [`jobs`] changes it; both read
+//! passbolt through [`passbolt`] (version file, migrations, healthcheck, release tags, the
+//! worktree rule) and start every host program through [`exec`]. [`session`] is the stream to
+//! the controller ([`rotation`] picks which one, when several are configured), [`host_gate`]
+//! who owns the host right now.
 
 pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod credentials;
+pub mod disk;
 pub mod enroll;
+pub mod exec;
 pub mod host_gate;
 pub mod inventory;
 pub mod jobs;
+pub mod passbolt;
+pub mod rotation;
 pub mod session;
 pub mod state_lock;
+pub mod text;
 
 use std::future::Future;
 

@@ -1,5 +1,7 @@
 //! The connection to the controller: one stream, reports on connect, on every interval and on
-//! change; reconnects with jittered exponential backoff; renews the certificate in time.
+//! change; renews the certificate in time. When the config names several controllers, a
+//! failed one is left for the next at once ([`Rotation`]); after every one failed in a row it
+//! reconnects with jittered exponential backoff.
 
 use std::future::Future;
 use std::hash::{Hash, Hasher};
@@ -9,9 +11,7 @@ use boltfleet_common::pki;
 use boltfleet_common::proto::agent_message::Msg as Up;
 use boltfleet_common::proto::agent_service_client::AgentServiceClient;
 use boltfleet_common::proto::controller_message::Msg as Down;
-use boltfleet_common::proto::{
-    AgentMessage, ControllerMessage, Hello, JobEvent, RenewRequest, Report,
-};
+use boltfleet_common::proto::{AgentMessage, ControllerMessage, Hello, RenewRequest, Report};
 use boltfleet_common::tls::{self, TlsError};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
@@ -25,10 +25,12 @@ use crate::credentials::{CredentialFiles, Credentials, CredentialsError};
 use crate::host_gate::HostGate;
 use crate::inventory;
 use crate::jobs::Jobs;
+use crate::rotation::{AfterFailure, Rotation};
 
 /// How often the cheap change probe runs between full reports.
 const PROBE_INTERVAL: Duration = Duration::from_secs(5);
-/// A session that lasted this long resets the backoff.
+/// A session that lasted this long resets the backoff, and counts as its controller working
+/// (so that its failure is left for the next controller at once, not after a pause).
 const STABLE_SESSION: Duration = Duration::from_secs(30);
 
 /// Why a session with the controller ended.
@@ -57,15 +59,17 @@ pub async fn run_forever(
 ) -> Result<(), CredentialsError> {
     tokio::pin!(shutdown);
     let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    let mut rotation = Rotation::new(config.controllers.clone());
     loop {
         let creds = files.load()?;
         let started = Instant::now();
         let result = tokio::select! {
-            result = session(config, files, &creds, jobs) => result,
+            result = session(config, files, &creds, jobs, rotation.current()) => result,
             () = &mut shutdown => return Ok(()),
         };
         if started.elapsed() >= STABLE_SESSION {
             backoff.reset();
+            rotation.worked();
         }
         let err = match result {
             Err(SessionError::Renewed) => continue,
@@ -73,9 +77,20 @@ pub async fn run_forever(
             Err(err) => err,
             Ok(()) => SessionError::Closed,
         };
+        let failed = rotation.current().to_string();
+        if rotation.failed() == AfterFailure::TryNext {
+            warn!(
+                controller = %failed,
+                next = %rotation.current(),
+                error = %err,
+                "controller failed, failing over"
+            );
+            continue;
+        }
         let delay = backoff.next_delay();
         warn!(
-            controller = %config.controller,
+            controller = %failed,
+            next = %rotation.current(),
             attempt = backoff.attempt(),
             retry_in_ms = delay.as_millis() as u64,
             error = %err,
@@ -88,14 +103,16 @@ pub async fn run_forever(
     }
 }
 
-/// One connection: renew if due, open the stream, report, serve controller messages.
+/// One connection to the controller at `url`: renew if due (with that controller), open the
+/// stream, report, serve controller messages.
 async fn session(
     config: &AgentConfig,
     files: &CredentialFiles,
     creds: &Credentials,
     jobs: &Jobs,
+    url: &str,
 ) -> Result<(), SessionError> {
-    let channel = tls::connect(&config.controller, &creds.client_tls()).await?;
+    let channel = tls::connect(url, &creds.client_tls()).await?;
     let mut client = AgentServiceClient::new(channel);
     if creds.needs_renewal(OffsetDateTime::now_utc()) {
         renew(&mut client, files, creds).await?;
@@ -117,7 +134,7 @@ async fn session(
     };
     reporter.send(config).await;
     let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
-    info!(host = %creds.host, controller = %config.controller, "connected");
+    info!(host = %creds.host, controller = %url, "connected");
 
     let mut report_tick = tokio::time::interval(config.report_interval);
     report_tick.tick().await;
@@ -137,7 +154,7 @@ async fn session(
                     Err(broadcast::error::RecvError::Closed) => None,
                 };
                 if let Some(event) = event {
-                    let finished = is_finished(&event);
+                    let finished = event.state().is_final();
                     let _ = tx.send(AgentMessage { msg: Some(Up::JobEvent(event)) }).await;
                     if finished {
                         // The install may have changed: report it now, not at the next tick.
@@ -197,10 +214,6 @@ fn handle(message: ControllerMessage, jobs: &Jobs) {
         }
         None => debug!("empty controller message"),
     }
-}
-
-fn is_finished(event: &JobEvent) -> bool {
-    event.state().is_final()
 }
 
 async fn renew(

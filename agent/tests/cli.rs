@@ -41,6 +41,15 @@ fn the_example_config_loads_with_every_section() {
         config.passbolt.healthcheck_command.unwrap()[0],
         "./app/Console/cake"
     );
+    assert_eq!(config.controllers, ["https://boltfleet.example.net:7443"]);
+    // The list form it shows, commented out, loads too.
+    let text = std::fs::read_to_string(&path).unwrap();
+    let single = "controller = \"https://boltfleet.example.net:7443\"\n# controller = [";
+    assert!(text.contains(single), "the example shows both forms");
+    let dir = tempfile::tempdir().unwrap();
+    let listed = write_config(dir.path(), &text.replace(single, "controller = ["));
+    let config = AgentConfig::load(Path::new(&listed)).unwrap();
+    assert_eq!(config.controllers.len(), 2);
 }
 
 #[test]
@@ -63,6 +72,27 @@ fn config_errors_exit_64_with_one_line_naming_the_problem() {
         ),
         (&format!("report_interval = 'soon'\n{VALID}"), "soon"),
         ("controller = [", "line 1"),
+        (
+            &VALID.replace(
+                "'https://127.0.0.1:1'",
+                "['https://127.0.0.1:1', 'http://127.0.0.1:2']",
+            ),
+            "controller[1]",
+        ),
+        (
+            &VALID.replace(
+                "'https://127.0.0.1:1'",
+                "['https://127.0.0.1:1', 'https://127.0.0.1:1/']",
+            ),
+            "listed twice",
+        ),
+        (
+            &VALID.replace(
+                "'https://127.0.0.1:1'",
+                &format!("[{}]", vec!["'https://127.0.0.1:1'"; 17].join(", ")),
+            ),
+            "at most 16",
+        ),
         (
             &format!("{VALID}[jobs]\nkeep_journals = 0\n"),
             "jobs.keep_journals",

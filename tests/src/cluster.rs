@@ -170,6 +170,30 @@ impl Controller {
         Ok(controller)
     }
 
+    /// A second controller serving a copy of this one's data dir (its CA and server
+    /// certificate, hosts, operators) from `base/controller`, on a fresh port: two controllers
+    /// an agent can fail over between. Copy while this one is stopped, when sled's files are
+    /// consistent.
+    pub fn start_copy(&self, base: &Path) -> Result<Self> {
+        std::fs::create_dir_all(base)?;
+        let dir = base.join("controller");
+        let out = run(Command::new("cp").arg("-a").arg(&self.dir).arg(&dir))?;
+        if !out.status.success() {
+            bail!("copy failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let mut copy = Self {
+            dir,
+            pin: self.pin.clone(),
+            url: String::new(),
+            addr: "127.0.0.1:0".into(),
+            proc: None,
+            restarts: 0,
+            limits: self.limits.clone(),
+        };
+        copy.serve()?;
+        Ok(copy)
+    }
+
     /// Starts `serve` on the same address as before (a fresh port the first time).
     pub fn serve(&mut self) -> Result<()> {
         let addr_file = self.dir.join("listen.addr");

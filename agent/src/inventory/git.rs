@@ -1,15 +1,16 @@
-//! Reads the state of the passbolt work tree with git: HEAD, its release tag, dirtiness and the
-//! newest release tag present.
+//! The inventory's view of the passbolt work tree, read with git: HEAD, its release tag,
+//! dirtiness and the newest release tag present.
 
 use std::path::Path;
 
 use boltfleet_common::proto::GitState;
-use boltfleet_common::version::{parse_release_tag, release_tag};
+use boltfleet_common::version::release_tag;
 use semver::Version;
 
-use super::excerpt;
-use super::run::{RunError, Runner};
-use super::worktree::local_changes;
+use crate::exec::{RunError, Runner};
+use crate::passbolt::git::newest_release;
+use crate::passbolt::worktree::local_changes;
+use crate::text::excerpt;
 
 /// A git command that could not be run or failed.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +35,7 @@ pub struct RepoState {
     /// The newest release (`vX.Y.Z`) tag pointing at HEAD.
     pub head_release: Option<Version>,
     /// `git status --porcelain` printed a local modification: a change to a tracked file or an
-    /// untracked file outside the runtime directories ([`super::worktree`]).
+    /// untracked file outside the runtime directories ([`crate::passbolt::worktree`]).
     pub dirty: bool,
     /// The newest release tag in the repository.
     pub newest_release: Option<Version>,
@@ -77,13 +78,6 @@ fn lines(text: &str) -> Vec<String> {
     text.lines().map(str::to_string).collect()
 }
 
-/// The newest release among tag names, one a line; junk, `-rc.N` and `-1` tags do not count.
-pub fn newest_release(tags: &str) -> Option<Version> {
-    tags.lines()
-        .filter_map(|t| parse_release_tag(t.trim()))
-        .max()
-}
-
 /// Runs `git <args>` in `root` and returns its stdout. `--no-optional-locks` keeps a status
 /// refresh from taking the index lock while a job may be using the tree.
 async fn git(runner: &Runner, root: &Path, args: &[&str]) -> Result<String, GitError> {
@@ -105,31 +99,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-
-    #[test]
-    fn newest_release_ignores_junk_tags() {
-        let tags = include_str!("testdata/git_all_tags_in_snapshot.txt");
-        let newest = newest_release(tags).unwrap();
-        // Compare with a plain scan of the sample for the strict pattern.
-        let strict = tags
-            .lines()
-            .filter_map(|t| t.strip_prefix('v'))
-            .filter(|t| {
-                t.split('.').count() == 3
-                    && t.split('.')
-                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-            })
-            .filter_map(|t| Version::parse(t).ok())
-            .max()
-            .unwrap();
-        assert_eq!(newest, strict);
-        assert_eq!(
-            newest_release("3.7.0\nv4.0.0-rc.5\nv2.4\ntest\nv1.2.3\n"),
-            Some(Version::new(1, 2, 3))
-        );
-        assert_eq!(newest_release("list\nv9.9.9-1\n"), None);
-        assert_eq!(newest_release(""), None);
-    }
 
     fn sh_git(dir: &Path, args: &[&str]) {
         let status = std::process::Command::new("git")

@@ -2,7 +2,7 @@
 
 use boltfleet_common::proto::{Health, HealthCheck};
 
-use super::healthcheck::CheckStatus;
+use crate::passbolt::healthcheck::CheckStatus;
 
 /// Healthy when every check passes (warnings allowed), the healthcheck command ran, and the
 /// host could be read fully. Reasons name the failing checks, so runs can be compared.

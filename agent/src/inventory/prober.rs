@@ -3,10 +3,10 @@
 //! install changed, after a job, or at the slow probe interval — and never while a job holds
 //! the host, when the last facts are reported with `job_in_progress` set.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use boltfleet_common::clock::unix_now;
 use boltfleet_common::proto::{Health, Inventory};
-use std::time::Instant;
 
 use super::collect::{assemble, probe, Probed};
 use crate::config::AgentConfig;
@@ -84,8 +84,6 @@ impl Prober {
         inventory
     }
 }
-
-use boltfleet_common::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

@@ -1,39 +1,29 @@
-//! The inventory's host probes: migration status, PHP version, healthcheck command and URL.
-//! Each turns every failure into data (an error text or a failing check) instead of an `Err`.
+//! The inventory's probes of passbolt's commands: migration status, PHP version and the
+//! healthcheck command's checks, in their wire form. Each turns every failure into data (an
+//! error text or a failing check) instead of an `Err`.
 
 use std::path::Path;
 use std::time::Duration;
 
 use boltfleet_common::proto::{HealthCheck, MigrationState};
 
-use super::excerpt;
-use super::healthcheck::{judge_status_answer, parse_cli_healthcheck, Check, CheckStatus};
-use super::migrations::{parse_json_status, parse_v1_status};
-use super::run::{Output, Runner};
-use super::version_file::Layout;
+use crate::exec::{Output, Runner};
+use crate::passbolt::checks::healthcheck_command;
+use crate::passbolt::healthcheck::Check;
+use crate::passbolt::migrations::{parse_status, status_command};
+use crate::passbolt::version_file::Layout;
+use crate::text::excerpt;
 
 /// Deadline of `cake ... migrations status`.
 pub const MIGRATIONS_TIMEOUT: Duration = Duration::from_secs(60);
-/// Deadline of the healthcheck command; offline, its version check waits on the network.
-pub const HEALTHCHECK_TIMEOUT: Duration = Duration::from_secs(180);
 /// Deadline of `php -r`.
 pub const PHP_TIMEOUT: Duration = Duration::from_secs(15);
-/// Deadline of the HTTP status request.
-pub const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// The migration status command of a layout, as program and arguments.
-pub fn migration_status_command(layout: Layout) -> (&'static str, &'static [&'static str]) {
-    match layout {
-        Layout::V1 => ("./app/Console/cake", &["Migrations.migration", "status"]),
-        Layout::Modern => ("./bin/cake", &["migrations", "status", "-f", "json"]),
-    }
-}
 
 /// Runs and parses the migration status in `root`. Unknown (with the reason in `error`) when
 /// the command cannot run or its output cannot be read; the exit code alone is not trusted
 /// (v1 exits 0 on errors).
 pub async fn migration_state(runner: &Runner, root: &Path, layout: Layout) -> MigrationState {
-    let (program, args) = migration_status_command(layout);
+    let (program, args) = status_command(layout);
     let unknown = |error: String| MigrationState {
         known: false,
         error,
@@ -47,11 +37,7 @@ pub async fn migration_state(runner: &Runner, root: &Path, layout: Layout) -> Mi
         Ok(out) => out,
         Err(e) => return unknown(format!("migration status: {e}")),
     };
-    let parsed = match layout {
-        Layout::V1 => parse_v1_status(&out.stdout),
-        Layout::Modern => parse_json_status(&out.stdout),
-    };
-    match parsed {
+    match parse_status(layout, &out.stdout) {
         Ok(status) => MigrationState {
             known: true,
             sections: status.sections,
@@ -107,27 +93,8 @@ pub async fn command_checks(
     argv: &[String],
     root: &Path,
 ) -> Result<Vec<HealthCheck>, String> {
-    let checks = parsed_command_checks(runner, argv, root).await?;
+    let checks = healthcheck_command(runner, argv, root).await?;
     Ok(checks.into_iter().map(to_proto).collect())
-}
-
-/// Like [`command_checks`], keeping each check's section (`Database`, `Config files`, ...).
-pub async fn parsed_command_checks(
-    runner: &Runner,
-    argv: &[String],
-    root: &Path,
-) -> Result<Vec<Check>, String> {
-    let Some((program, args)) = argv.split_first() else {
-        return Err("empty healthcheck command".into());
-    };
-    let out = runner
-        .with_timeout(HEALTHCHECK_TIMEOUT)
-        .run(program, args, root)
-        .await
-        .map_err(|e| e.to_string())?;
-    // `--posix` prints its lines on stderr; the normal form uses stdout.
-    let text = format!("{}\n{}", out.stdout, out.stderr);
-    parse_cli_healthcheck(&text).map_err(|e| format!("{e} ({})", out.exit_text()))
 }
 
 fn to_proto(check: Check) -> HealthCheck {
@@ -136,29 +103,6 @@ fn to_proto(check: Check) -> HealthCheck {
         name: check.name,
         status: check.status.as_str().into(),
         detail: check.detail,
-    }
-}
-
-/// Fetches the status URL and judges the answer, as one check named by the URL.
-pub async fn http_check(url: &str) -> HealthCheck {
-    let verdict = match super::http::get(url, HTTP_TIMEOUT).await {
-        Err(e) => Err(e.to_string()),
-        Ok(answer) if (300..400).contains(&answer.status) => Err(format!(
-            "HTTP {}: redirected to {}",
-            answer.status,
-            answer.location.as_deref().unwrap_or("nowhere")
-        )),
-        Ok(answer) => judge_status_answer(answer.status, &answer.body).map_err(|e| e.to_string()),
-    };
-    let (status, detail) = match verdict {
-        Ok(()) => (CheckStatus::Pass, String::new()),
-        Err(reason) => (CheckStatus::Fail, reason),
-    };
-    HealthCheck {
-        source: "http".into(),
-        name: url.to_string(),
-        status: status.as_str().into(),
-        detail,
     }
 }
 
@@ -193,7 +137,7 @@ mod tests {
         let sample = dir.path().join("sample.txt");
         std::fs::write(
             &sample,
-            include_str!("testdata/v1_migration_status_pending.txt"),
+            include_str!("../passbolt/testdata/v1_migration_status_pending.txt"),
         )
         .unwrap();
         script(
@@ -247,7 +191,7 @@ mod tests {
         let sample = dir.path().join("hc.txt");
         std::fs::write(
             &sample,
-            include_str!("testdata/v5_healthcheck_posix_quiet_stderr_exit1.txt"),
+            include_str!("../passbolt/testdata/v5_healthcheck_posix_quiet_stderr_exit1.txt"),
         )
         .unwrap();
         script(
@@ -282,26 +226,5 @@ mod tests {
             err.contains("executed as root") && err.contains("exit 1"),
             "{err}"
         );
-    }
-
-    #[tokio::test]
-    async fn unreachable_url_is_a_failing_check() {
-        let port = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let url = format!("http://127.0.0.1:{port}/healthcheck/status.json");
-        let check = http_check(&url).await;
-        assert_eq!(
-            (
-                check.source.as_str(),
-                check.name.as_str(),
-                check.status.as_str()
-            ),
-            ("http", url.as_str(), "fail")
-        );
-        assert!(check.detail.contains("cannot connect"), "{}", check.detail);
     }
 }

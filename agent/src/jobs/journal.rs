@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use boltfleet_common::clock::unix_now;
 use boltfleet_common::files::{create_private_dir, write_private};
 
-use super::model::{unix_now, JobRecord};
+use super::model::JobRecord;
 use super::retention::{prunable, Retention};
 
 /// A journal file that could not be read or written.

@@ -19,17 +19,18 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use boltfleet_common::clock::unix_now;
 use boltfleet_common::proto::{JobEvent, JobKind, JobState, RunJob};
 use tokio::sync::broadcast;
 use tracing::{info, warn};
 
 use crate::config::AgentConfig;
 use crate::host_gate::{HostGate, JobGuard};
-use crate::inventory::probes::HEALTHCHECK_TIMEOUT;
+use crate::passbolt::checks::HEALTHCHECK_TIMEOUT;
 use host::{HostOps, RealHost};
 use journal::{Journal, JournalError};
 use lock::JobLock;
-use model::{gist, unix_now, JobRecord};
+use model::{gist, JobRecord};
 use retention::Retention;
 use runner::{Failed, Run};
 

@@ -209,10 +209,8 @@ pub fn tail(text: &str) -> String {
 
 /// `text` on one line, cut to `max` characters: a reason for a job event.
 pub fn gist(text: &str, max: usize) -> String {
-    crate::inventory::excerpt(text, max)
+    crate::text::excerpt(text, max)
 }
-
-pub use boltfleet_common::clock::unix_now;
 
 #[cfg(test)]
 mod tests {

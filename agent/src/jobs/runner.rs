@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 
+use boltfleet_common::clock::unix_now;
 use boltfleet_common::proto::{JobState, StepRecord, StepState};
 use boltfleet_common::version::{parse_release, parse_release_tag, release_tag, Version};
 use tracing::{error, info, warn};
 
 use super::host::{partial_path, HostOps, OpError};
 use super::journal::Journal;
-use super::model::{gist, step, tail, unix_now, BackupInfo, JobRecord, Kind, Phase};
+use super::model::{gist, step, tail, BackupInfo, JobRecord, Kind, Phase};
 use super::{preflight, validate, Events};
 
 /// How many times the rollback tries to restore the database before it gives up.

@@ -6,7 +6,7 @@ use boltfleet_common::version::{classify, parse_release, release_tag, UpdateClas
 
 use super::host::HealthFacts;
 use super::model::{Kind, Request};
-use crate::inventory::healthcheck::comparable_name;
+use crate::passbolt::healthcheck::comparable_name;
 
 /// The only tracked file that may differ from the release before an update; the checkout
 /// saves and restores it.
@@ -116,7 +116,7 @@ pub fn check_update(
     if !blocking.is_empty() {
         return Err(format!(
             "local modifications in the work tree: {} (only {EMAIL_CONFIG} may differ)",
-            crate::inventory::excerpt(&blocking.join("\n"), 200)
+            crate::text::excerpt(&blocking.join("\n"), 200)
         ));
     }
     match classify(current, target) {

@@ -6,7 +6,6 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 
 use boltfleet_common::files::{create_private_dir, write_private};
 use flate2::write::GzEncoder;
@@ -14,10 +13,10 @@ use flate2::Compression;
 use sha2::{Digest, Sha256};
 use tokio::io::AsyncReadExt;
 
-use super::tracked::{self, Recorded, Tracked};
+use super::tracked::Tracked;
 use super::{client_error, partial_path, transcript, OpError};
 use crate::config::{AgentConfig, MysqlConfig};
-use crate::inventory::run::Runner;
+use crate::exec::{Recorded, RunError, Runner};
 use crate::jobs::model::{gist, BackupInfo};
 
 /// The first line of the last one `mysqldump` writes when it completed.
@@ -49,11 +48,12 @@ pub(super) fn programs<'a>(
     }
 }
 
-/// Starts the configured program, or the first of `candidates` that exists, with stdout and
-/// stderr piped (and stdin piped when `feed_stdin`, else empty), in its own process group
-/// recorded in `pidfile` (see [`super::tracked`]). A missing program is skipped; any other
-/// failure to start is an error.
+/// Starts the configured program, or the first of `candidates` that exists, as `runner`'s
+/// user in `/`, with stdout and stderr piped (and stdin piped when `feed_stdin`, else empty),
+/// in its own process group recorded in `pidfile` (see [`crate::exec::recorded`]). A missing
+/// program is skipped; any other failure to start is an error.
 pub(super) fn spawn_first<'a>(
+    runner: &Runner,
     configured: &'a Option<String>,
     candidates: &'a [&'a str],
     args: &[String],
@@ -62,22 +62,14 @@ pub(super) fn spawn_first<'a>(
 ) -> Result<(&'a str, tokio::process::Child, Recorded), OpError> {
     let mut missing = Vec::new();
     for program in programs(configured, candidates) {
-        let stdin = if feed_stdin {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        };
-        let mut cmd = std::process::Command::new(program);
-        cmd.args(args)
-            .stdin(stdin)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match tracked::spawn(cmd, pidfile) {
+        match runner.spawn_recorded(program, args, Path::new("/"), feed_stdin, pidfile) {
             Ok((child, recorded)) => return Ok((program, child, recorded)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                missing.push(format!("{program}: {e}"))
+            Err(RunError::Spawn { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                missing.push(format!("{program}: {source}"))
             }
-            Err(e) => return Err(OpError::new(format!("cannot start {program}: {e}"))),
+            Err(e) => return Err(OpError::new(e.to_string())),
         }
     }
     Err(OpError::new(format!(
@@ -201,8 +193,13 @@ impl<W: Write> Write for Hashing<W> {
 }
 
 /// Dumps the database into `path` (through a 0600 temp file, renamed once verified), writes
-/// `<path>.sha256` and prunes older backups beyond `backup.keep`.
-pub async fn backup(config: &AgentConfig, path: &Path) -> Result<(BackupInfo, String), OpError> {
+/// `<path>.sha256` and prunes older backups beyond `backup.keep`. The dump runs as `runner`'s
+/// user.
+pub async fn backup(
+    runner: &Runner,
+    config: &AgentConfig,
+    path: &Path,
+) -> Result<(BackupInfo, String), OpError> {
     let mysql = mysql(config)?;
     let keep = config.backup.as_ref().ok_or_else(no_backup_dir)?.keep;
     option_file_readable(mysql)?;
@@ -213,8 +210,11 @@ pub async fn backup(config: &AgentConfig, path: &Path) -> Result<(BackupInfo, St
     }
     let partial = partial_path(path);
     let pidfile = Tracked::Dump.pidfile(&config.state_dir);
-    let result =
-        tokio::time::timeout(config.jobs.step_timeout, dump(mysql, &partial, &pidfile)).await;
+    let result = tokio::time::timeout(
+        config.jobs.step_timeout,
+        dump(runner, mysql, &partial, &pidfile),
+    )
+    .await;
     let result = match result {
         Ok(r) => r,
         Err(_) => Err(OpError::new(format!(
@@ -264,6 +264,7 @@ fn sum_path(path: &Path) -> PathBuf {
 
 /// Runs the dump into `partial` (gzip); returns the file's sha256, its size and a log.
 async fn dump(
+    runner: &Runner,
     mysql: &MysqlConfig,
     partial: &Path,
     pidfile: &Path,
@@ -277,7 +278,7 @@ async fn dump(
         mysql.database.clone(),
     ];
     let (program, mut child, _recorded) =
-        spawn_first(&mysql.dump_program, &DUMPS, &args, false, pidfile)?;
+        spawn_first(runner, &mysql.dump_program, &DUMPS, &args, false, pidfile)?;
     let mut log = format!("$ {program} {}\n", args.join(" "));
     let _ = std::fs::remove_file(partial);
     let fail =

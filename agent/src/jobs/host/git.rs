@@ -7,15 +7,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boltfleet_common::files::write_private;
-use boltfleet_common::version::{parse_release_tag, release_tag, Version};
+use boltfleet_common::version::{release_tag, Version};
 
-use super::{transcript, OpError, RepoFacts, Tags, FETCH_TIMEOUT, GIT_TIMEOUT};
+use super::{run_logged, OpError, RepoFacts, Tags, FETCH_TIMEOUT, GIT_TIMEOUT};
 use crate::config::AgentConfig;
-use crate::inventory::run::{Output, Runner};
-use crate::inventory::version_file::{detect_layout, Layout};
-use crate::inventory::worktree::local_changes;
+use crate::exec::{Output, Runner};
 use crate::jobs::model::gist;
 use crate::jobs::validate::EMAIL_CONFIG;
+use crate::passbolt::git::{newest_release, release_tags};
+use crate::passbolt::version_file::{detect_layout, Layout};
+use crate::passbolt::worktree::local_changes;
 
 /// Runs `git <args>` in `root`, appending the transcript to `log`; an error only when git
 /// cannot run at all.
@@ -26,14 +27,7 @@ async fn git_raw(
     timeout: Duration,
     log: &mut String,
 ) -> Result<Output, OpError> {
-    let line = format!("git {}", args.join(" "));
-    let out = runner
-        .with_timeout(timeout)
-        .run("git", args, root)
-        .await
-        .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
-    log.push_str(&transcript(&line, &out));
-    Ok(out)
+    run_logged(&runner.with_timeout(timeout), "git", args, root, log).await
 }
 
 /// Like [`git_raw`], failing when git exits non-zero.
@@ -80,10 +74,7 @@ pub async fn repo_facts(runner: &Runner, root: &Path) -> Result<RepoFacts, OpErr
     let lines: Vec<String> = status.lines().map(str::to_string).collect();
     let (porcelain, runtime) = local_changes(root, &lines);
     Ok(RepoFacts {
-        current: tags
-            .lines()
-            .filter_map(|t| parse_release_tag(t.trim()))
-            .max(),
+        current: newest_release(&tags),
         porcelain,
         runtime,
     })
@@ -133,10 +124,7 @@ pub async fn fetch_tags(runner: &Runner, root: &Path, remote: &str) -> Result<Ta
         .await
         .map_err(|e| e.with_log(&log))?;
     Ok(Tags {
-        releases: all
-            .lines()
-            .filter_map(|t| parse_release_tag(t.trim()))
-            .collect(),
+        releases: release_tags(&all),
         log,
         fetch_error,
     })
@@ -368,11 +356,7 @@ async fn refresh(runner: &Runner, config: &AgentConfig, log: &mut String) -> Res
                 ("./bin/cake", &["cache", "clear_all"][..]),
             ] {
                 let line = format!("{program} {}", args.join(" "));
-                let out = runner
-                    .run(program, args, root)
-                    .await
-                    .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
-                log.push_str(&transcript(&line, &out));
+                let out = run_logged(runner, program, args, root, log).await?;
                 if !out.success() {
                     return Err(
                         OpError::new(format!("{line} failed ({})", out.exit_text())).with_log(log)

@@ -1,11 +1,11 @@
 //! The health checks a job compares before and after: the status URL and passbolt's own
-//! healthcheck command, through the inventory's probes.
+//! healthcheck command (run by `passbolt::checks`), with what an update can break.
 
 use super::HealthFacts;
 use crate::config::AgentConfig;
-use crate::inventory::healthcheck::{Check, CheckStatus};
-use crate::inventory::probes;
-use crate::inventory::run::Runner;
+use crate::exec::Runner;
+use crate::passbolt::checks;
+use crate::passbolt::healthcheck::{Check, CheckStatus};
 
 /// Sections of passbolt's healthcheck whose checks an update can break (the PHP the new code
 /// needs, writable temp dirs, config files a checkout adds or removes, the database and its
@@ -36,7 +36,7 @@ pub async fn check(runner: Option<&Runner>, config: &AgentConfig) -> HealthFacts
     let mut facts = HealthFacts::default();
     let mut command_failures = Vec::new();
     if let Some(url) = &pb.healthcheck_url {
-        let check = probes::http_check(url).await;
+        let check = checks::status_url(url).await;
         facts.log.push_str(&format!(
             "[{}] {url} {}\n",
             check.status.to_uppercase(),
@@ -50,7 +50,7 @@ pub async fn check(runner: Option<&Runner>, config: &AgentConfig) -> HealthFacts
     if let Some(argv) = &pb.healthcheck_command {
         let name = argv.join(" ");
         let checks = match runner {
-            Some(runner) => probes::parsed_command_checks(runner, argv, &pb.root).await,
+            Some(runner) => checks::healthcheck_command(runner, argv, &pb.root).await,
             None => Err("commands cannot be run as the web user".to_string()),
         };
         match checks {
@@ -103,14 +103,14 @@ pub async fn check(runner: Option<&Runner>, config: &AgentConfig) -> HealthFacts
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::inventory::healthcheck::parse_cli_healthcheck;
+    use crate::passbolt::healthcheck::parse_cli_healthcheck;
 
     #[test]
     fn the_real_v1_failures_are_not_ones_an_update_breaks() {
         // The captured v1.6.10 healthcheck of a real install: six long-standing failures
         // (base URL, SSL, the offline version check), none an update can cause.
         let checks = parse_cli_healthcheck(include_str!(
-            "../../inventory/testdata/captured_v1_healthcheck_v1.6.10_as_web_user.txt"
+            "../../passbolt/testdata/captured_v1_healthcheck_v1.6.10_as_web_user.txt"
         ))
         .unwrap();
         let failing: Vec<&Check> = checks

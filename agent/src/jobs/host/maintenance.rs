@@ -3,9 +3,9 @@
 
 use boltfleet_common::files::write_atomic;
 
-use super::{transcript, OpError};
+use super::{run_logged, OpError};
 use crate::config::AgentConfig;
-use crate::inventory::run::Runner;
+use crate::exec::Runner;
 
 /// Whether a maintenance method is configured.
 pub fn configured(config: &AgentConfig) -> bool {
@@ -64,12 +64,9 @@ async fn command(runner: &Runner, argv: &[String]) -> Result<String, OpError> {
         .split_first()
         .ok_or_else(|| OpError::new("empty maintenance command"))?;
     let line = argv.join(" ");
-    let out = runner
-        .with_timeout(std::time::Duration::from_secs(120))
-        .run(program, args, std::path::Path::new("/"))
-        .await
-        .map_err(|e| OpError::new(format!("{line}: {e}")))?;
-    let log = transcript(&line, &out);
+    let runner = runner.with_timeout(std::time::Duration::from_secs(120));
+    let mut log = String::new();
+    let out = run_logged(&runner, program, args, std::path::Path::new("/"), &mut log).await?;
     if !out.success() {
         return Err(OpError::new(format!("{line} failed ({})", out.exit_text())).with_log(&log));
     }

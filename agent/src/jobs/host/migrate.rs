@@ -3,12 +3,11 @@
 
 use std::path::Path;
 
-use super::{transcript, OpError};
-use crate::inventory::migrations::{parse_json_status, parse_v1_status, MigrationStatus};
-use crate::inventory::probes::migration_status_command;
-use crate::inventory::run::Runner;
-use crate::inventory::version_file::{detect_layout, Layout};
+use super::{run_logged, transcript, OpError};
+use crate::exec::Runner;
 use crate::jobs::model::gist;
+use crate::passbolt::migrations::{parse_status, status_command, MigrationStatus};
+use crate::passbolt::version_file::{detect_layout, Layout};
 
 /// Lines (or parts of lines) that mean a migration run went wrong, whatever its exit code.
 const MARKERS: [&str; 8] = [
@@ -77,18 +76,9 @@ async fn status(
     layout: Layout,
     log: &mut String,
 ) -> Result<MigrationStatus, OpError> {
-    let (program, args) = migration_status_command(layout);
-    let line = format!("{program} {}", args.join(" "));
-    let out = runner
-        .run(program, args, root)
-        .await
-        .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
-    log.push_str(&transcript(&line, &out));
-    let parsed = match layout {
-        Layout::V1 => parse_v1_status(&out.stdout),
-        Layout::Modern => parse_json_status(&out.stdout),
-    };
-    parsed.map_err(|e| {
+    let (program, args) = status_command(layout);
+    let out = run_logged(runner, program, args, root, log).await?;
+    parse_status(layout, &out.stdout).map_err(|e| {
         OpError::new(format!(
             "migration status unreadable ({}): {e}",
             out.exit_text()
@@ -98,7 +88,7 @@ async fn status(
 }
 
 /// Status, `run all` (v1) / `passbolt migrate` (v2+) with `answers` on stdin, status again.
-/// `run all` is tracked in `pidfile` while it runs (see [`super::tracked`]).
+/// `run all` is recorded in `pidfile` while it runs (see [`crate::exec::recorded`]).
 pub async fn run(
     runner: &Runner,
     root: &Path,
@@ -120,17 +110,11 @@ pub async fn run(
     };
     let input: String = answers.iter().map(|a| format!("{a}\n")).collect();
     let line = format!("{program} {}", args.join(" "));
-    let out = super::tracked::run(
-        runner,
-        program,
-        args,
-        root,
-        input.as_bytes(),
-        timeout,
-        pidfile,
-    )
-    .await
-    .map_err(|e| e.with_log(&log))?;
+    let out = runner
+        .with_timeout(timeout)
+        .run_recorded(program, args, root, input.as_bytes(), pidfile)
+        .await
+        .map_err(|e| OpError::new(e.to_string()).with_log(&log))?;
     log.push_str(&transcript(&line, &out));
     let text = format!("{}\n{}", out.stdout, out.stderr);
     if let Some(why) = error_gist(&text) {
@@ -157,6 +141,7 @@ pub async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::passbolt::migrations::{parse_json_status, parse_v1_status};
 
     fn sample(rel: &str) -> String {
         let name = rel.rsplit('/').next().unwrap_or(rel);

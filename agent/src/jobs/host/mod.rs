@@ -20,7 +20,7 @@ use boltfleet_common::version::Version;
 
 use super::model::BackupInfo;
 use crate::config::AgentConfig;
-use crate::inventory::run::{Output, Runner};
+use crate::exec::{Output, Runner};
 
 pub use database::{backup_file_name, parse_size};
 pub use health::{UPDATE_CHECK_WORDS, UPDATE_SECTIONS};
@@ -59,7 +59,7 @@ pub struct RepoFacts {
     /// `git status --porcelain` lines that are local modifications.
     pub porcelain: Vec<String>,
     /// `git status --porcelain` lines that are the install's runtime state (untracked entries
-    /// under its runtime directories, see `inventory::worktree`): shown, never blocking.
+    /// under its runtime directories, see `passbolt::worktree`): shown, never blocking.
     pub runtime: Vec<String>,
 }
 
@@ -191,6 +191,28 @@ impl RealHost {
     }
 }
 
+/// Runs `program args` in `cwd` with `runner`, appending its transcript to the step's `log`;
+/// an error naming the command line only when it cannot run at all (exit codes are the
+/// caller's to judge).
+async fn run_logged<S: AsRef<str> + AsRef<std::ffi::OsStr>>(
+    runner: &Runner,
+    program: &str,
+    args: &[S],
+    cwd: &Path,
+    log: &mut String,
+) -> Result<Output, OpError> {
+    let line: Vec<&str> = std::iter::once(program)
+        .chain(args.iter().map(|a| AsRef::<str>::as_ref(a)))
+        .collect();
+    let line = line.join(" ");
+    let out = runner
+        .run(program, args, cwd)
+        .await
+        .map_err(|e| OpError::new(format!("{line}: {e}")).with_log(log))?;
+    log.push_str(&transcript(&line, &out));
+    Ok(out)
+}
+
 /// A command line and what it printed, for step logs.
 fn transcript(cmd: &str, out: &Output) -> String {
     let mut text = format!("$ {cmd}\n");
@@ -230,7 +252,7 @@ impl HostOps for RealHost {
             .backup
             .as_ref()
             .ok_or_else(database::no_backup_dir)?;
-        crate::inventory::disk::space(&backup.dir)
+        crate::disk::space(&backup.dir)
             .map(|s| s.free_bytes)
             .map_err(|e| OpError::new(e.to_string()))
     }
@@ -265,7 +287,7 @@ impl HostOps for RealHost {
     }
 
     async fn backup(&self, path: &Path) -> Result<(BackupInfo, String), OpError> {
-        database::backup(&self.config, path).await
+        database::backup(&self.agent, &self.config, path).await
     }
 
     fn discard_partial(&self, partial: &Path) -> Result<(), OpError> {
@@ -298,6 +320,6 @@ impl HostOps for RealHost {
     }
 
     async fn restore(&self, backup: &BackupInfo) -> Result<String, OpError> {
-        restore::restore(&self.config, backup).await
+        restore::restore(&self.agent, &self.config, backup).await
     }
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::database::{client_sql, mysql};
 use super::OpError;
 use crate::config::AgentConfig;
-use crate::inventory::run::Runner;
+use crate::exec::Runner;
 
 /// What every restore needs on the database: the emptying drops each table (`DROP`), the dump
 /// is loaded with `DROP TABLE IF EXISTS`, `CREATE TABLE`, `LOCK TABLES ... WRITE` (which also

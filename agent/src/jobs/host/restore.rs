@@ -19,6 +19,7 @@ use super::database::{defaults, mysql, spawn_first, CHUNK, CLIENTS};
 use super::tracked::Tracked;
 use super::OpError;
 use crate::config::AgentConfig;
+use crate::exec::Runner;
 use crate::jobs::model::{gist, BackupInfo};
 
 /// How long a restore waits at most for another holder of the database's lock (less when the
@@ -80,8 +81,13 @@ fn drops(listing: &[String]) -> String {
     sql
 }
 
-/// Empties the database and loads the backup into it, in one locked session (idempotent).
-pub async fn restore(config: &AgentConfig, backup: &BackupInfo) -> Result<String, OpError> {
+/// Empties the database and loads the backup into it, in one locked session (idempotent), the
+/// client running as `runner`'s user.
+pub async fn restore(
+    runner: &Runner,
+    config: &AgentConfig,
+    backup: &BackupInfo,
+) -> Result<String, OpError> {
     let mut log = String::new();
     let actual = file_sha256(&backup.path).map_err(|e| {
         OpError::new(format!(
@@ -100,7 +106,8 @@ pub async fn restore(config: &AgentConfig, backup: &BackupInfo) -> Result<String
         "backup {} matches its sha256\n",
         backup.path.display()
     ));
-    match tokio::time::timeout(config.jobs.step_timeout, session(config, backup, &mut log)).await {
+    let session = session(runner, config, backup, &mut log);
+    match tokio::time::timeout(config.jobs.step_timeout, session).await {
         Ok(result) => result.map_err(|e| e.with_log(&log))?,
         Err(_) => {
             return Err(OpError::new("restoring the backup did not finish in time").with_log(&log))
@@ -112,6 +119,7 @@ pub async fn restore(config: &AgentConfig, backup: &BackupInfo) -> Result<String
 
 /// The client session: lock, list, drop, load.
 async fn session(
+    runner: &Runner,
     config: &AgentConfig,
     backup: &BackupInfo,
     log: &mut String,
@@ -125,8 +133,14 @@ async fn session(
         format!("--database={}", mysql.database),
     ];
     let pidfile = Tracked::Restore.pidfile(&config.state_dir);
-    let (program, mut child, _recorded) =
-        spawn_first(&mysql.client_program, &CLIENTS, &args, true, &pidfile)?;
+    let (program, mut child, _recorded) = spawn_first(
+        runner,
+        &mysql.client_program,
+        &CLIENTS,
+        &args,
+        true,
+        &pidfile,
+    )?;
     log.push_str(&format!("$ {program} {}\n", args.join(" ")));
     let mut stdin = child.stdin.take().expect("piped");
     let mut lines = lines_of(child.stdout.take().expect("piped"));

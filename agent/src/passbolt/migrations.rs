@@ -1,6 +1,9 @@
-//! Parses passbolt's migration status output: v1 `Migrations.migration status`, v2+ JSON.
+//! passbolt's migration status: the command of each layout and the parsers of its output
+//! (v1 `Migrations.migration status`, v2+ JSON).
 
 use boltfleet_common::proto::MigrationSection;
+
+use super::version_file::Layout;
 
 /// The section of v1 output that decides whether the database is behind the code.
 pub const APPLICATION: &str = "Application";
@@ -126,6 +129,22 @@ pub fn parse_v1_status(output: &str) -> Result<MigrationStatus, MigrationParseEr
         .ok_or(MigrationParseError::NoApplicationSection)?;
     let pending = app.current != app.latest;
     Ok(MigrationStatus { sections, pending })
+}
+
+/// The migration status command of a layout, as program and arguments (run in the root).
+pub fn status_command(layout: Layout) -> (&'static str, &'static [&'static str]) {
+    match layout {
+        Layout::V1 => ("./app/Console/cake", &["Migrations.migration", "status"]),
+        Layout::Modern => ("./bin/cake", &["migrations", "status", "-f", "json"]),
+    }
+}
+
+/// Parses the stdout of `layout`'s [`status_command`].
+pub fn parse_status(layout: Layout, output: &str) -> Result<MigrationStatus, MigrationParseError> {
+    match layout {
+        Layout::V1 => parse_v1_status(output),
+        Layout::Modern => parse_json_status(output),
+    }
 }
 
 #[derive(serde::Deserialize)]

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::excerpt;
+use crate::text::excerpt;
 
 /// The outcome of one healthcheck line. `[INFO]` lines are not checks and are dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,5 +1,11 @@
-//! Runs host programs (git, cake, php) directly, never through a shell: as the web user, in a
-//! working directory, with a deadline, capturing their output.
+//! The one way the agent runs a host program (git, cake, php, the database clients): directly,
+//! never through a shell, as the web user or its own, in a working directory and its own
+//! process group, with a deadline that kills the whole group, output captured and bounded,
+//! and, for the long job commands, the group recorded on disk so a restarted agent can stop
+//! what a killed one left running ([`recorded`]).
+
+mod capture;
+pub mod recorded;
 
 use std::ffi::OsStr;
 use std::os::unix::process::CommandExt;
@@ -7,7 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
+
+pub use capture::OUTPUT_LIMIT;
+pub use recorded::{kill_group, reap, Recorded};
 
 /// A local account commands are switched to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,7 +82,7 @@ impl Output {
     }
 }
 
-/// Runs programs as one user with one deadline.
+/// Runs programs as one user with one deadline: the one place the agent starts a program.
 #[derive(Debug, Clone)]
 pub struct Runner {
     run_as: Option<RunAs>,
@@ -128,7 +137,8 @@ impl Runner {
         args: &[impl AsRef<OsStr>],
         cwd: &Path,
     ) -> Result<Output, RunError> {
-        self.run_inner(program, args, cwd, None).await
+        let (child, _) = self.start(program, args, cwd, false, None)?;
+        self.finish(program, child, None).await
     }
 
     /// Like [`Runner::run`], feeding `input` on stdin (answers to prompts).
@@ -139,20 +149,53 @@ impl Runner {
         cwd: &Path,
         input: &[u8],
     ) -> Result<Output, RunError> {
-        self.run_inner(program, args, cwd, Some(input)).await
+        let (child, _) = self.start(program, args, cwd, true, None)?;
+        self.finish(program, child, Some(input)).await
     }
 
-    /// The command line `program args` as this runner starts it: in `cwd` (a relative program
-    /// path containing `/` is taken from there), as its user, in its own process group (so a
-    /// deadline kills cake's children too), stdout and stderr piped, stdin piped when
-    /// `stdin_piped` and empty otherwise.
-    pub fn command(
+    /// Like [`Runner::run_with_stdin`], with the process group recorded in `pidfile` while it
+    /// runs, so that an agent restarted after a crash can stop it ([`reap`]).
+    pub async fn run_recorded(
+        &self,
+        program: &str,
+        args: &[impl AsRef<OsStr>],
+        cwd: &Path,
+        input: &[u8],
+        pidfile: &Path,
+    ) -> Result<Output, RunError> {
+        let (child, _recorded) = self.start(program, args, cwd, true, Some(pidfile))?;
+        self.finish(program, child, Some(input)).await
+    }
+
+    /// Starts `program` for a caller that talks to its pipes itself (the database dump and
+    /// restore sessions): stdout and stderr piped, stdin piped when `stdin_piped`, recorded in
+    /// `pidfile` until the returned [`Recorded`] is dropped. The child is killed when its
+    /// handle is dropped; keeping a deadline is the caller's part.
+    pub fn spawn_recorded(
         &self,
         program: &str,
         args: &[impl AsRef<OsStr>],
         cwd: &Path,
         stdin_piped: bool,
-    ) -> std::process::Command {
+        pidfile: &Path,
+    ) -> Result<(tokio::process::Child, Recorded), RunError> {
+        let (child, recorded) = self.start(program, args, cwd, stdin_piped, Some(pidfile))?;
+        Ok((child, recorded.expect("a pidfile was given")))
+    }
+
+    /// Starts the command line `program args`: in `cwd` (a relative program path containing
+    /// `/` is taken from there), as the runner's user, in its own process group (so a
+    /// deadline kills cake's children too, and a killed agent's orphan can be found), stdout
+    /// and stderr piped, stdin piped when `stdin_piped` and empty otherwise, killed when its
+    /// handle is dropped, recorded in `pidfile` when given.
+    fn start(
+        &self,
+        program: &str,
+        args: &[impl AsRef<OsStr>],
+        cwd: &Path,
+        stdin_piped: bool,
+        pidfile: Option<&Path>,
+    ) -> Result<(tokio::process::Child, Option<Recorded>), RunError> {
         let path = if program.contains('/') && Path::new(program).is_relative() {
             cwd.join(program)
         } else {
@@ -176,24 +219,24 @@ impl Runner {
                 .env("USER", &user.name)
                 .env("LOGNAME", &user.name);
         }
-        cmd
-    }
-
-    async fn run_inner(
-        &self,
-        program: &str,
-        args: &[impl AsRef<OsStr>],
-        cwd: &Path,
-        input: Option<&[u8]>,
-    ) -> Result<Output, RunError> {
-        let name = program.to_string();
-        let cmd = self.command(program, args, cwd, input.is_some());
         let mut cmd = tokio::process::Command::from(cmd);
         cmd.kill_on_drop(true);
-        let mut child = cmd.spawn().map_err(|source| RunError::Spawn {
-            program: name.clone(),
+        let child = cmd.spawn().map_err(|source| RunError::Spawn {
+            program: program.to_string(),
             source,
         })?;
+        let recorded = pidfile.map(|pidfile| Recorded::write(pidfile, child.id()));
+        Ok((child, recorded))
+    }
+
+    /// Feeds `input`, captures the output (bounded, see [`OUTPUT_LIMIT`]) and waits within the
+    /// deadline; past it, kills the whole process group.
+    async fn finish(
+        &self,
+        program: &str,
+        mut child: tokio::process::Child,
+        input: Option<&[u8]>,
+    ) -> Result<Output, RunError> {
         if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
             let input = input.to_vec();
             // Written concurrently: a program that does not read must not block us.
@@ -204,7 +247,11 @@ impl Runner {
         let pid = child.id();
         let (stdout, stderr) = (child.stdout.take(), child.stderr.take());
         let finished = tokio::time::timeout(self.timeout, async {
-            let (status, out, err) = tokio::join!(child.wait(), read_all(stdout), read_all(stderr));
+            let (status, out, err) = tokio::join!(
+                child.wait(),
+                capture::read_bounded(stdout, OUTPUT_LIMIT),
+                capture::read_bounded(stderr, OUTPUT_LIMIT)
+            );
             Ok::<_, std::io::Error>((status?, out?, err?))
         })
         .await;
@@ -215,32 +262,22 @@ impl Runner {
                 stderr: String::from_utf8_lossy(&stderr).into_owned(),
             }),
             Ok(Err(source)) => Err(RunError::Wait {
-                program: name,
+                program: program.to_string(),
                 source,
             }),
             Err(_) => {
                 // The leader is not reaped yet, so its pid still names the group.
-                let group = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32));
-                if let Some(group) = group {
-                    let _ =
-                        rustix::process::kill_process_group(group, rustix::process::Signal::KILL);
+                if let Some(pid) = pid {
+                    kill_group(pid);
                 }
                 let _ = child.start_kill();
                 Err(RunError::Timeout {
-                    program: name,
+                    program: program.to_string(),
                     after: self.timeout,
                 })
             }
         }
     }
-}
-
-async fn read_all(pipe: Option<impl AsyncRead + Unpin>) -> std::io::Result<Vec<u8>> {
-    let mut buf = Vec::new();
-    if let Some(mut pipe) = pipe {
-        pipe.read_to_end(&mut buf).await?;
-    }
-    Ok(buf)
 }
 
 /// Finds `name` in `/etc/passwd`-formatted text.
@@ -360,6 +397,27 @@ mod tests {
             !marker.exists(),
             "a child of the timed-out program lived on"
         );
+    }
+
+    #[tokio::test]
+    async fn output_past_the_limit_is_cut_in_the_middle() {
+        let script = format!(
+            "echo BEGIN; head -c {} /dev/zero | tr '\\0' a; echo; echo END",
+            2 * OUTPUT_LIMIT
+        );
+        let out = runner(60)
+            .run("sh", &["-c", &script], Path::new("/"))
+            .await
+            .unwrap();
+        assert!(out.success(), "{}", out.stderr);
+        assert!(
+            out.stdout.len() < OUTPUT_LIMIT + 100,
+            "{}",
+            out.stdout.len()
+        );
+        assert!(out.stdout.starts_with("BEGIN\naaa"));
+        assert!(out.stdout.ends_with("aaa\nEND\n"));
+        assert!(out.stdout.contains("bytes of output cut"));
     }
 
     #[tokio::test]

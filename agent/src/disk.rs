@@ -1,4 +1,5 @@
-//! Free and total space of the file systems holding the install and the backups (statvfs).
+//! Free and total space of the file systems holding the install and the backups (statvfs):
+//! reported by the inventory, checked by a job before its backup.
 
 use std::path::{Path, PathBuf};
 
