@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use boltfleet_common::clock::unix_now;
 use boltfleet_common::files::{create_private_dir, write_private};
 
-use super::model::JobRecord;
+use super::model::JournalEntry;
 use super::retention::{prunable, Retention};
 
 /// A journal file that could not be read or written.
@@ -76,7 +76,7 @@ impl Journal {
     }
 
     /// Writes the record durably, replacing the previous one.
-    pub fn save(&self, record: &JobRecord) -> Result<(), JournalError> {
+    pub fn save(&self, record: &JournalEntry) -> Result<(), JournalError> {
         let path = self.path(&record.request.job_id);
         let json = serde_json::to_vec_pretty(record).map_err(|e| JournalError::Write {
             path: path.clone(),
@@ -86,7 +86,7 @@ impl Journal {
     }
 
     /// The record of `job_id`, if the journal has one.
-    pub fn load(&self, job_id: &str) -> Result<Option<JobRecord>, JournalError> {
+    pub fn load(&self, job_id: &str) -> Result<Option<JournalEntry>, JournalError> {
         let path = self.path(job_id);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -108,7 +108,7 @@ impl Journal {
 
     /// Every readable record, oldest first (by start time, then id). Unreadable ones are
     /// logged and left out.
-    pub fn all(&self) -> Result<Vec<JobRecord>, JournalError> {
+    pub fn all(&self) -> Result<Vec<JournalEntry>, JournalError> {
         let entries = std::fs::read_dir(&self.dir).map_err(|e| JournalError::Read {
             path: self.dir.clone(),
             reason: e.to_string(),
@@ -172,8 +172,8 @@ mod tests {
     use super::*;
     use crate::jobs::model::{Kind, Request};
 
-    fn record(id: &str, at: i64) -> JobRecord {
-        JobRecord::new(
+    fn record(id: &str, at: i64) -> JournalEntry {
+        JournalEntry::new(
             Request {
                 job_id: id.into(),
                 kind: Kind::Backup,

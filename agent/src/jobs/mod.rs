@@ -30,7 +30,7 @@ use crate::passbolt::checks::HEALTHCHECK_TIMEOUT;
 use host::{HostOps, RealHost};
 use journal::{Journal, JournalError};
 use lock::JobLock;
-use model::{gist, JobRecord};
+use model::{gist, JournalEntry};
 use retention::Retention;
 use runner::{Failed, Run};
 
@@ -130,7 +130,7 @@ impl<H: HostOps> Jobs<H> {
     /// Converges any unfinished job found in the journal (finishes or rolls back), in a
     /// spawned task holding the job lock.
     pub fn resume(&self) {
-        let unfinished: Vec<JobRecord> = match self.inner.journal.all() {
+        let unfinished: Vec<JournalEntry> = match self.inner.journal.all() {
             Ok(all) => all.into_iter().filter(|r| !r.is_finished()).collect(),
             Err(e) => {
                 warn!(error = %e, "cannot read the job journal; nothing resumed");
@@ -189,11 +189,11 @@ impl<H: HostOps> Jobs<H> {
         let request = match validate::request(&job) {
             Ok(request) => request,
             Err(reason) => {
-                let record = validate::raw_request(&job).map(|r| JobRecord::new(r, unix_now()));
+                let record = validate::raw_request(&job).map(|r| JournalEntry::new(r, unix_now()));
                 return self.refuse(&job, record, &reason);
             }
         };
-        let record = JobRecord::new(request, unix_now());
+        let record = JournalEntry::new(request, unix_now());
         let lock = match JobLock::try_acquire(&inner.lock_path) {
             Ok(Some(lock)) => lock,
             Ok(None) => return self.refuse(&job, Some(record), "another job is running"),
@@ -236,7 +236,7 @@ impl<H: HostOps> Jobs<H> {
     }
 
     /// Reports a refused job; journals it when it has a record (a valid id).
-    fn refuse(&self, job: &RunJob, record: Option<JobRecord>, reason: &str) {
+    fn refuse(&self, job: &RunJob, record: Option<JournalEntry>, reason: &str) {
         warn!(job = %job.job_id, reason, "job refused");
         let now = unix_now();
         let event = match record {
@@ -245,7 +245,7 @@ impl<H: HostOps> Jobs<H> {
                 record.event.kind = job.kind;
                 record.event.reason = gist(reason, 600);
                 record.event.finished_at = now;
-                record.private.phase = model::Phase::Done;
+                record.private.phase = model::JobPhase::Done;
                 if let Err(e) = self.inner.journal.save(&record) {
                     warn!(job = %job.job_id, error = %e, "refusal not journaled");
                 }

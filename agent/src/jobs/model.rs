@@ -77,7 +77,7 @@ pub struct Request {
 /// Where a job stands, as far as a restarted agent must know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
+pub enum JobPhase {
     /// Journaled, not started.
     #[default]
     Queued,
@@ -111,7 +111,7 @@ impl BackupInfo {
 /// The runner's own state beside the event: what it needs to finish or undo the job.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Private {
-    pub phase: Phase,
+    pub phase: JobPhase,
     /// The release tag the host was on (`v1.3.2`); where a rollback goes back to.
     pub from_tag: String,
     /// A backup being written: removed when the job is abandoned.
@@ -138,13 +138,13 @@ pub struct Private {
 
 /// One job in the journal: the request, the full event as reported, the private state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JobRecord {
+pub struct JournalEntry {
     pub request: Request,
     pub event: JobEvent,
     pub private: Private,
 }
 
-impl JobRecord {
+impl JournalEntry {
     /// A new, queued job.
     pub fn new(request: Request, now: i64) -> Self {
         let event = JobEvent {
@@ -155,7 +155,7 @@ impl JobRecord {
             started_at: now,
             ..JobEvent::default()
         };
-        JobRecord {
+        JournalEntry {
             request,
             event,
             private: Private::default(),
@@ -234,15 +234,15 @@ mod tests {
             answers: vec!["n".into()],
             auto_rollback: true,
         };
-        let mut record = JobRecord::new(request, 10);
-        record.private.phase = Phase::RollingBack;
+        let mut record = JournalEntry::new(request, 10);
+        record.private.phase = JobPhase::RollingBack;
         record.event.steps.push(StepRecord {
             name: step::MIGRATE.into(),
             state: StepState::Running as i32,
             ..StepRecord::default()
         });
         let json = serde_json::to_string(&record).unwrap();
-        let back: JobRecord = serde_json::from_str(&json).unwrap();
+        let back: JournalEntry = serde_json::from_str(&json).unwrap();
         assert_eq!(back, record);
         assert_eq!(back.running_step(), Some("migrate"));
         assert!(!back.is_finished());

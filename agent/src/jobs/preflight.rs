@@ -3,7 +3,7 @@
 use boltfleet_common::version::{parse_release, release_tag, Version};
 
 use super::host::{HostOps, OpError, UPDATE_CHECK_WORDS, UPDATE_SECTIONS};
-use super::model::JobRecord;
+use super::model::JournalEntry;
 use super::validate;
 
 /// What an update's preflight learnt.
@@ -94,7 +94,7 @@ pub fn no_baseline_note(command: &str) -> String {
 /// its backup is there, the database reachable and its user allowed to restore.
 pub async fn rollback<H: HostOps>(
     host: &H,
-    update: Option<&JobRecord>,
+    update: Option<&JournalEntry>,
 ) -> Result<((), String), OpError> {
     let update =
         update.ok_or_else(|| OpError::new("no successful update to roll back on this host"))?;

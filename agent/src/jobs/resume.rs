@@ -6,7 +6,7 @@ use boltfleet_common::proto::{JobState, StepState};
 use tracing::{info, warn};
 
 use super::host::HostOps;
-use super::model::{JobRecord, Kind, Phase};
+use super::model::{JobPhase, JournalEntry, Kind};
 use super::runner::{Failed, Run};
 
 /// What a restarted agent does with a job it finds unfinished in the journal.
@@ -29,16 +29,16 @@ pub enum Decision {
 }
 
 /// Decides how to converge `record` after a restart.
-pub fn decide(record: &JobRecord) -> Decision {
+pub fn decide(record: &JournalEntry) -> Decision {
     if record.is_finished() {
         return Decision::Nothing;
     }
     let private = &record.private;
     match private.phase {
-        Phase::Done => Decision::Nothing,
-        Phase::Queued => Decision::NotStarted,
-        Phase::RollingBack => Decision::RestartRollback,
-        Phase::Running => match record.request.kind {
+        JobPhase::Done => Decision::Nothing,
+        JobPhase::Queued => Decision::NotStarted,
+        JobPhase::RollingBack => Decision::RestartRollback,
+        JobPhase::Running => match record.request.kind {
             Kind::Update if private.health_passed => Decision::FinishUpdate,
             Kind::Update if private.backup.is_some() => Decision::RollBack,
             _ => Decision::Abandon,
@@ -48,7 +48,7 @@ pub fn decide(record: &JobRecord) -> Decision {
 
 impl<H: HostOps> Run<'_, H> {
     /// Converges a job found unfinished after a restart.
-    pub async fn resume(mut self) -> JobRecord {
+    pub async fn resume(mut self) -> JournalEntry {
         let decision = decide(&self.rec);
         info!(job = %self.id(), ?decision, "resuming job");
         if decision != Decision::Nothing {

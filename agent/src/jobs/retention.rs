@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use boltfleet_common::proto::JobState;
 
-use super::model::{JobRecord, Kind};
+use super::model::{JournalEntry, Kind};
 
 /// How many finished job records the journal keeps, and for how long.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +31,7 @@ impl Default for Retention {
 /// current job `current`, the last job, one of the newest `keep`, one younger than `max_age`,
 /// the last successful update (what `host rollback` undoes) or an update a kept job rolls back.
 pub fn prunable(
-    records: &[JobRecord],
+    records: &[JournalEntry],
     policy: Retention,
     now: i64,
     current: Option<&str>,
@@ -44,11 +44,11 @@ pub fn prunable(
         .rev()
         .find(|r| r.request.kind == Kind::Update && r.event.state() == JobState::Succeeded)
         .map(|r| r.request.job_id.as_str());
-    let old = |i: usize, r: &JobRecord| {
+    let old = |i: usize, r: &JournalEntry| {
         let at = r.event.finished_at.max(r.event.started_at);
         i < newest_kept && at < cutoff
     };
-    let removable = |i: usize, r: &JobRecord| {
+    let removable = |i: usize, r: &JournalEntry| {
         let id = r.request.job_id.as_str();
         r.is_finished() && old(i, r) && Some(id) != current && Some(id) != last_update
     };
@@ -69,14 +69,14 @@ pub fn prunable(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::jobs::model::{Phase, Request};
+    use crate::jobs::model::{JobPhase, Request};
 
     const DAY: i64 = 24 * 3600;
 
     /// A finished job of `kind` that started and ended `days_ago` days before `NOW`.
-    fn job(id: &str, kind: Kind, state: JobState, days_ago: i64) -> JobRecord {
+    fn job(id: &str, kind: Kind, state: JobState, days_ago: i64) -> JournalEntry {
         let at = NOW - days_ago * DAY;
-        let mut r = JobRecord::new(
+        let mut r = JournalEntry::new(
             Request {
                 job_id: id.into(),
                 kind,
@@ -88,11 +88,11 @@ mod tests {
         );
         r.event.state = state as i32;
         r.event.finished_at = at;
-        r.private.phase = Phase::Done;
+        r.private.phase = JobPhase::Done;
         r
     }
 
-    fn check(id: &str, days_ago: i64) -> JobRecord {
+    fn check(id: &str, days_ago: i64) -> JournalEntry {
         job(id, Kind::Healthcheck, JobState::Succeeded, days_ago)
     }
 

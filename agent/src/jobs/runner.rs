@@ -11,7 +11,7 @@ use tracing::{error, info, warn};
 
 use super::host::{partial_path, HostOps, OpError};
 use super::journal::Journal;
-use super::model::{gist, step, tail, BackupInfo, JobRecord, Kind, Phase};
+use super::model::{gist, step, tail, BackupInfo, JobPhase, JournalEntry, Kind};
 use super::{preflight, validate, Events};
 
 /// How many times the rollback tries to restore the database before it gives up.
@@ -38,11 +38,11 @@ pub struct Run<'a, H> {
     pub(super) host: &'a H,
     pub(super) journal: &'a Journal,
     pub(super) events: &'a Events,
-    pub rec: JobRecord,
+    pub rec: JournalEntry,
 }
 
 impl<'a, H: HostOps> Run<'a, H> {
-    pub fn new(host: &'a H, journal: &'a Journal, events: &'a Events, rec: JobRecord) -> Self {
+    pub fn new(host: &'a H, journal: &'a Journal, events: &'a Events, rec: JournalEntry) -> Self {
         Run {
             host,
             journal,
@@ -128,7 +128,7 @@ impl<'a, H: HostOps> Run<'a, H> {
         }
         self.rec.event.state = state as i32;
         self.rec.event.finished_at = unix_now();
-        self.rec.private.phase = Phase::Done;
+        self.rec.private.phase = JobPhase::Done;
         info!(job = %self.id(), state = state.as_str_name(), failed_step = %self.rec.event.failed_step, "job finished");
         // Before the outcome is published, so whoever sees it sees the pruned journal.
         self.journal.prune(Some(self.id()));
@@ -144,8 +144,8 @@ impl<'a, H: HostOps> Run<'a, H> {
     }
 
     /// Runs the job from the start.
-    pub async fn run(mut self) -> JobRecord {
-        self.rec.private.phase = Phase::Running;
+    pub async fn run(mut self) -> JournalEntry {
+        self.rec.private.phase = JobPhase::Running;
         self.rec.event.state = JobState::Running as i32;
         info!(job = %self.id(), kind = ?self.rec.request.kind, target = %self.rec.request.target, "job started");
         match self.rec.request.kind {
@@ -364,7 +364,7 @@ impl<'a, H: HostOps> Run<'a, H> {
     /// Checkout of the previous release, database restored, healthcheck, maintenance off.
     /// Each step is idempotent, so a restarted rollback starts over.
     pub(super) async fn rollback_steps(&mut self) -> Result<(), Failed> {
-        self.rec.private.phase = Phase::RollingBack;
+        self.rec.private.phase = JobPhase::RollingBack;
         self.save_logged();
         let host = self.host;
         let from = parse_release_tag(&self.rec.private.from_tag)

@@ -11,7 +11,7 @@ use tokio::sync::Semaphore;
 
 use super::host::{HealthFacts, HostOps, OpError, RepoFacts, Tags};
 use super::model::{
-    step, BackupInfo, JobRecord, Kind, Phase, Request, ROLLBACK_STEPS, UPDATE_STEPS,
+    step, BackupInfo, JobPhase, JournalEntry, Kind, Request, ROLLBACK_STEPS, UPDATE_STEPS,
 };
 use super::resume::{decide, Decision};
 use super::Jobs;
@@ -320,7 +320,7 @@ async fn an_update_runs_its_steps_in_order() {
         .unwrap()
         .unwrap();
     assert_eq!(record.event, event);
-    assert_eq!(record.private.phase, Phase::Done);
+    assert_eq!(record.private.phase, JobPhase::Done);
 }
 
 #[tokio::test]
@@ -643,10 +643,10 @@ async fn the_journal_is_pruned_at_start_and_when_a_job_finishes() {
     let state = dir.path().join("state");
     let journal = super::journal::Journal::open(&state).unwrap();
     for (i, id) in ["old1", "old2", "old3"].iter().enumerate() {
-        let mut r = JobRecord::new(record_request(id), 1000 + i as i64);
+        let mut r = JournalEntry::new(record_request(id), 1000 + i as i64);
         r.event.state = JobState::Succeeded as i32;
         r.event.finished_at = 1000 + i as i64;
-        r.private.phase = Phase::Done;
+        r.private.phase = JobPhase::Done;
         journal.save(&r).unwrap();
     }
     let listed = |j: &super::journal::Journal| -> Vec<String> {
@@ -685,7 +685,7 @@ fn record_request(id: &str) -> Request {
 
 /// A record of an update to 1.3.2 left by an agent killed at `phase` with these steps done
 /// and `running` in progress.
-fn left_at(done: &[&str], running: &str, private: impl FnOnce(&mut JobRecord)) -> JobRecord {
+fn left_at(done: &[&str], running: &str, private: impl FnOnce(&mut JournalEntry)) -> JournalEntry {
     let request = Request {
         job_id: "j1".into(),
         kind: Kind::Update,
@@ -693,9 +693,9 @@ fn left_at(done: &[&str], running: &str, private: impl FnOnce(&mut JobRecord)) -
         answers: vec!["n".into()],
         auto_rollback: true,
     };
-    let mut rec = JobRecord::new(request, 1);
+    let mut rec = JournalEntry::new(request, 1);
     rec.event.state = JobState::Running as i32;
-    rec.private.phase = Phase::Running;
+    rec.private.phase = JobPhase::Running;
     rec.private.from_tag = "v1.3.0".into();
     rec.private.baseline = vec!["SSL peer certificate does not validate".into()];
     rec.event.from_version = "1.3.0".into();
@@ -717,7 +717,7 @@ fn left_at(done: &[&str], running: &str, private: impl FnOnce(&mut JobRecord)) -
     rec
 }
 
-fn backed_up(rec: &mut JobRecord) {
+fn backed_up(rec: &mut JournalEntry) {
     rec.private.backup = Some(BackupInfo {
         path: "/b/j1.sql.gz".into(),
         sha256: "00".into(),
@@ -735,7 +735,7 @@ async fn a_restarted_agent_converges_each_unfinished_job() {
         step::CONFIG_REVIEW,
         step::BACKUP,
     ];
-    let cases: Vec<(JobRecord, Decision, JobState, &str, &[&str])> = vec![
+    let cases: Vec<(JournalEntry, Decision, JobState, &str, &[&str])> = vec![
         (
             left_at(&pre, step::BACKUP, |r| {
                 r.private.partial_backup = Some("/b/.j1.partial".into())
@@ -769,7 +769,7 @@ async fn a_restarted_agent_converges_each_unfinished_job() {
         (
             left_at(&after_backup, step::RESTORE_DATABASE, |r| {
                 backed_up(r);
-                r.private.phase = Phase::RollingBack;
+                r.private.phase = JobPhase::RollingBack;
                 r.private.failure = Some(("migrate".into(), "migrate broke".into()));
             }),
             Decision::RestartRollback,
@@ -825,7 +825,7 @@ async fn a_restarted_agent_converges_each_unfinished_job() {
         assert_eq!(decide(&again), Decision::Nothing, "case {i}");
     }
     let mut queued = left_at(&[], step::PREFLIGHT, |_| {});
-    queued.private.phase = Phase::Queued;
+    queued.private.phase = JobPhase::Queued;
     assert_eq!(decide(&queued), Decision::NotStarted);
 }
 
