@@ -19,6 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Semaphore};
@@ -71,6 +72,8 @@ struct PerAddress {
 #[derive(Debug, Default)]
 struct Addresses {
     by_ip: Mutex<HashMap<IpAddr, PerAddress>>,
+    /// Counts every refused connection (the metrics' `connections` refusals).
+    refused: Counter,
 }
 
 impl Addresses {
@@ -87,6 +90,7 @@ impl Addresses {
             || entry.handshakes >= limits.per_address_handshakes
         {
             entry.refused += 1;
+            self.refused.inc();
             let now = Instant::now();
             if entry
                 .logged_at
@@ -229,12 +233,16 @@ pub fn spawn(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     limits: AcceptLimits,
+    refused: Counter,
 ) -> Incoming {
     let max_handshakes = limits.max_handshakes.max(1);
     let (tx, rx) = mpsc::channel(max_handshakes);
     let acceptor = TlsAcceptor::from(tls);
     let permits = Arc::new(Semaphore::new(max_handshakes));
-    let addresses = Arc::new(Addresses::default());
+    let addresses = Arc::new(Addresses {
+        refused,
+        ..Addresses::default()
+    });
     tokio::spawn(async move {
         loop {
             let permit = tokio::select! {

@@ -11,6 +11,7 @@ use tonic::Request;
 
 use crate::app::App;
 use crate::error::Error;
+use crate::metrics::Refusal;
 
 /// What the caller's verified client certificate says.
 pub fn peer<T>(request: &Request<T>) -> Result<CertInfo, Error> {
@@ -78,6 +79,10 @@ impl Caller {
 /// The operator calling, or `PermissionDenied` for any other identity and for a revoked
 /// operator certificate. A certificate without a role (issued before roles) is an admin's.
 pub fn operator<T>(request: &Request<T>, app: &App) -> Result<Caller, Error> {
+    counted(app, operator_of(request, app))
+}
+
+fn operator_of<T>(request: &Request<T>, app: &App) -> Result<Caller, Error> {
     let info = peer(request)?;
     let Identity::Operator(name) = &info.identity else {
         return Err(Error::Forbidden(format!(
@@ -103,6 +108,18 @@ pub fn operator<T>(request: &Request<T>, app: &App) -> Result<Caller, Error> {
 /// The agent's host id, checked against the host records (held in memory): enrolled, not
 /// revoked, and presenting a certificate the controller issued to it most recently.
 pub fn agent<T>(request: &Request<T>, app: &App) -> Result<HostId, Error> {
+    counted(app, agent_of(request, app))
+}
+
+/// Counts a refused caller in the metrics.
+fn counted<T>(app: &App, result: Result<T, Error>) -> Result<T, Error> {
+    if result.is_err() {
+        app.metrics().refused(Refusal::Auth);
+    }
+    result
+}
+
+fn agent_of<T>(request: &Request<T>, app: &App) -> Result<HostId, Error> {
     let (identity, serial) = caller(request)?;
     let Identity::Agent(host) = identity else {
         return Err(Error::Forbidden(format!(

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use boltfleet_common::config::{human_duration, load_toml, ConfigError};
+use boltfleet_common::metrics::MetricsConfig;
 use serde::Deserialize;
 
 use crate::limits::Limits;
@@ -27,6 +28,9 @@ pub struct ControllerConfig {
     /// What one peer may cost the controller (`[limits]`).
     #[serde(default)]
     pub limits: Limits,
+    /// `[metrics] listen = "127.0.0.1:9464"`: Prometheus metrics (off by default).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 pub fn default_listen() -> SocketAddr {
@@ -45,6 +49,7 @@ impl ControllerConfig {
             listen: listen.unwrap_or_else(default_listen),
             agent_cert_validity: default_agent_cert_validity(),
             limits: Limits::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 

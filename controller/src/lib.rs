@@ -15,6 +15,7 @@ pub mod config;
 pub mod door;
 pub mod error;
 pub mod limits;
+pub mod metrics;
 pub mod registry;
 pub mod report;
 pub mod rollout;

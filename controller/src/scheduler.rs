@@ -34,6 +34,7 @@ const COALESCE: Duration = Duration::from_millis(100);
 /// Runs ticks until `stop` turns true or its sender is dropped.
 pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
     info!("rollout scheduler started");
+    app.metrics().set_leader(true);
     while !*stop.borrow() {
         let worker = app.clone();
         let wait = match tokio::task::spawn_blocking(move || tick(&worker, Timestamp::now())).await
@@ -57,12 +58,14 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             break;
         }
     }
+    app.metrics().set_leader(false);
     info!("rollout scheduler stopped");
 }
 
 /// One pass over every active rollout at `now`; returns how long to sleep before the next.
 pub fn tick(app: &App, now: Timestamp) -> Result<Duration, Error> {
     let _guard = app.lock_rollouts();
+    app.metrics().ticked();
     let active: Vec<RolloutRecord> = app.state().active_rollouts();
     let mut wake = MAX_SLEEP;
     if active.is_empty() {

@@ -2,13 +2,14 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use boltfleet_common::files::write_atomic;
 use boltfleet_common::proto::admin_service_server::AdminServiceServer;
 use boltfleet_common::proto::agent_service_server::AgentServiceServer;
 use boltfleet_common::proto::enroll_service_server::EnrollServiceServer;
-use boltfleet_common::{process, tls};
+use boltfleet_common::{metrics, process, tls};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::Server;
@@ -18,6 +19,7 @@ use crate::accept;
 use crate::app::App;
 use crate::ca::{self, CaError, DataDir};
 use crate::config::ControllerConfig;
+use crate::metrics::Refusal;
 use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
 use crate::state::{State, StoreError};
@@ -41,6 +43,8 @@ pub enum ServeError {
     },
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
+    #[error(transparent)]
+    Metrics(#[from] metrics::BindError),
     #[error("server: {0}")]
     Transport(#[from] tonic::transport::Error),
 }
@@ -93,6 +97,15 @@ pub async fn run(
     // for any other reason (the sender is dropped with the shutdown future).
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut stopping = stop_rx.clone();
+    if let Some(addr) = config.metrics.listen {
+        let listener = metrics::bind(addr).await?;
+        let scraped = app.clone();
+        let render: metrics::Render = Arc::new(move || scraped.render_metrics());
+        let mut stop = stop_rx.clone();
+        tokio::spawn(metrics::serve(listener, render, async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }));
+    }
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
     let observations = app.state().observations().writer();
     let writer = tokio::spawn(observations.run(stop_rx, None));
@@ -133,7 +146,12 @@ pub async fn run(
                 .max_decoding_message_size(limits.max_admin_message_bytes),
         )
         .serve_with_incoming_shutdown(
-            accept::spawn(listener, tls, accept::AcceptLimits::from(&limits)),
+            accept::spawn(
+                listener,
+                tls,
+                accept::AcceptLimits::from(&limits),
+                app.metrics().refused_counter(Refusal::Connections),
+            ),
             shutdown,
         );
     // A peer that keeps its side of a call open after being told to go must not keep the

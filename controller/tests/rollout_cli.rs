@@ -129,6 +129,7 @@ async fn operators_start_follow_and_steer_rollouts_from_the_cli() {
                     listener,
                     tls,
                     accept::AcceptLimits::from(&boltfleet_controller::limits::Limits::default()),
+                    Default::default(),
                 ),
                 async {
                     let _ = stop_rx.await;

@@ -6,20 +6,8 @@ use std::path::PathBuf;
 use boltfleet_common::proto::{JobEvent, JobKind, JobState, StepRecord, StepState};
 use serde::{Deserialize, Serialize};
 
-/// Step names, exactly as reported to the controller.
-pub mod step {
-    pub const PREFLIGHT: &str = "preflight";
-    pub const MAINTENANCE_ON: &str = "maintenance_on";
-    pub const CONFIG_REVIEW: &str = "config_review";
-    pub const BACKUP: &str = "backup";
-    pub const CHECKOUT: &str = "checkout";
-    pub const MIGRATE: &str = "migrate";
-    pub const HEALTHCHECK: &str = "healthcheck";
-    pub const MAINTENANCE_OFF: &str = "maintenance_off";
-    pub const ROLLBACK_CHECKOUT: &str = "rollback_checkout";
-    pub const RESTORE_DATABASE: &str = "restore_database";
-    pub const ROLLBACK_HEALTHCHECK: &str = "rollback_healthcheck";
-}
+/// Step names, exactly as reported to the controller (shared with it).
+pub use boltfleet_common::steps as step;
 
 /// The steps of an update, in order.
 pub const UPDATE_STEPS: [&str; 8] = [

@@ -228,6 +228,7 @@ impl App {
     ) -> Result<(), Error> {
         match self.store_job_event(host, &event)? {
             Stored::Dropped(why) => {
+                self.metrics.refused(crate::metrics::Refusal::BadJobEvent);
                 let instant = std::time::Instant::now();
                 if let Some(n) =
                     self.door
@@ -240,6 +241,7 @@ impl App {
             Stored::Repeat => return Ok(()),
             Stored::Progress => {}
             Stored::Finished => {
+                self.metrics.job_finished(&event);
                 let state = event.state();
                 self.state.flush()?;
                 let detail = format!("{} {}", state.as_str_name(), event.failed_step);

@@ -11,6 +11,7 @@
 
 mod agents;
 mod approval;
+mod counts;
 mod enroll;
 mod enroll_bulk;
 mod fleet;
@@ -42,6 +43,7 @@ pub use windows::host_window;
 
 use crate::door::Door;
 use crate::error::Error;
+use crate::metrics::Metrics;
 use crate::registry::Registry;
 use crate::state::{AuditRecord, State, StoreError};
 
@@ -76,6 +78,7 @@ pub struct App {
     rollout_lock: Mutex<()>,
     /// Per-host rate, refusal counts and stream replacements of the agent door.
     door: Door,
+    metrics: Metrics,
 }
 
 impl App {
@@ -85,7 +88,9 @@ impl App {
         ca: CertificateAuthority,
         agent_cert_validity: Duration,
     ) -> Arc<Self> {
+        let metrics = Metrics::new(state.write_seconds());
         Arc::new(Self {
+            metrics,
             state,
             ca,
             registry: Registry::default(),
@@ -109,6 +114,11 @@ impl App {
     /// The agent door's per-host accounting.
     pub fn door(&self) -> &Door {
         &self.door
+    }
+
+    /// What the controller counts, for `[metrics] listen`.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The CA certificate (PEM) agents and operators pin.

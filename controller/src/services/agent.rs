@@ -20,6 +20,7 @@ use crate::app::App;
 use crate::auth;
 use crate::door::{self, Refused};
 use crate::error::Error;
+use crate::metrics::Refusal;
 use crate::registry::Outbound;
 
 /// Messages queued to one agent before the stream pushes back.
@@ -157,6 +158,7 @@ async fn handle(
             let now = Instant::now();
             if !app.door().allow_report(host.as_str(), now) {
                 // Dropped, not acknowledged: an honest agent never reports this fast.
+                app.metrics().refused(Refusal::OverRate);
                 if let Some(n) = app.door().refused(host.as_str(), Refused::OverRate, now) {
                     warn!(host = %host, dropped = n, "agent reports too fast: reports dropped");
                 }
@@ -176,6 +178,7 @@ async fn handle(
             };
             // A full buffer means the agent is not reading; it will resend on reconnect.
             let _ = tx.try_send(Ok(ack));
+            app.metrics().report_acked(now.elapsed().as_secs_f64());
             Ok(())
         }
         Some(Msg::JobEvent(mut event)) => {
@@ -198,6 +201,7 @@ fn door_check(app: &App, host: &HostId, checked: Result<(), door::Refusal>) -> R
     let Err(refusal) = checked else {
         return Ok(());
     };
+    app.metrics().refused(Refusal::Limit);
     if let Some(n) = app
         .door()
         .refused(host.as_str(), Refused::Limit, Instant::now())

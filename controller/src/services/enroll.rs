@@ -12,6 +12,7 @@ use tracing::warn;
 use crate::app::App;
 use crate::door::throttle::LogThrottle;
 use crate::limits::RateLimiter;
+use crate::metrics::Refusal;
 
 pub struct Enroll {
     pub app: Arc<App>,
@@ -45,6 +46,7 @@ impl EnrollService for Enroll {
             .unwrap_or_else(|p| p.into_inner())
             .allow(ip, Instant::now());
         if !allowed {
+            self.app.metrics().refused(Refusal::Enrollment);
             if let Some(n) = self.log.hit(ip, Instant::now()) {
                 warn!(peer = %ip, refused = n, "enrollment rate limit hit");
             }

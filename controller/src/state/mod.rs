@@ -14,6 +14,7 @@ pub mod engine;
 mod hosts;
 mod job_index;
 mod jobs;
+mod metered;
 mod observed;
 mod operators;
 mod records;
@@ -28,6 +29,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, RwLockReadGuard};
 
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tracing::info;
 
 pub use boltfleet_common::proto::JobRecord;
@@ -44,12 +46,15 @@ pub use typed::StoreError;
 use crate::rollout::{Freeze, MaintenanceWindow, Windows};
 use engine::Engine;
 use hosts::HostCache;
+use metered::Metered;
 use sled_engine::SledEngine;
 use store::Store;
 
 /// Everything the controller knows, durable in its engine and partly held in memory.
 pub struct State {
     store: Store,
+    /// Every store write's duration (`boltfleet_store_write_seconds`).
+    writes: Histogram,
     hosts: HostCache,
     observations: Observations,
     jobs: JobCache,
@@ -65,17 +70,24 @@ impl State {
     /// store written before the job index existed). A record that cannot be decoded is logged
     /// and skipped; only an unreadable store fails.
     pub fn on(engine: Arc<dyn Engine>) -> Result<Self, StoreError> {
-        let store = Store::on(engine)?;
+        let writes = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let store = Store::on(Arc::new(Metered::new(engine, writes.clone())))?;
         let hosts = HostCache::load(store.hosts.clone())?;
         let observations = Observations::load(store.observed.clone())?;
         let jobs = JobCache::load(store.jobs.clone())?;
         info!(hosts = hosts.read().len(), "controller state loaded");
         Ok(Self {
             store,
+            writes,
             hosts,
             observations,
             jobs,
         })
+    }
+
+    /// The histogram of store write durations, for the metrics to register.
+    pub fn write_seconds(&self) -> Histogram {
+        self.writes.clone()
     }
 
     /// Waits until everything written so far is durable.
