@@ -1,8 +1,14 @@
 //! The ground of the controller's state: the engine seam ([`engine`]) that the typed store
-//! ([`crate::store`]) is written against, sled as its embedded engine ([`sled_engine`]), and the
-//! suite every engine must pass (`suite`, tests only).
+//! ([`crate::store`]) is written against, sled as its embedded engine ([`sled_engine`]), etcd as
+//! the replicated one for several controllers ([`etcd_engine`]), and the suite every engine must
+//! pass (`suite`, tests only), with real etcd members for tests (`etcd_member`, also for the
+//! end-to-end tests through the `testkit` feature).
 
 pub mod engine;
+mod etcd_bridge;
+pub mod etcd_engine;
+#[cfg(any(test, feature = "testkit"))]
+pub mod etcd_member;
 pub mod sled_engine;
 #[cfg(test)]
 pub(crate) mod suite;
