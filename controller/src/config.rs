@@ -8,6 +8,7 @@ use boltfleet_common::config::{human_duration, load_toml, ConfigError};
 use serde::Deserialize;
 
 use crate::limits::Limits;
+use crate::state::open::StoreConfig;
 
 /// Validated controller settings, passed down from `main` (or a test) to [`crate::run`].
 #[derive(Debug, Clone, Deserialize)]
@@ -27,6 +28,9 @@ pub struct ControllerConfig {
     /// What one peer may cost the controller (`[limits]`).
     #[serde(default)]
     pub limits: Limits,
+    /// Where the state lives (`[store]`): sled under `data_dir` unless it names etcd.
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 pub fn default_listen() -> SocketAddr {
@@ -45,6 +49,7 @@ impl ControllerConfig {
             listen: listen.unwrap_or_else(default_listen),
             agent_cert_validity: default_agent_cert_validity(),
             limits: Limits::default(),
+            store: StoreConfig::default(),
         }
     }
 
@@ -59,6 +64,10 @@ impl ControllerConfig {
         }
         config
             .limits
+            .check()
+            .map_err(|message| ConfigError::invalid(path, message))?;
+        config
+            .store
             .check()
             .map_err(|message| ConfigError::invalid(path, message))?;
         Ok(config)

@@ -233,7 +233,10 @@ mod tests {
     fn a_batch_within_the_limit_stays_whole() {
         let whole = batch(&[1, 2, 3]);
         assert_eq!(whole.bytes(), 3 + 6);
-        assert_eq!(whole.clone().split(BatchLimit::NONE), std::slice::from_ref(&whole));
+        assert_eq!(
+            whole.clone().split(BatchLimit::NONE),
+            std::slice::from_ref(&whole)
+        );
         let exact = BatchLimit { ops: 3, bytes: 9 };
         assert!(exact.admits(&whole));
         assert_eq!(whole.clone().split(exact), [whole]);
