@@ -13,7 +13,11 @@
 //! - compare-and-swap is a transaction comparing the value (absent: `create_revision == 0`);
 //! - ids are etcd revisions (of a put to `<prefix>_ids/counter`) plus a floor that a migration
 //!   from sled raises above the ids sled gave: they grow across restarts and controllers;
-//! - `flush` does nothing: an acknowledged etcd write is already durable on a quorum.
+//! - `flush` does nothing: an acknowledged etcd write is already durable on a quorum;
+//! - a request a member refused to connect for is tried on another (it never reached etcd);
+//!   one whose deadline passed is an error of unknown outcome, as with any remote store: etcd
+//!   may still apply it (a proposal waiting for a quorum or a new leader), so callers read
+//!   again rather than assume it was lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,6 +88,8 @@ struct Inner {
     /// The endpoints, for errors.
     at: String,
     timeout: Duration,
+    /// Tries of one request when a member refuses the connection ([`retried`]).
+    attempts: usize,
 }
 
 impl Inner {
@@ -95,15 +101,16 @@ impl Inner {
         self.error(what, describe(&err))
     }
 
-    /// Runs one request on the engine's thread with a client of its own.
+    /// Runs one request on the engine's thread ([`retried`]), within the deadline.
     fn call<T, F, Fut>(&self, what: impl std::fmt::Display, request: F) -> Result<T, EngineError>
     where
         T: Send + 'static,
-        F: FnOnce(KvClient) -> Fut,
+        F: Fn(KvClient) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
+        let attempts = self.attempts;
         self.bridge
-            .call(self.timeout, request(self.kv.clone()))
+            .call(self.timeout, retried(self.kv.clone(), attempts, request))
             .map_err(|err| self.failed(what, err))
     }
 
@@ -168,6 +175,7 @@ impl EtcdEngine {
                 prefix: prefix.as_bytes().to_vec(),
                 at,
                 timeout: options.timeout,
+                attempts: 2 * options.endpoints.len() + 1,
             }),
         };
         engine.id_floor("check that the cluster answers")?;
@@ -183,9 +191,12 @@ impl EtcdEngine {
     pub fn keys_under_prefix(&self) -> Result<i64, EngineError> {
         let range = range_of(&self.inner.prefix);
         let start = self.inner.prefix.clone();
-        self.inner.call("count keys", move |mut kv| async move {
-            let options = GetOptions::new().with_range(range).with_count_only();
-            Ok(kv.get(start, Some(options)).await?.count())
+        self.inner.call("count keys", move |mut kv| {
+            let options = GetOptions::new()
+                .with_range(range.clone())
+                .with_count_only();
+            let start = start.clone();
+            async move { Ok(kv.get(start, Some(options)).await?.count()) }
         })
     }
 
@@ -196,19 +207,16 @@ impl EtcdEngine {
             return Ok(());
         }
         let key = self.inner.key(&[IDS_FLOOR]);
-        self.inner
-            .call("raise the id floor", move |mut kv| async move {
-                kv.put(key, floor.to_string(), None).await.map(drop)
-            })
+        self.inner.call("raise the id floor", move |mut kv| {
+            let key = key.clone();
+            async move { kv.put(key, floor.to_string(), None).await.map(drop) }
+        })
     }
 
     /// The floor ids start above (0 unless raised).
     fn id_floor(&self, what: &str) -> Result<u64, EngineError> {
         let key = self.inner.key(&[IDS_FLOOR]);
-        let value = self.inner.call(what, move |mut kv| async move {
-            let mut got = kv.get(key, None).await?;
-            Ok(got.take_kvs().pop().map(|kv| kv.into_key_value().1))
-        })?;
+        let value = self.inner.call(what, move |kv| get(kv, key.clone()))?;
         value.map_or(Ok(0), |v| self.parse_floor(&v))
     }
 
@@ -261,13 +269,12 @@ impl Engine for EtcdEngine {
     fn generate_id(&self) -> Result<u64, EngineError> {
         let counter = self.inner.key(&[IDS_COUNTER]);
         let floor = self.inner.key(&[IDS_FLOOR]);
-        let (revision, floor) = self
-            .inner
-            .call("generate an id", move |mut kv| async move {
-                let txn = etcd_client::Txn::new().and_then([
-                    TxnOp::put(counter, Vec::new(), None),
-                    TxnOp::get(floor, None),
-                ]);
+        let (revision, floor) = self.inner.call("generate an id", move |mut kv| {
+            let txn = etcd_client::Txn::new().and_then([
+                TxnOp::put(counter.clone(), Vec::new(), None),
+                TxnOp::get(floor.clone(), None),
+            ]);
+            async move {
                 let response = kv.txn(txn).await?;
                 let revision = response.header().map_or(0, |h| h.revision());
                 let floor = response.op_responses().into_iter().find_map(|r| match r {
@@ -275,7 +282,8 @@ impl Engine for EtcdEngine {
                     _ => None,
                 });
                 Ok((revision, floor.map(|kv| kv.into_key_value().1)))
-            })?;
+            }
+        })?;
         let floor = floor.map_or(Ok(0), |v| self.parse_floor(&v))?;
         let revision = u64::try_from(revision)
             .ok()
@@ -320,30 +328,31 @@ impl Tree for EtcdTree {
 
     fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let key = self.full(key);
-        self.inner.call(self.what("get"), move |mut kv| async move {
-            let mut got = kv.get(key, None).await?;
-            Ok(got.take_kvs().pop().map(|kv| kv.into_key_value().1))
-        })
+        self.inner
+            .call(self.what("get"), move |kv| get(kv, key.clone()))
     }
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), EngineError> {
         let (key, value) = (self.full(key), value.to_vec());
-        self.inner.call(self.what("put"), move |mut kv| async move {
-            kv.put(key, value, None).await.map(drop)
+        self.inner.call(self.what("put"), move |mut kv| {
+            let (key, value) = (key.clone(), value.clone());
+            async move { kv.put(key, value, None).await.map(drop) }
         })
     }
 
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let key = self.full(key);
-        self.inner
-            .call(self.what("delete"), move |mut kv| async move {
+        self.inner.call(self.what("delete"), move |mut kv| {
+            let key = key.clone();
+            async move {
                 let options = DeleteOptions::new().with_prev_key();
                 let mut deleted = kv.delete(key, Some(options)).await?;
                 Ok(deleted
                     .take_prev_kvs()
                     .pop()
                     .map(|kv| kv.into_key_value().1))
-            })
+            }
+        })
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_> {
@@ -376,12 +385,10 @@ impl Tree for EtcdTree {
                 None => TxnOp::delete(self.full(&key), None),
             })
             .collect();
-        self.inner
-            .call(self.what("apply"), move |mut kv| async move {
-                kv.txn(etcd_client::Txn::new().and_then(ops))
-                    .await
-                    .map(drop)
-            })
+        self.inner.call(self.what("apply"), move |mut kv| {
+            let txn = etcd_client::Txn::new().and_then(ops.clone());
+            async move { kv.txn(txn).await.map(drop) }
+        })
     }
 
     fn batch_limit(&self) -> BatchLimit {
@@ -404,9 +411,11 @@ impl Tree for EtcdTree {
             None => TxnOp::delete(key, None),
         };
         self.inner
-            .call(self.what("compare and swap"), move |mut kv| async move {
-                let txn = etcd_client::Txn::new().when([when]).and_then([then]);
-                Ok(kv.txn(txn).await?.succeeded())
+            .call(self.what("compare and swap"), move |mut kv| {
+                let txn = etcd_client::Txn::new()
+                    .when([when.clone()])
+                    .and_then([then.clone()]);
+                async move { Ok(kv.txn(txn).await?.succeeded()) }
             })
     }
 
@@ -444,16 +453,16 @@ impl Pages<'_> {
     fn fetch(&mut self, from: Vec<u8>) -> Result<(), EngineError> {
         loop {
             let (start, end, limit) = (from.clone(), self.end.clone(), self.limit);
-            let mut kv = self.tree.inner.kv.clone();
-            let got = self
-                .tree
-                .inner
-                .bridge
-                .call(self.tree.inner.timeout, async move {
-                    let options = GetOptions::new().with_range(end).with_limit(limit);
+            let inner = &self.tree.inner;
+            let page = retried(inner.kv.clone(), inner.attempts, move |mut kv| {
+                let options = GetOptions::new().with_range(end.clone()).with_limit(limit);
+                let start = start.clone();
+                async move {
                     let mut got = kv.get(start, Some(options)).await?;
                     Ok((got.more(), got.take_kvs()))
-                });
+                }
+            });
+            let got = inner.bridge.call(inner.timeout, page);
             let (more, kvs) = match got {
                 Err(CallError::Etcd(etcd_client::Error::GRpcStatus(status)))
                     if too_large(&status) && self.limit > 1 =>
@@ -479,6 +488,49 @@ impl Pages<'_> {
             return Ok(());
         }
     }
+}
+
+/// The value of `key`, if it has one.
+async fn get(mut kv: KvClient, key: Vec<u8>) -> Result<Option<Vec<u8>>, etcd_client::Error> {
+    let mut got = kv.get(key, None).await?;
+    Ok(got.take_kvs().pop().map(|kv| kv.into_key_value().1))
+}
+
+/// Makes `request`, again (up to `attempts` in all) while a member refuses the connection:
+/// the request never reached it, so trying it on another member is safe for every request,
+/// a transaction's too. The client balances over the endpoints and finds a dead member only
+/// by trying it, so without this one request in a few would fail while a member is down.
+async fn retried<T, F, Fut>(
+    kv: KvClient,
+    attempts: usize,
+    request: F,
+) -> Result<T, etcd_client::Error>
+where
+    F: Fn(KvClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let mut tried = 1;
+    loop {
+        match request(kv.clone()).await {
+            Err(err) if tried < attempts && never_sent(&err) => tried += 1,
+            result => return result,
+        }
+    }
+}
+
+/// Whether the request failed before it was sent: the connection was refused.
+fn never_sent(err: &etcd_client::Error) -> bool {
+    let etcd_client::Error::GRpcStatus(status) = err else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// A failed call in one line: gRPC's code and message and the innermost cause (not the
