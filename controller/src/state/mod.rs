@@ -9,6 +9,7 @@ mod etcd_bridge;
 pub mod etcd_engine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod etcd_member;
+pub mod migrate;
 pub mod open;
 pub mod sled_engine;
 #[cfg(test)]
