@@ -5,7 +5,6 @@
 //! members for tests (`etcd_member`, also for the end-to-end tests through `testkit`).
 
 pub mod engine;
-mod etcd_bridge;
 pub mod etcd_engine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod etcd_member;

@@ -1,5 +1,6 @@
-//! The etcd engine's own runtime: one thread running the (async) etcd client, and a blocking
-//! call into it, so that the engine seam stays synchronous as sled is.
+//! How a call reaches etcd: the engine's own runtime (one thread running the async etcd
+//! client) and a blocking call into it, so that the engine seam stays synchronous as sled is;
+//! the retry of a request no member received, and the one-line text of a failure.
 //!
 //! The caller sends a future to the engine's thread and blocks on a channel for its result.
 //! That works from plain threads and from a tokio runtime's blocking pool alike; called from an
@@ -11,6 +12,7 @@ use std::future::Future;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use etcd_client::KvClient;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -87,6 +89,62 @@ impl Bridge {
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(CallError::Closed),
         }
     }
+}
+
+/// Makes `request`, again (up to `attempts` in all) while a member refuses the connection:
+/// the request never reached it, so trying it on another member is safe for every request,
+/// a transaction's too. The client balances over the endpoints and finds a dead member only
+/// by trying it, so without this one request in a few would fail while a member is down.
+pub(super) async fn retried<T, F, Fut>(
+    kv: KvClient,
+    attempts: usize,
+    request: F,
+) -> Result<T, etcd_client::Error>
+where
+    F: Fn(KvClient) -> Fut,
+    Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
+{
+    let mut tried = 1;
+    loop {
+        match request(kv.clone()).await {
+            Err(err) if tried < attempts && never_sent(&err) => tried += 1,
+            result => return result,
+        }
+    }
+}
+
+/// Whether the request failed before it was sent: the connection was refused.
+fn never_sent(err: &etcd_client::Error) -> bool {
+    let etcd_client::Error::GRpcStatus(status) = err else {
+        return false;
+    };
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(status);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            return io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cause = err.source();
+    }
+    false
+}
+
+/// A failed call in one line: gRPC's code and message and the innermost cause (not the
+/// chain of debug dumps the client's own text carries).
+pub(super) fn describe(err: &CallError) -> String {
+    let CallError::Etcd(etcd_client::Error::GRpcStatus(status)) = err else {
+        return err.to_string();
+    };
+    let mut text = format!("{:?}: {}", status.code(), status.message());
+    let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(status);
+    let mut innermost = None;
+    while let Some(err) = cause {
+        innermost = Some(err);
+        cause = err.source();
+    }
+    if let Some(innermost) = innermost {
+        text.push_str(&format!(": {innermost}"));
+    }
+    text
 }
 
 #[cfg(test)]
