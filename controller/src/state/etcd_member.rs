@@ -27,17 +27,8 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// The backend quota of test members (production: see the README).
 const QUOTA_BYTES: u64 = 256 * 1024 * 1024;
 
-/// The etcd server binary; the error says how to install it.
-pub fn etcd_binary() -> Result<PathBuf> {
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join("etcd"))
-            .find(|p| p.is_file())
-    });
-    on_path
-        .or_else(|| Some(PathBuf::from("/usr/bin/etcd")).filter(|p| p.is_file()))
-        .context("etcd is not installed: run scripts/ensure-deps.sh (Debian's etcd-server)")
-}
+/// The etcd server binary, found on the PATH (Debian installs it in /usr/bin).
+const ETCD: &str = "etcd";
 
 /// A loopback port nobody listens on right now.
 pub fn free_port() -> Result<u16> {
@@ -192,7 +183,7 @@ impl EtcdMember {
         let client = self.endpoint();
         let peer = self.peer_url();
         let metrics = format!("http://127.0.0.1:{}", self.metrics_port);
-        let mut command = Command::new(etcd_binary()?);
+        let mut command = Command::new(ETCD);
         if let Some([ca, cert, key]) = &self.tls {
             command
                 .arg("--trusted-ca-file")
@@ -225,7 +216,12 @@ impl EtcdMember {
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("start etcd member {}", self.name))?;
+            .map_err(|err| match err.kind() {
+                std::io::ErrorKind::NotFound => anyhow::anyhow!(
+                    "etcd is not installed: run scripts/ensure-deps.sh (Debian's etcd-server)"
+                ),
+                _ => anyhow::Error::new(err).context(format!("start etcd member {}", self.name)),
+            })?;
         let watchdog = match self.watchdog(etcd.id()) {
             Ok(watchdog) => watchdog,
             Err(err) => {
