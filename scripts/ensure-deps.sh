@@ -2,7 +2,9 @@
 # Installs what the test suite and the demo need on a Debian machine that lacks it:
 # git, the MariaDB server and client (the tests start their own private server when none
 # answers, so nothing is started here), and for the packaging tests man, dpkg-deb and
-# systemd-analyze (cargo-deb itself is installed by scripts/package.sh). Safe to run again.
+# systemd-analyze (cargo-deb itself is installed by scripts/package.sh), and for the etcd store
+# engine the etcd server (tests start their own members) and protoc with protobuf's own .proto
+# files (the etcd client's build compiles etcd's protos with them). Safe to run again.
 set -euo pipefail
 
 need=()
@@ -14,6 +16,9 @@ command -v cc >/dev/null || need+=(gcc)
 command -v man >/dev/null || need+=(man-db)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || need+=(etcd-server)
+command -v protoc >/dev/null || need+=(protobuf-compiler)
+[ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

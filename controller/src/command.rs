@@ -37,9 +37,36 @@ pub enum Command {
         /// Listen address [default: 0.0.0.0:7443].
         #[arg(long, conflicts_with = "config")]
         listen: Option<SocketAddr>,
-        /// TOML config file (data_dir, listen, agent_cert_validity).
+        /// TOML config file (data_dir, listen, agent_cert_validity, [limits], [store]).
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Copy a sled controller's state into etcd, for several controllers to share (stop that
+    /// controller first). Prints each tree's record count. Refuses an etcd prefix that already
+    /// holds keys unless --force.
+    MigrateStore {
+        /// Data dir of the controller whose sled store is copied.
+        #[arg(long)]
+        from_data_dir: PathBuf,
+        /// etcd client URLs, comma-separated: http://host:port or https://host:port.
+        #[arg(long, value_delimiter = ',', required = true)]
+        to_etcd: Vec<String>,
+        /// Key prefix of the state in etcd (starts and ends with /), as in `[store] prefix`.
+        #[arg(long, default_value = "/boltfleet/")]
+        prefix: String,
+        /// CA of the etcd members' certificates (https:// endpoints).
+        #[arg(long)]
+        etcd_ca: Option<PathBuf>,
+        /// Client certificate for etcd, with --etcd-key.
+        #[arg(long, requires = "etcd_key")]
+        etcd_cert: Option<PathBuf>,
+        /// Client key for etcd, with --etcd-cert.
+        #[arg(long, requires = "etcd_cert")]
+        etcd_key: Option<PathBuf>,
+        /// Copy into a prefix that holds keys already: the keys copied are replaced, the
+        /// others stay.
+        #[arg(long)]
+        force: bool,
     },
     /// Write an operator certificate and key (run on the controller host).
     OperatorCert {

@@ -9,6 +9,7 @@ use boltfleet_common::metrics::MetricsConfig;
 use serde::Deserialize;
 
 use crate::limits::Limits;
+use crate::state::open::StoreConfig;
 
 /// Validated controller settings, passed down from `main` (or a test) to [`crate::run`].
 #[derive(Debug, Clone, Deserialize)]
@@ -31,6 +32,9 @@ pub struct ControllerConfig {
     /// `[metrics] listen = "127.0.0.1:9464"`: Prometheus metrics (off by default).
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// Where the state lives (`[store]`): sled under `data_dir` unless it names etcd.
+    #[serde(default)]
+    pub store: StoreConfig,
 }
 
 pub fn default_listen() -> SocketAddr {
@@ -50,6 +54,7 @@ impl ControllerConfig {
             agent_cert_validity: default_agent_cert_validity(),
             limits: Limits::default(),
             metrics: MetricsConfig::default(),
+            store: StoreConfig::default(),
         }
     }
 
@@ -64,6 +69,10 @@ impl ControllerConfig {
         }
         config
             .limits
+            .check()
+            .map_err(|message| ConfigError::invalid(path, message))?;
+        config
+            .store
             .check()
             .map_err(|message| ConfigError::invalid(path, message))?;
         Ok(config)

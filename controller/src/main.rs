@@ -1,4 +1,5 @@
-//! `boltfleet-controller`: create the PKI, issue operator certificates, serve the fleet.
+//! `boltfleet-controller`: create the PKI, issue operator certificates, serve the fleet, move a
+//! sled store into etcd.
 
 use std::process::ExitCode;
 
@@ -8,6 +9,8 @@ use boltfleet_common::{process, telemetry, tls};
 use boltfleet_controller::ca::{self, CaError};
 use boltfleet_controller::command::{Cli, Command};
 use boltfleet_controller::config::ControllerConfig;
+use boltfleet_controller::state::migrate;
+use boltfleet_controller::state::open::StoreConfig;
 use clap::Parser;
 
 fn main() -> ExitCode {
@@ -56,6 +59,33 @@ fn main() -> ExitCode {
                 (None, None) => unreachable!("clap requires --data-dir or --config"),
             };
             serve(config)
+        }
+        Command::MigrateStore {
+            from_data_dir,
+            to_etcd,
+            prefix,
+            etcd_ca,
+            etcd_cert,
+            etcd_key,
+            force,
+        } => {
+            let mut store = StoreConfig::etcd(to_etcd, prefix);
+            (store.ca, store.cert, store.key) = (etcd_ca, etcd_cert, etcd_key);
+            let copied = migrate::migrate_store(&from_data_dir, &store, force, |tree, n| {
+                println!("{tree}\t{n}");
+            });
+            match copied {
+                Ok(total) => {
+                    eprintln!(
+                        "copied {total} records into etcd at {} under {}",
+                        store.endpoints.join(","),
+                        store.prefix
+                    );
+                    ExitCode::SUCCESS
+                }
+                Err(err @ migrate::MigrateError::Usage(_)) => usage(&err),
+                Err(err) => fail(&err),
+            }
         }
     }
 }

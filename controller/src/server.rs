@@ -62,7 +62,9 @@ pub async fn run(
     let (chain, key) = ca::load_server_identity(&config.data_dir)?;
     let limits = config.limits.clone();
     let tls = tls::server_config(ca.cert_pem(), &chain, &key)?;
-    let state = State::open(&dir.store())?;
+    let engine = config.store.open(&dir.store()).map_err(StoreError::from)?;
+    info!(engine = engine.name(), name = %config.store.name, "store opened");
+    let state = State::on(engine)?;
     let app = App::open(state, ca, config.agent_cert_validity);
     app.door().configure(limits.door());
 

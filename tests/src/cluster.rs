@@ -127,6 +127,8 @@ pub struct Controller {
     restarts: usize,
     /// Body of a `[limits]` section to serve with (through a config file), if any.
     limits: Option<String>,
+    /// A `[store]` section (header included) to serve with, if any.
+    store: Option<String>,
 }
 
 impl Controller {
@@ -138,6 +140,13 @@ impl Controller {
     /// Like [`Controller::start`], serving with a config file whose `[limits]` section is
     /// `limits` (TOML lines).
     pub fn start_with_limits(base: &Path, limits: Option<&str>) -> Result<Self> {
+        let mut controller = Self::initialized(base, limits)?;
+        controller.serve()?;
+        Ok(controller)
+    }
+
+    /// `init` and `operator-cert`, not serving yet.
+    fn initialized(base: &Path, limits: Option<&str>) -> Result<Self> {
         let dir = base.join("controller");
         let out = run(Command::new(bin("boltfleet-controller"))
             .args(["init", "--data-dir"])
@@ -157,7 +166,7 @@ impl Controller {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        let mut controller = Self {
+        Ok(Self {
             dir,
             pin,
             url: String::new(),
@@ -165,7 +174,15 @@ impl Controller {
             proc: None,
             restarts: 0,
             limits: limits.map(str::to_string),
-        };
+            store: None,
+        })
+    }
+
+    /// Like [`Controller::start`], with its state in the store `store` names (a `[store]`
+    /// section, e.g. [`crate::etcd::EtcdCluster::store_toml`]).
+    pub fn start_with_store(base: &Path, store: &str) -> Result<Self> {
+        let mut controller = Self::initialized(base, None)?;
+        controller.use_store(Some(store));
         controller.serve()?;
         Ok(controller)
     }
@@ -189,9 +206,15 @@ impl Controller {
             proc: None,
             restarts: 0,
             limits: self.limits.clone(),
+            store: self.store.clone(),
         };
         copy.serve()?;
         Ok(copy)
+    }
+
+    /// The `[store]` section of the next [`Controller::serve`] (`None`: sled, by flags).
+    pub fn use_store(&mut self, store: Option<&str>) {
+        self.store = store.map(str::to_string);
     }
 
     /// Starts `serve` on the same address as before (a fresh port the first time).
@@ -199,21 +222,24 @@ impl Controller {
         let addr_file = self.dir.join("listen.addr");
         let _ = std::fs::remove_file(&addr_file);
         let mut cmd = Command::new(bin("boltfleet-controller"));
-        match &self.limits {
-            None => {
-                cmd.args(["serve", "--listen", &self.addr, "--data-dir"])
-                    .arg(&self.dir);
+        if self.limits.is_none() && self.store.is_none() {
+            cmd.args(["serve", "--listen", &self.addr, "--data-dir"])
+                .arg(&self.dir);
+        } else {
+            let config = self.dir.join("controller.toml");
+            let mut text = format!(
+                "data_dir = {:?}\nlisten = {:?}\n",
+                self.dir.display().to_string(),
+                self.addr
+            );
+            if let Some(limits) = &self.limits {
+                text.push_str(&format!("[limits]\n{limits}\n"));
             }
-            Some(limits) => {
-                let config = self.dir.join("controller.toml");
-                let text = format!(
-                    "data_dir = {:?}\nlisten = {:?}\n[limits]\n{limits}\n",
-                    self.dir.display().to_string(),
-                    self.addr
-                );
-                std::fs::write(&config, text)?;
-                cmd.args(["serve", "--config"]).arg(&config);
+            if let Some(store) = &self.store {
+                text.push_str(&format!("{store}\n"));
             }
+            std::fs::write(&config, text)?;
+            cmd.args(["serve", "--config"]).arg(&config);
         }
         cmd.env("RUST_LOG", "info,boltfleet_controller=debug");
         let log = self.dir.join(format!("serve-{}.log", self.restarts));

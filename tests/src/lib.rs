@@ -3,6 +3,7 @@
 //!
 //! * [`mysql`]: a real MariaDB server for the tests of this process and, per test, a database
 //!   with its own user and option file.
+//! * [`etcd`]: a real etcd cluster of several members, each stopped, killed and started alone.
 //! * [`loadgen`]: many simulated agents against a running controller (`boltfleet-loadgen`).
 //! * [`fixture`]: a template git repository of passbolt-like releases and hosts cloned from it
 //!   at a release, with their database installed.
@@ -22,6 +23,7 @@
 //! ```
 
 pub mod cluster;
+pub mod etcd;
 pub mod fixture;
 pub mod loadgen;
 pub mod mysql;

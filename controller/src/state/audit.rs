@@ -10,14 +10,17 @@ impl Store {
         self.audit_all(std::slice::from_ref(entry))
     }
 
-    /// Appends several entries in order, made durable together.
+    /// Appends several entries in order, made durable together (in as many batches as the
+    /// engine needs: each entry stands alone).
     pub fn audit_all(&self, entries: &[AuditRecord]) -> Result<(), StoreError> {
         let mut batch = Batch::default();
         for entry in entries {
             let id = self.engine.generate_id()?;
             batch.put(id.to_be_bytes(), serde_json::to_vec(entry)?);
         }
-        self.audit.apply(batch)?;
+        for part in batch.split(self.audit.batch_limit()) {
+            self.audit.apply(part)?;
+        }
         self.audit.flush()?;
         Ok(())
     }

@@ -11,6 +11,13 @@
 //!   it may see writes made while it runs;
 //! - `apply` of a [`Batch`] of puts and deletes: all of it or none of it, whatever the other
 //!   writers do and across a crash;
+//! - a batch within the tree's [`Tree::batch_limit`] is taken; a larger one is refused whole,
+//!   with an error, writing nothing. sled has no limit; etcd applies a batch as one transaction,
+//!   which its server bounds (`--max-txn-ops`, 128 by default; `--max-request-bytes`, 1.5 MiB).
+//!   The engine does not split a batch behind the caller's back, since that would break the
+//!   promise above. A caller whose records stand alone (observations, audit entries, index
+//!   entries) splits its batch with [`Batch::split`]: each part is atomic, the whole is not. A
+//!   caller that needs the whole atomic keeps it within the limit;
 //! - `compare_and_swap` of one key: the new value (or the deletion) is written only if the
 //!   current value is the expected one (`None`: absent);
 //! - `flush`: what was written before is durable when it returns.
@@ -26,7 +33,7 @@ use std::sync::Arc;
 #[derive(Debug, thiserror::Error)]
 #[error("{source}")]
 pub struct EngineError {
-    /// Which engine failed ("sled").
+    /// Which engine failed ("sled", "etcd").
     pub engine: &'static str,
     #[source]
     source: Box<dyn std::error::Error + Send + Sync>,
@@ -80,8 +87,14 @@ pub trait Tree: Send + Sync {
     /// The entries whose key starts with `prefix`, in key order.
     fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_>;
 
-    /// Applies every operation of `batch`, in order, atomically.
+    /// Applies every operation of `batch`, in order, atomically. A batch beyond
+    /// [`Tree::batch_limit`] is refused, nothing written.
     fn apply(&self, batch: Batch) -> Result<(), EngineError>;
+
+    /// The largest batch [`Tree::apply`] takes. No limit unless the engine has one.
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit::NONE
+    }
 
     /// Sets `key` to `new` (`None`: deletes it) if its value is `old` (`None`: absent).
     /// Returns false, writing nothing, when it is not.
@@ -96,19 +109,53 @@ pub trait Tree: Send + Sync {
     fn flush(&self) -> Result<(), EngineError>;
 }
 
+/// The most one [`Batch`] may hold for [`Tree::apply`] to take it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchLimit {
+    /// Operations (puts and deletes), as [`Batch::len`] counts them.
+    pub ops: usize,
+    /// Bytes of keys and values together, as [`Batch::bytes`] counts them.
+    pub bytes: usize,
+}
+
+impl BatchLimit {
+    /// No limit (sled).
+    pub const NONE: Self = Self {
+        ops: usize::MAX,
+        bytes: usize::MAX,
+    };
+
+    /// Whether `batch` is within this limit.
+    pub fn admits(&self, batch: &Batch) -> bool {
+        batch.len() <= self.ops && batch.bytes() <= self.bytes
+    }
+}
+
+impl std::fmt::Display for BatchLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} operations, {} bytes", self.ops, self.bytes)
+    }
+}
+
 /// Puts and deletes to apply to one tree together ([`Tree::apply`]).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Batch {
     ops: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    bytes: usize,
 }
 
 impl Batch {
     pub fn put(&mut self, key: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) {
-        self.ops.push((key.into(), Some(value.into())));
+        self.push(key.into(), Some(value.into()));
     }
 
     pub fn delete(&mut self, key: impl Into<Vec<u8>>) {
-        self.ops.push((key.into(), None));
+        self.push(key.into(), None);
+    }
+
+    fn push(&mut self, key: Vec<u8>, value: Option<Vec<u8>>) {
+        self.bytes += op_bytes(&key, value.as_deref());
+        self.ops.push((key, value));
     }
 
     pub fn len(&self) -> usize {
@@ -119,8 +166,93 @@ impl Batch {
         self.ops.is_empty()
     }
 
+    /// Bytes of its keys and values together.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// The operations in order: a key and its new value, `None` for a delete.
     pub fn into_ops(self) -> impl Iterator<Item = (Vec<u8>, Option<Vec<u8>>)> {
         self.ops.into_iter()
+    }
+
+    /// Cuts this batch, in order, into batches within `limit` (one part when it already is;
+    /// none when it is empty). Applied one after the other they write what this one would,
+    /// but each part alone is atomic, not the whole. One operation larger than the limit by
+    /// itself makes a part of its own, which the engine will refuse.
+    pub fn split(self, limit: BatchLimit) -> Vec<Batch> {
+        if limit.admits(&self) {
+            return if self.is_empty() { vec![] } else { vec![self] };
+        }
+        let mut parts = Vec::new();
+        let mut part = Batch::default();
+        for (key, value) in self.ops {
+            let size = op_bytes(&key, value.as_deref());
+            let full = part.len() + 1 > limit.ops || part.bytes + size > limit.bytes;
+            if full && !part.is_empty() {
+                parts.push(std::mem::take(&mut part));
+            }
+            part.push(key, value);
+        }
+        if !part.is_empty() {
+            parts.push(part);
+        }
+        parts
+    }
+}
+
+fn op_bytes(key: &[u8], value: Option<&[u8]>) -> usize {
+    key.len() + value.map_or(0, <[u8]>::len)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn batch(sizes: &[usize]) -> Batch {
+        let mut batch = Batch::default();
+        for (i, size) in sizes.iter().enumerate() {
+            batch.put(format!("{i}"), vec![0; *size]);
+        }
+        batch
+    }
+
+    fn keys(parts: &[Batch]) -> Vec<Vec<String>> {
+        parts
+            .iter()
+            .map(|b| {
+                b.clone()
+                    .into_ops()
+                    .map(|(k, _)| String::from_utf8(k).unwrap())
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_batch_within_the_limit_stays_whole() {
+        let whole = batch(&[1, 2, 3]);
+        assert_eq!(whole.bytes(), 3 + 6);
+        assert_eq!(
+            whole.clone().split(BatchLimit::NONE),
+            std::slice::from_ref(&whole)
+        );
+        let exact = BatchLimit { ops: 3, bytes: 9 };
+        assert!(exact.admits(&whole));
+        assert_eq!(whole.clone().split(exact), [whole]);
+        assert!(Batch::default().split(exact).is_empty());
+    }
+
+    #[test]
+    fn a_larger_batch_splits_in_order_by_count_and_by_bytes() {
+        let by_count = batch(&[0; 5]).split(BatchLimit { ops: 2, bytes: 100 });
+        assert_eq!(keys(&by_count), [vec!["0", "1"], vec!["2", "3"], vec!["4"]]);
+        // Each op is its key (1 byte) and value: 6, 5, 5, 1, 9 bytes.
+        let by_bytes = batch(&[5, 4, 4, 0, 8]).split(BatchLimit { ops: 10, bytes: 10 });
+        assert_eq!(keys(&by_bytes), [vec!["0"], vec!["1", "2"], vec!["3", "4"]]);
+        // Too big alone: a part of its own, which `apply` will refuse.
+        let alone = batch(&[1, 50, 1]).split(BatchLimit { ops: 10, bytes: 10 });
+        assert_eq!(keys(&alone), [vec!["0"], vec!["1"], vec!["2"]]);
+        assert!(!BatchLimit { ops: 10, bytes: 10 }.admits(&alone[1]));
     }
 }

@@ -120,7 +120,9 @@ impl Jobs {
             for key in chunk {
                 batch.put(key.as_slice(), []);
             }
-            self.by_host.apply(batch)?;
+            for part in batch.split(self.by_host.batch_limit()) {
+                self.by_host.apply(part)?;
+            }
         }
         if !missing.is_empty() {
             self.by_host.flush()?;

@@ -8,14 +8,23 @@
 //!
 //! Below [`State`]: the typed trees ([`store`]), over the engine seam ([`engine`]) with sled as
 //! its embedded engine ([`sled_engine`]), and the suite every engine must pass (`suite`, tests).
+//!
+//! Engines: sled, the embedded default ([`sled_engine`]), and etcd, the replicated one for several
+//! controllers ([`etcd_engine`]); the `[store]` config picks one ([`open`]); `migrate` copies a
+//! sled store into etcd; `etcd_member` starts real etcd members for tests (`testkit` feature).
 
 mod audit;
 pub mod engine;
+pub mod etcd_engine;
+#[cfg(any(test, feature = "testkit"))]
+pub mod etcd_member;
 mod hosts;
 mod job_index;
 mod jobs;
 mod metered;
+pub mod migrate;
 mod observed;
+pub mod open;
 mod operators;
 mod records;
 mod rollouts;

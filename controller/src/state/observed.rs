@@ -232,7 +232,7 @@ impl Shared {
         }
         let written = self
             .tree
-            .put_all(batch.iter().map(|(h, o)| (h.as_str(), &**o)))
+            .put_in_parts(batch.iter().map(|(h, o)| (h.as_str(), &**o)))
             .and_then(|()| self.tree.flush());
         if let Err(err) = written {
             // Written next time, unless changed meanwhile (then the newer one is).

@@ -30,6 +30,19 @@ impl SledEngine {
     }
 }
 
+impl SledEngine {
+    /// The names of the trees in the database (not sled's own default tree, which the store
+    /// does not use).
+    pub fn tree_names(&self) -> Vec<String> {
+        self.db
+            .tree_names()
+            .into_iter()
+            .filter(|name| **name != *b"__sled__default")
+            .map(|name| String::from_utf8_lossy(&name).into_owned())
+            .collect()
+    }
+}
+
 impl Engine for SledEngine {
     fn name(&self) -> &'static str {
         ENGINE

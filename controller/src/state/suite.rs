@@ -1,6 +1,6 @@
 //! The state suite: what every engine must do, written once over the engine seam and run by
 //! each engine's tests through [`engine_suite!`] with a [`Harness`] of its own (sled's is in
-//! [`super::sled_engine`]; etcd's will run the same).
+//! [`super::sled_engine`], etcd's in [`super::etcd_engine`]).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +8,7 @@ use std::sync::{Arc, Barrier};
 
 use boltfleet_common::proto::JobRecord;
 
-use super::engine::{Batch, Engine};
+use super::engine::{Batch, BatchLimit, Engine};
 use crate::rollout::{MaintenanceWindow, Windows};
 use crate::state::{
     freeze_key, sample_rollout, AuditRecord, FreezeRecord, HostRecord, LatestRecord, Observed,
@@ -34,6 +34,8 @@ macro_rules! engine_suite {
             only_one_creator_wins,
             batches_apply_whole_against_other_writers,
             a_batch_applies_in_order,
+            batches_within_the_limit_are_taken_and_larger_ones_refused_whole,
+            records_that_stand_alone_are_written_past_the_batch_limit,
             restart_keeps_everything,
             bad_records_are_skipped_with_a_warning,
         );
@@ -284,12 +286,13 @@ pub(crate) fn only_one_creator_wins(h: &impl Harness) {
 
 /// Two writers apply batches over the same keys at the same moment, round after round, one in
 /// key order and one in reverse (so that any overlap of two batches applied key by key would
-/// show): after each round every key holds the value of one writer's batch, never a mix.
+/// show): after each round every key holds the value of one writer's batch, never a mix. The
+/// batches are as large as the engine takes (500 keys at most).
 pub(crate) fn batches_apply_whole_against_other_writers(h: &impl Harness) {
     const ROUNDS: usize = 20;
-    const KEYS: usize = 500;
     let engine = h.open();
     let tree = engine.tree("batch").unwrap();
+    let keys = 500.min(tree.batch_limit().ops);
     let round = Barrier::new(3);
     let mut mixed = Vec::new();
     std::thread::scope(|s| {
@@ -298,11 +301,11 @@ pub(crate) fn batches_apply_whole_against_other_writers(h: &impl Harness) {
             s.spawn(move || {
                 for r in 0..ROUNDS {
                     let mut batch = Batch::default();
-                    let mut keys: Vec<usize> = (0..KEYS).collect();
+                    let mut order: Vec<usize> = (0..keys).collect();
                     if writer == "b" {
-                        keys.reverse();
+                        order.reverse();
                     }
-                    for k in keys {
+                    for k in order {
                         batch.put(format!("k{k:03}"), format!("{writer}{r}"));
                     }
                     round.wait();
@@ -319,7 +322,7 @@ pub(crate) fn batches_apply_whole_against_other_writers(h: &impl Harness) {
             // Asserted after the writers are done: a panic here would leave them at the barrier.
             let mut distinct: Vec<&Vec<u8>> = values.values().collect();
             distinct.dedup();
-            if values.len() != KEYS || distinct.len() != 1 {
+            if values.len() != keys || distinct.len() != 1 {
                 mixed.push(r);
             }
         }
@@ -344,6 +347,107 @@ pub(crate) fn a_batch_applies_in_order(h: &impl Harness) {
         scan(engine.as_ref(), "t", b""),
         [(b"k".to_vec(), b"last".to_vec())]
     );
+}
+
+/// A batch at the engine's limit is taken whole; one operation more, or one byte more, and it
+/// is refused with an error and nothing of it is written. Split ([`Batch::split`]), the same
+/// operations all land, in order. An engine without a limit takes a batch of 20,000.
+pub(crate) fn batches_within_the_limit_are_taken_and_larger_ones_refused_whole(h: &impl Harness) {
+    let engine = h.open();
+    let tree = engine.tree("limit").unwrap();
+    let limit = tree.batch_limit();
+    let ops = if limit == BatchLimit::NONE {
+        20_000
+    } else {
+        limit.ops
+    };
+    let numbered = |n: usize, tag: &str| {
+        let mut batch = Batch::default();
+        for i in 0..n {
+            batch.put(format!("k{i:05}"), format!("{tag}{i}"));
+        }
+        batch
+    };
+    tree.apply(numbered(ops, "a")).unwrap();
+    assert_eq!(scan(engine.as_ref(), "limit", b"k").len(), ops);
+    if limit == BatchLimit::NONE {
+        return;
+    }
+    // One operation more than the limit.
+    let over = numbered(ops + 1, "b");
+    assert!(!limit.admits(&over));
+    let err = tree.apply(over.clone()).unwrap_err().to_string();
+    assert!(err.contains(&format!("{} operations", ops + 1)), "{err}");
+    let values: Vec<Vec<u8>> = scan(engine.as_ref(), "limit", b"k")
+        .into_iter()
+        .map(|(_, v)| v)
+        .collect();
+    assert!(
+        values.iter().all(|v| v.starts_with(b"a")),
+        "none of it written"
+    );
+    // Bytes: exactly at the limit is taken, one byte over is refused.
+    let mut big = Batch::default();
+    big.put("big0", vec![b'x'; limit.bytes / 2 - 4]);
+    big.put("big1", vec![b'y'; limit.bytes - limit.bytes / 2 - 4]);
+    assert_eq!(big.bytes(), limit.bytes);
+    tree.apply(big).unwrap();
+    let mut bigger = Batch::default();
+    bigger.put("big2", vec![b'x'; limit.bytes / 2 - 4]);
+    bigger.put("big3", vec![b'y'; limit.bytes - limit.bytes / 2 - 3]);
+    assert!(tree.apply(bigger).is_err());
+    assert_eq!(tree.get(b"big2").unwrap(), None, "none of it written");
+    // Split, the larger batch lands whole, in order: the last put of a key wins.
+    let mut twice = over;
+    twice.put("k00000", "last");
+    let parts = twice.split(limit);
+    assert!(parts.len() >= 2 && parts.iter().all(|p| limit.admits(p)));
+    for part in parts {
+        tree.apply(part).unwrap();
+    }
+    let all = scan(engine.as_ref(), "limit", b"k");
+    assert_eq!(all.len(), ops + 1);
+    assert_eq!(all[0].1, b"last");
+    assert_eq!(all[ops].1, format!("b{ops}").into_bytes());
+}
+
+/// Observations and audit entries stand alone: the store writes more of them than one batch
+/// takes, in parts, and every one lands (the audit log in the order written).
+pub(crate) fn records_that_stand_alone_are_written_past_the_batch_limit(h: &impl Harness) {
+    let engine = h.open();
+    let limit = engine.tree("observed").unwrap().batch_limit();
+    let n = if limit == BatchLimit::NONE {
+        300
+    } else {
+        2 * limit.ops + 1
+    };
+    let store = Store::on(engine).unwrap();
+    let ids: Vec<String> = (0..n).map(|i| format!("web{i:04}")).collect();
+    let observed: Vec<Observed> = (0..n)
+        .map(|i| Observed {
+            last_seen: i as i64,
+            ..Observed::default()
+        })
+        .collect();
+    store
+        .observed
+        .put_in_parts(ids.iter().map(String::as_str).zip(&observed))
+        .unwrap();
+    let back = store.observed.list().unwrap();
+    assert_eq!(back.len(), n);
+    assert_eq!(back[n - 1], (ids[n - 1].clone(), observed[n - 1].clone()));
+    let entries: Vec<AuditRecord> = (0..n)
+        .map(|i| AuditRecord::new(1, "operator alice", &format!("a{i:04}"), "", ""))
+        .collect();
+    store.audit_all(&entries).unwrap();
+    let actions: Vec<String> = store
+        .audit_log()
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    let expected: Vec<String> = entries.into_iter().map(|e| e.action).collect();
+    assert_eq!(actions, expected);
 }
 
 /// Every tree of the store, written, flushed and read again by a restarted engine; the audit

@@ -115,12 +115,34 @@ impl<T: Serialize + DeserializeOwned> Typed<T> {
     where
         T: 'a,
     {
+        self.tree.apply(Self::batch(records)?)?;
+        Ok(())
+    }
+
+    /// Writes several records that stand alone (observations), in as many batches as the
+    /// engine needs ([`Batch::split`]): each batch is atomic, the whole is not.
+    pub fn put_in_parts<'a>(
+        &self,
+        records: impl IntoIterator<Item = (&'a str, &'a T)>,
+    ) -> Result<(), StoreError>
+    where
+        T: 'a,
+    {
+        for part in Self::batch(records)?.split(self.tree.batch_limit()) {
+            self.tree.apply(part)?;
+        }
+        Ok(())
+    }
+
+    fn batch<'a>(records: impl IntoIterator<Item = (&'a str, &'a T)>) -> Result<Batch, StoreError>
+    where
+        T: 'a,
+    {
         let mut batch = Batch::default();
         for (key, value) in records {
             batch.put(key, serde_json::to_vec(value)?);
         }
-        self.tree.apply(batch)?;
-        Ok(())
+        Ok(batch)
     }
 
     /// Makes this tree's writes durable now.
