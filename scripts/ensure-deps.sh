@@ -19,6 +19,16 @@ command -v systemd-analyze >/dev/null || need+=(systemd)
 command -v etcd >/dev/null || [ -x /usr/bin/etcd ] || need+=(etcd-server)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
 [ -f /usr/include/google/protobuf/descriptor.proto ] || need+=(libprotobuf-dev)
+# The metrics test parses scrapes with the reference OpenMetrics parser (prometheus_client).
+command -v python3 >/dev/null || need+=(python3)
+if command -v python3 >/dev/null && ! python3 -c 'import prometheus_client' 2>/dev/null; then
+  # Debian's python3 takes the package; another python3 (pyenv, venv) takes it from PyPI.
+  if [ "$(command -v python3)" = /usr/bin/python3 ]; then
+    need+=(python3-prometheus-client)
+  else
+    python3 -m pip install -q prometheus-client
+  fi
+fi
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -129,6 +129,8 @@ pub struct Controller {
     limits: Option<String>,
     /// A `[store]` section (header included) to serve with, if any.
     store: Option<String>,
+    /// `[metrics] listen` address, if any.
+    metrics: Option<String>,
 }
 
 impl Controller {
@@ -175,6 +177,7 @@ impl Controller {
             restarts: 0,
             limits: limits.map(str::to_string),
             store: None,
+            metrics: None,
         })
     }
 
@@ -207,9 +210,15 @@ impl Controller {
             restarts: 0,
             limits: self.limits.clone(),
             store: self.store.clone(),
+            metrics: None,
         };
         copy.serve()?;
         Ok(copy)
+    }
+
+    /// Serves `/metrics` on `addr` from the next [`Controller::serve`] on (`[metrics] listen`).
+    pub fn use_metrics(&mut self, addr: &str) {
+        self.metrics = Some(addr.to_string());
     }
 
     /// The `[store]` section of the next [`Controller::serve`] (`None`: sled, by flags).
@@ -222,7 +231,7 @@ impl Controller {
         let addr_file = self.dir.join("listen.addr");
         let _ = std::fs::remove_file(&addr_file);
         let mut cmd = Command::new(bin("boltfleet-controller"));
-        if self.limits.is_none() && self.store.is_none() {
+        if self.limits.is_none() && self.store.is_none() && self.metrics.is_none() {
             cmd.args(["serve", "--listen", &self.addr, "--data-dir"])
                 .arg(&self.dir);
         } else {
@@ -237,6 +246,9 @@ impl Controller {
             }
             if let Some(store) = &self.store {
                 text.push_str(&format!("{store}\n"));
+            }
+            if let Some(addr) = &self.metrics {
+                text.push_str(&format!("[metrics]\nlisten = {addr:?}\n"));
             }
             std::fs::write(&config, text)?;
             cmd.args(["serve", "--config"]).arg(&config);
