@@ -41,6 +41,9 @@ pub struct AgentConfig {
     pub maintenance: Option<MaintenanceConfig>,
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// `[metrics] listen = "127.0.0.1:9465"`: the agent's own metrics (off by default).
+    #[serde(default)]
+    pub metrics: boltfleet_common::metrics::MetricsConfig,
 }
 
 /// The passbolt install on this host.

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod host_gate;
 pub mod inventory;
 pub mod jobs;
+pub mod metrics;
 pub mod passbolt;
 pub mod rotation;
 pub mod session;
@@ -43,7 +44,22 @@ pub async fn run(
     let jobs = Jobs::new(config.clone())?;
     // A job the agent was running when it stopped is finished or rolled back first.
     jobs.resume();
-    session::run_forever(&config, &files, &jobs, shutdown).await?;
+    let (stopped, stop) = tokio::sync::watch::channel(false);
+    if let Some(addr) = config.metrics.listen {
+        let listener = boltfleet_common::metrics::bind(addr).await?;
+        let render: boltfleet_common::metrics::Render = Arc::new(|| metrics::get().render());
+        let mut stop = stop.clone();
+        tokio::spawn(boltfleet_common::metrics::serve(
+            listener,
+            render,
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+        ));
+    }
+    let served = session::run_forever(&config, &files, &jobs, shutdown).await;
+    stopped.send_replace(true);
+    served?;
     Ok(())
 }
 
@@ -56,4 +72,6 @@ pub enum AgentError {
     Jobs(#[from] jobs::JobsError),
     #[error(transparent)]
     StateDir(#[from] state_lock::StateLockError),
+    #[error(transparent)]
+    Metrics(#[from] boltfleet_common::metrics::BindError),
 }

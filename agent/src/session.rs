@@ -135,6 +135,10 @@ async fn session(
     reporter.send(config).await;
     let mut inbound = client.connect(ReceiverStream::new(rx)).await?.into_inner();
     info!(host = %creds.host, controller = %url, "connected");
+    let metrics = crate::metrics::get();
+    metrics.connects.inc();
+    metrics.connected.set(1);
+    let _connected = Disconnected;
 
     let mut report_tick = tokio::time::interval(config.report_interval);
     report_tick.tick().await;
@@ -198,7 +202,23 @@ impl Reporter<'_> {
             seq: self.seq,
             inventory: Some(inventory),
         });
-        let _ = self.tx.send(AgentMessage { msg: Some(report) }).await;
+        if self
+            .tx
+            .send(AgentMessage { msg: Some(report) })
+            .await
+            .is_ok()
+        {
+            crate::metrics::get().reports.inc();
+        }
+    }
+}
+
+/// Sets `boltfleet_agent_connected` back to 0 when the session ends, however it ends.
+struct Disconnected;
+
+impl Drop for Disconnected {
+    fn drop(&mut self) {
+        crate::metrics::get().connected.set(0);
     }
 }
 

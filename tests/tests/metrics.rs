@@ -114,9 +114,15 @@ fn a_scrape_during_a_rollout_follows_the_fleet() -> Result<()> {
     let (status, _, _) = get(&addr, "/other")?;
     assert!(status.contains(" 404 "), "{status}");
 
+    // web2's agent serves its own metrics.
+    let agent_addr = format!("127.0.0.1:{}", free_port()?);
     let mut sites = Vec::new();
     for id in ["web1", "web2", "web3"] {
         let mut site = Site::create(base.path(), &ctl, id, PassboltHost::builder("1.3.2"), false)?;
+        if id == "web2" {
+            site.agent
+                .set_top_level(&format!("metrics = {{ listen = {agent_addr:?} }}"))?;
+        }
         site.enroll_and_start(&ctl, id, "acme")?;
         sites.push(site);
     }
@@ -211,6 +217,20 @@ fn a_scrape_during_a_rollout_follows_the_fleet() -> Result<()> {
             assert!(!v.starts_with("web"), "{} {k}={v}", s.name);
         }
     }
+
+    // The agent's own metrics: its stream, its reports, its probe and the job it finished.
+    let agent = scrape(&agent_addr)?;
+    assert_eq!(value(&agent, "boltfleet_agent_connected", &[]), 1.0);
+    assert!(value(&agent, "boltfleet_agent_reports_total", &[]) > 0.0);
+    assert!(value(&agent, "boltfleet_agent_probe_seconds_count", &[]) > 0.0);
+    assert_eq!(
+        value(
+            &agent,
+            "boltfleet_agent_jobs_total",
+            &[("kind", "update"), ("state", "succeeded")]
+        ),
+        1.0
+    );
 
     // A stopped agent is offline in the next scrape.
     if let Some(agent) = sites[0].agent.proc.as_mut() {

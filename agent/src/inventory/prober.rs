@@ -59,7 +59,11 @@ impl Prober {
             return self.while_a_job_runs();
         };
         if self.due(now) {
+            let started = Instant::now();
             self.last = Some((probe(config).await, now));
+            crate::metrics::get()
+                .probe_seconds
+                .observe(started.elapsed().as_secs_f64());
             self.stale = false;
         }
         let (probed, _) = self.last.as_ref().expect("probed above");

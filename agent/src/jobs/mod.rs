@@ -65,6 +65,7 @@ impl Events {
 
     /// Sends `event` to subscribers (none listening is fine) and remembers it.
     pub fn publish(&self, event: &JobEvent) {
+        crate::metrics::get().job_event(event);
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(event.clone());
         let _ = self.tx.send(event.clone());
     }
