@@ -319,3 +319,85 @@ fn state_label(state: JobState) -> &'static str {
         JobState::Unspecified => "unspecified",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use super::*;
+    use boltfleet_common::proto::StepRecord;
+
+    fn names(text: &str) -> BTreeSet<String> {
+        let mut names = BTreeSet::new();
+        let bytes = text.as_bytes();
+        let mut i = 0;
+        while let Some(at) = text[i..].find("boltfleet_") {
+            let start = i + at;
+            let mut end = start;
+            while end < bytes.len() && (bytes[end].is_ascii_lowercase() || bytes[end] == b'_') {
+                end += 1;
+            }
+            names.insert(text[start..end].to_string());
+            i = end;
+        }
+        names
+    }
+
+    #[test]
+    fn the_grafana_dashboard_uses_only_names_the_controller_exports() {
+        let metrics = Metrics::new(Histogram::new(exponential_buckets(0.001, 2.0, 4)));
+        let event = JobEvent {
+            kind: JobKind::Update as i32,
+            state: JobState::Succeeded as i32,
+            started_at: 10,
+            finished_at: 20,
+            steps: vec![StepRecord {
+                name: "migrate".into(),
+                started_at: 12,
+                finished_at: 15,
+                ..StepRecord::default()
+            }],
+            ..JobEvent::default()
+        };
+        metrics.job_finished(&event);
+        metrics.refused(Refusal::Auth);
+        metrics.report_acked(0.001);
+        let mut counts = FleetCounts::default();
+        counts.hosts.insert(("acme".into(), "1.6.10".into()), 2);
+        counts.unhealthy.insert("acme".into(), 1);
+        counts.rollouts.insert("running", 1);
+        counts.rollout_hosts.insert("running", 1);
+        let exported = names(&metrics.render(&counts));
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../deploy/grafana/boltfleet.json");
+        let dashboard = std::fs::read_to_string(path).unwrap();
+        // The agent's own metrics are exported by the agent.
+        let used: BTreeSet<String> = names(&dashboard)
+            .into_iter()
+            .filter(|n| !n.starts_with("boltfleet_agent_") || n == "boltfleet_agent_streams")
+            .collect();
+        assert!(!used.is_empty());
+        let missing: Vec<&String> = used.difference(&exported).collect();
+        assert!(missing.is_empty(), "the dashboard names {missing:?}");
+    }
+
+    #[test]
+    fn an_unknown_step_name_is_counted_as_other() {
+        let metrics = Metrics::new(Histogram::new(exponential_buckets(0.001, 2.0, 4)));
+        let event = JobEvent {
+            kind: JobKind::Update as i32,
+            state: JobState::Failed as i32,
+            steps: vec![StepRecord {
+                name: "<script>host-web1".into(),
+                started_at: 1,
+                finished_at: 2,
+                ..StepRecord::default()
+            }],
+            ..JobEvent::default()
+        };
+        metrics.job_finished(&event);
+        let text = metrics.render(&FleetCounts::default());
+        assert!(text.contains("step=\"other\""), "{text}");
+        assert!(!text.contains("script"), "{text}");
+    }
+}
