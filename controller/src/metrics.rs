@@ -247,6 +247,11 @@ impl Metrics {
         self.ticks.inc();
     }
 
+    /// Scheduler ticks so far.
+    pub fn ticks(&self) -> u64 {
+        self.ticks.get()
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
     }

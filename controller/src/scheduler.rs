@@ -49,17 +49,23 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 MAX_SLEEP
             }
         };
-        tokio::select! {
-            _ = stop.changed() => {}
-            _ = app.woken() => tokio::time::sleep(COALESCE).await,
-            _ = tokio::time::sleep(wait) => {}
-        }
+        pause(&app, wait, &mut stop).await;
         if stop.has_changed().is_err() {
             break;
         }
     }
     app.metrics().set_leader(false);
     info!("rollout scheduler stopped");
+}
+
+/// Waits between two ticks: `wait`, or [`COALESCE`] after a wake-up (reports come in bursts),
+/// or until `stop` changes.
+async fn pause(app: &App, wait: Duration, stop: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = stop.changed() => {}
+        _ = app.woken() => tokio::time::sleep(COALESCE).await,
+        _ = tokio::time::sleep(wait) => {}
+    }
 }
 
 /// One pass over every active rollout at `now`; returns how long to sleep before the next.

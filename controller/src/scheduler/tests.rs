@@ -468,3 +468,59 @@ fn a_host_busy_with_an_operators_job_waits_for_it() {
     fleet.tick(t(2));
     assert_eq!(fleet.jobs(&id).len(), 1);
 }
+
+/// On tokio's paused clock: between ticks the scheduler waits its full sleep when nothing
+/// happens, and only COALESCE after a wake-up; wake-ups while it waits are not lost, and a burst
+/// of them costs at most one more short wait.
+#[tokio::test(start_paused = true)]
+async fn the_scheduler_sleeps_its_interval_and_coalesces_wake_ups() {
+    use std::time::Duration;
+
+    use super::{pause, COALESCE, MAX_SLEEP};
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::app::tests::app(dir.path());
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let waiting = |app: std::sync::Arc<crate::app::App>,
+                   mut stop: tokio::sync::watch::Receiver<bool>| {
+        tokio::spawn(async move { pause(&app, MAX_SLEEP, &mut stop).await })
+    };
+    let settle = || async {
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+    };
+
+    let quiet = waiting(app.clone(), stop.clone());
+    settle().await;
+    tokio::time::advance(MAX_SLEEP - Duration::from_millis(1)).await;
+    settle().await;
+    assert!(!quiet.is_finished(), "no tick before the interval");
+    tokio::time::advance(Duration::from_millis(1)).await;
+    quiet.await.unwrap();
+
+    let woken = waiting(app.clone(), stop.clone());
+    settle().await;
+    for _ in 0..5 {
+        app.wake_scheduler();
+    }
+    settle().await;
+    assert!(
+        !woken.is_finished(),
+        "a wake-up waits COALESCE for more news"
+    );
+    tokio::time::advance(COALESCE).await;
+    woken.await.unwrap();
+
+    // The burst left one wake-up behind: one more short wait, then the full interval again.
+    let again = waiting(app.clone(), stop.clone());
+    settle().await;
+    tokio::time::advance(COALESCE).await;
+    again.await.unwrap();
+    let quiet = waiting(app.clone(), stop.clone());
+    settle().await;
+    tokio::time::advance(COALESCE).await;
+    settle().await;
+    assert!(!quiet.is_finished(), "the burst is used up");
+    tokio::time::advance(MAX_SLEEP - COALESCE).await;
+    quiet.await.unwrap();
+}
