@@ -84,8 +84,8 @@ pub struct App {
     rollout_lock: Mutex<()>,
     /// Per-host rate, refusal counts and stream replacements of the agent door.
     door: Door,
-    /// Poked when a webhook event is queued, so the sender sends it at once.
-    webhooks_wake: tokio::sync::Notify,
+    /// The webhook sender's wake-up and the per-host pace of host events.
+    webhooks: webhook_events::Signals,
 }
 
 impl App {
@@ -103,7 +103,7 @@ impl App {
             wake: tokio::sync::Notify::new(),
             rollout_lock: Mutex::new(()),
             door: Door::default(),
-            webhooks_wake: tokio::sync::Notify::new(),
+            webhooks: webhook_events::Signals::default(),
         })
     }
 
@@ -140,16 +140,6 @@ impl App {
     /// Resolves when [`App::wake_scheduler`] was called since the last wait.
     pub async fn woken(&self) {
         self.wake.notified().await;
-    }
-
-    /// Asks the webhook sender to look at the outbox now.
-    pub fn wake_webhooks(&self) {
-        self.webhooks_wake.notify_one();
-    }
-
-    /// Resolves when [`App::wake_webhooks`] was called since the last wait.
-    pub async fn webhooks_woken(&self) {
-        self.webhooks_wake.notified().await;
     }
 
     pub(crate) fn lock_rollouts(&self) -> MutexGuard<'_, ()> {

@@ -5,14 +5,18 @@
 //! Rollout phases (started, paused, completed, aborted) from the scheduler and operators'
 //! actions; jobs that finished rolled back or with a failed rollback; a host whose stream
 //! ended with no other open; a host that turned unhealthy outside of a job (during a job its
-//! health is the job's business, and the job's own outcome is the event).
+//! health is the job's business, and the job's own outcome is the event). Host events come
+//! at most once per host and type every [`HOST_EVENT_EVERY`]: a host whose agent reconnects or
+//! flips its health in a loop (it may be hostile) cannot flood the outbox or a pager.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::{JobEvent, JobState};
-use jiff::Timestamp;
-use tracing::info;
+use jiff::{SignedDuration, Timestamp};
+use tracing::{debug, info};
 
 use crate::app::{rollout_tenants, App};
 use crate::door::text::cut;
@@ -24,6 +28,17 @@ use crate::webhook::{Event, EventType, Subject};
 
 /// The most of agent-sent text (a job's reason, health reasons) quoted in a summary.
 const QUOTED: usize = 300;
+
+/// The least time between two events of one type about one host.
+pub const HOST_EVENT_EVERY: Duration = Duration::from_secs(60);
+
+/// What the App keeps for webhooks: the sender's wake-up, and when each host's last host
+/// event of each type was queued (bounded by the enrolled hosts: an agent speaks for its own).
+#[derive(Default)]
+pub struct Signals {
+    wake: tokio::sync::Notify,
+    host_events: Mutex<HashMap<(EventType, String), Timestamp>>,
+}
 
 /// The event a rollout's move from `before` (`None`: just created) to `after` is, if any.
 pub fn phase_event(before: Option<&Phase>, after: &Phase) -> Option<EventType> {
@@ -46,6 +61,37 @@ pub fn phase_event(before: Option<&Phase>, after: &Phase) -> Option<EventType> {
 }
 
 impl App {
+    /// Asks the webhook sender to look at the outbox now.
+    pub fn wake_webhooks(&self) {
+        self.webhooks.wake.notify_one();
+    }
+
+    /// Resolves when [`App::wake_webhooks`] was called since the last wait.
+    pub async fn webhooks_woken(&self) {
+        self.webhooks.wake.notified().await;
+    }
+
+    /// Whether a `kind` event about `host` may go out at `now` (none in the last
+    /// [`HOST_EVENT_EVERY`]); if so, it is counted as gone.
+    fn host_event_due(&self, kind: EventType, host: &HostId, now: Timestamp) -> bool {
+        let every = SignedDuration::try_from(HOST_EVENT_EVERY).expect("a minute fits");
+        let mut last = self
+            .webhooks
+            .host_events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let key = (kind, host.to_string());
+        if last
+            .get(&key)
+            .is_some_and(|at| now.duration_since(*at) < every)
+        {
+            debug!(host = %host, %kind, "host event too soon after the last; not sent");
+            return false;
+        }
+        last.insert(key, now);
+        true
+    }
+
     /// Queues `event` for every webhook it goes to, durably, and wakes the sender.
     pub(crate) fn emit(&self, event: &Event) -> Result<(), Error> {
         let hooks: Vec<WebhookRecord> = self
@@ -179,7 +225,9 @@ impl App {
 
     /// After the host's stream ended: `host.offline`, unless another stream of it is open.
     pub(crate) fn emit_if_offline(&self, host: &HostId, now: Timestamp) -> Result<(), Error> {
-        if self.registry.is_online(host.as_str()) {
+        if self.registry.is_online(host.as_str())
+            || !self.host_event_due(EventType::HostOffline, host, now)
+        {
             return Ok(());
         }
         self.emit(&Event {
@@ -213,7 +261,9 @@ impl App {
         if !was_healthy || self.is_healthy_now(host) {
             return Ok(());
         }
-        if !self.state.jobs().read().active(host.as_str()).is_empty() {
+        if !self.state.jobs().read().active(host.as_str()).is_empty()
+            || !self.host_event_due(EventType::HostUnhealthy, host, now)
+        {
             return Ok(());
         }
         let reasons = self

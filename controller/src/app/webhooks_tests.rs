@@ -439,3 +439,48 @@ fn at_most_per_hook_deliveries_of_one_hook_are_due_at_once_and_in_flight_ones_ar
     assert_eq!(of(&a, &again), 1, "3 slots, 2 taken");
     assert!(again.iter().all(|d| !busy.contains(&d.key)));
 }
+
+#[test]
+fn a_host_that_flaps_raises_one_event_of_a_kind_a_minute() {
+    let mut fleet = Fleet::new(&[("web1", "acme")]);
+    let app = fleet.app.clone();
+    let hook = app
+        .add_webhook(&admin(), new(&["host.offline", "host.unhealthy"], ""), t(0))
+        .unwrap();
+    let host = HostId::new("web1").unwrap();
+    fleet.disconnect("web1");
+    for second in [0, 10, 59] {
+        let at = t(10)
+            .saturating_add(SignedDuration::from_secs(second))
+            .unwrap();
+        app.touch(&host, at).unwrap();
+    }
+    assert_eq!(types(&fleet, &hook), ["host.offline"]);
+    app.touch(&host, t(11)).unwrap();
+    assert_eq!(
+        types(&fleet, &hook),
+        ["host.offline", "host.offline"],
+        "a minute later"
+    );
+
+    let inventory = |healthy| boltfleet_common::proto::Inventory {
+        passbolt_version: "1.3.0".into(),
+        health: Some(boltfleet_common::proto::Health {
+            healthy,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    for second in 0..6 {
+        let at = t(20)
+            .saturating_add(SignedDuration::from_secs(second))
+            .unwrap();
+        app.record_report(&host, inventory(second % 2 == 1), at)
+            .unwrap();
+    }
+    let unhealthy = types(&fleet, &hook)
+        .into_iter()
+        .filter(|t| t == "host.unhealthy")
+        .count();
+    assert_eq!(unhealthy, 1, "three flips to unhealthy within a minute");
+}
