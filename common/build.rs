@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "boltfleet/v1/agent.proto",
         "boltfleet/v1/job.proto",
         "boltfleet/v1/enroll.proto",
+        "boltfleet/v1/webhook.proto",
         "boltfleet/v1/admin.proto",
     ];
     let fds = protox::compile(files, ["../proto"])?;

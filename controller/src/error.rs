@@ -32,6 +32,8 @@ pub enum Error {
     Invalid { field: &'static str, reason: String },
     #[error("rollout {0} not found")]
     UnknownRollout(String),
+    #[error("webhook {0} not found")]
+    UnknownWebhook(String),
     /// A rollout spec field that cannot be used; the message names the field.
     #[error("invalid rollout spec: {0}")]
     Spec(#[from] SpecError),
@@ -71,9 +73,10 @@ impl From<Error> for Status {
             Error::TokenUnknown | Error::TokenUsed | Error::TokenExpired => {
                 Status::permission_denied(msg)
             }
-            Error::UnknownHost(_) | Error::UnknownJob(_) | Error::UnknownRollout(_) => {
-                Status::not_found(msg)
-            }
+            Error::UnknownHost(_)
+            | Error::UnknownJob(_)
+            | Error::UnknownRollout(_)
+            | Error::UnknownWebhook(_) => Status::not_found(msg),
             Error::Precondition(_) | Error::Phase { .. } => Status::failed_precondition(msg),
             Error::Invalid { .. } | Error::Csr(_) | Error::Spec(_) | Error::Window(_) => {
                 Status::invalid_argument(msg)

@@ -3,7 +3,8 @@
 //!
 //! `services/` decode the wire and call [`app::App`] off the async threads; `wire/` holds every
 //! proto <-> domain conversion; `app/` owns every operation; `state/` owns every byte; `rollout/`
-//! is the pure planner; `scheduler` drives running rollouts; `cli/` is the `boltfleet` command.
+//! is the pure planner; `scheduler` drives running rollouts; `webhook/` signs and sends events;
+//! `cli/` is the `boltfleet` command.
 
 pub mod accept;
 pub mod app;
@@ -24,6 +25,7 @@ pub mod server;
 pub mod services;
 pub mod state;
 pub mod tokens;
+pub mod webhook;
 pub mod wire;
 
 pub use server::run;

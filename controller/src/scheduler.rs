@@ -88,6 +88,7 @@ pub fn tick(app: &App, now: Timestamp) -> Result<Duration, Error> {
         next.state = decision.next.clone();
         if next != record {
             app.state().put_rollout(&next)?;
+            app.emit_rollout_change(Some(&record.state.phase), &next, now)?;
         }
         act(app, &snapshot, &next, &decision, now)?;
         if let Some(at) = decision.next_wake {

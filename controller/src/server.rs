@@ -1,4 +1,5 @@
-//! Serving: bind, TLS, the three services and the rollout scheduler, and a graceful stop.
+//! Serving: bind, TLS, the three services, the rollout scheduler and the webhook sender, and a
+//! graceful stop.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use crate::metrics::Refusal;
 use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
 use crate::state::{State, StoreError};
+use crate::webhook;
 
 /// Why the controller could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +111,7 @@ pub async fn run(
         }));
     }
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
+    let webhooks = tokio::spawn(webhook::sender::run(app.clone(), stop_rx.clone()));
     let observations = app.state().observations().writer();
     let writer = tokio::spawn(observations.run(stop_rx, None));
     let streams = app.clone();
@@ -175,6 +178,9 @@ pub async fn run(
     // Let a tick or a batch in progress finish its writes before the final flush.
     if let Err(err) = scheduler.await {
         tracing::warn!(error = %err, "scheduler task ended abnormally");
+    }
+    if let Err(err) = webhooks.await {
+        tracing::warn!(error = %err, "webhook sender ended abnormally");
     }
     if let Err(err) = writer.await {
         tracing::warn!(error = %err, "observation writer ended abnormally");

@@ -7,6 +7,7 @@
 //! * [`loadgen`]: many simulated agents against a running controller (`boltfleet-loadgen`).
 //! * [`fixture`]: a template git repository of passbolt-like releases and hosts cloned from it
 //!   at a release, with their database installed.
+//! * [`receiver`]: a real HTTP server that records the webhooks it gets.
 //!
 //! A host at some version, with its own database:
 //!
@@ -28,4 +29,5 @@ pub mod fixture;
 pub mod loadgen;
 pub mod mysql;
 pub mod raw_agent;
+pub mod receiver;
 pub mod site;

@@ -43,6 +43,7 @@ impl App {
         inventory: Inventory,
         now: Timestamp,
     ) -> Result<(), Error> {
+        let was_healthy = self.is_healthy_now(host);
         // The same inventory again (but for when it was taken) is not written again.
         let changed =
             self.state
@@ -60,6 +61,7 @@ impl App {
                     !same
                 });
         if changed {
+            self.emit_if_unhealthy(host, was_healthy, now)?;
             self.wake_scheduler();
         }
         Ok(())
@@ -68,6 +70,7 @@ impl App {
     /// The host was seen (stream opened or closed): it may have come online or gone.
     pub fn touch(&self, host: &HostId, now: Timestamp) -> Result<(), Error> {
         self.observe(host, now, |_| {});
+        self.emit_if_offline(host, now)?;
         self.wake_scheduler();
         Ok(())
     }

@@ -252,6 +252,7 @@ impl App {
                     host.as_str(),
                     detail.trim(),
                 )?;
+                self.emit_job_finished(host, &event, now)?;
                 info!(host = %host, job = %event.job_id, state = state.as_str_name(), failed_step = %loggable(&event.failed_step), "job finished");
             }
         }

@@ -4,7 +4,9 @@
 //! `enroll` (join tokens, enrollment, renewal, revocation, bulk) · `agents` (hello, reports,
 //! job events, dispatch) · `jobs` (single-host jobs) · `rollouts` (and `approval`) · `windows`
 //! (windows and freezes) · `fleet` (the planner's snapshot and the one health rule) · `reports`
-//! (fleet reports and pages) · `operators` · `scope` (what a caller may see and steer).
+//! (fleet reports and pages) · `operators` · `scope` (what a caller may see and steer) ·
+//! `webhooks` (admins' webhooks), `webhook_events` (events where they happen) and
+//! `webhook_outbox` (the sender's side of the outbox).
 //!
 //! Every change is written (and flushed) before anything acts on it, and audited with the
 //! operator's name.
@@ -20,12 +22,17 @@ mod operators;
 mod reports;
 mod rollouts;
 mod scope;
+pub(crate) mod webhook_events;
+pub mod webhook_outbox;
+pub mod webhooks;
 mod windows;
 
 #[cfg(test)]
 mod rollouts_tests;
 #[cfg(test)]
 pub(crate) mod testkit;
+#[cfg(test)]
+mod webhooks_tests;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -39,6 +46,7 @@ pub use fleet::{job_status, FleetSnapshot};
 pub use jobs::{job_event_fits, NewJob};
 pub use reports::{FleetPage, PAGE_BYTES, PAGE_SIZE, PAGE_SIZE_MAX};
 pub use scope::rollout_tenants;
+pub use webhooks::{NewWebhook, WebhookView};
 pub use windows::host_window;
 
 use crate::door::Door;
@@ -79,6 +87,8 @@ pub struct App {
     /// Per-host rate, refusal counts and stream replacements of the agent door.
     door: Door,
     metrics: Metrics,
+    /// The webhook sender's wake-up and the per-host pace of host events.
+    webhooks: webhook_events::Signals,
 }
 
 impl App {
@@ -98,6 +108,7 @@ impl App {
             wake: tokio::sync::Notify::new(),
             rollout_lock: Mutex::new(()),
             door: Door::default(),
+            webhooks: webhook_events::Signals::default(),
         })
     }
 

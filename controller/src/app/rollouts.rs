@@ -76,6 +76,7 @@ impl App {
             let _guard = self.lock_rollouts();
             self.state.put_rollout(&record)?;
         }
+        self.emit_rollout_change(None, &record, now)?;
         self.audit_entry(
             now,
             &format!("operator {operator}"),
@@ -206,13 +207,15 @@ impl App {
         now: Timestamp,
         change: impl FnOnce(&mut RolloutRecord) -> Result<(), PhaseError>,
     ) -> Result<RolloutRecord, Error> {
-        let record = {
+        let (before, record) = {
             let _guard = self.lock_rollouts();
             let mut record = self.rollout(id)?;
+            let before = record.state.phase.clone();
             change(&mut record).map_err(|source| phase_error(id, source))?;
             self.state.put_rollout(&record)?;
-            record
+            (before, record)
         };
+        self.emit_rollout_change(Some(&before), &record, now)?;
         self.audit_entry(now, &format!("operator {operator}"), action, id, detail)?;
         info!(rollout = %id, operator, action, "rollout changed by an operator");
         self.wake_scheduler();

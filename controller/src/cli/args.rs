@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 pub use super::rollout_args::{
     ActionArgs, FreezeArgs, OnOff, RolloutCommand, Select, SpecArgs, WindowCommand, WindowTarget,
 };
+pub use super::webhook_args::WebhookCommand;
 
 /// Operate a Boltfleet fleet through its controller.
 ///
@@ -97,6 +98,9 @@ pub enum Command {
     /// The release the fleet report measures updates against
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// Webhooks: signed POSTs of rollout, job and host events to a URL (admins)
+    #[command(subcommand)]
+    Webhook(WebhookCommand),
     /// Print a shell completion script: `boltfleet completions bash > /etc/bash_completion.d/boltfleet`
     Completions {
         /// Shell to complete in

@@ -47,6 +47,9 @@ pub enum CliError {
         state: &'static str,
         detail: String,
     },
+    /// A webhook's test delivery was not acknowledged.
+    #[error("{0}")]
+    Webhook(String),
     /// A watched rollout paused or was aborted.
     #[error("rollout {id} {state}{}", if reason.is_empty() { String::new() } else { format!(": {reason}") })]
     RolloutStopped {
@@ -71,6 +74,7 @@ impl CliError {
             | CliError::Timeout { .. }
             | CliError::Output(_)
             | CliError::JobFailed { .. }
+            | CliError::Webhook(_)
             | CliError::RolloutStopped { .. } => 1,
         }
     }

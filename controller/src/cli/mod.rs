@@ -2,8 +2,8 @@
 //! AdminService, print. `src/bin/boltfleet.rs` only wires this to the process.
 //!
 //! One module per top-level noun (`token`, `host`, `fleet` for the listings, `rollout` with
-//! `watch`, `window` for windows and freezes); a new subcommand is a variant in [`args`] plus
-//! a function in its noun's module.
+//! `watch`, `window` for windows and freezes, `webhook`); a new subcommand is a variant in
+//! [`args`] plus a function in its noun's module.
 
 pub mod args;
 mod client;
@@ -25,6 +25,8 @@ pub mod rows;
 pub mod safe;
 mod token;
 mod watch;
+mod webhook;
+pub mod webhook_args;
 mod window;
 
 use std::io::Write;
@@ -54,6 +56,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Operator(command) => operator::run(&conn, command).await,
         Command::Policy(command) => operator::policy(&conn, command).await,
         Command::Whoami => operator::whoami(&conn).await,
+        Command::Webhook(command) => webhook::run(&conn, command).await,
         Command::Completions { .. } => unreachable!("answered before connecting"),
     }
 }

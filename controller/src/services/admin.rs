@@ -16,6 +16,11 @@ use boltfleet_common::proto::{
     StartJobResponse, StartRolloutRequest, StartRolloutResponse, WatchJobRequest,
 };
 use boltfleet_common::proto::{
+    AddWebhookRequest, AddWebhookResponse, ListWebhooksRequest, ListWebhooksResponse,
+    RemoveWebhookRequest, RemoveWebhookResponse, TestWebhookRequest, TestWebhookResponse,
+    WebhookDeliveriesRequest, WebhookDeliveriesResponse,
+};
+use boltfleet_common::proto::{
     ForgetHostRequest, ForgetHostResponse, GetHostRequest, HostRow, IssueOperatorCertRequest,
     IssueOperatorCertResponse, ListOperatorsRequest, ListOperatorsResponse, RevokeOperatorRequest,
     RevokeOperatorResponse, SetLatestReleaseRequest, SetLatestReleaseResponse, SetPolicyRequest,
@@ -34,6 +39,8 @@ use crate::error::Error;
 use crate::services::follow;
 use crate::wire::admin as wire;
 use crate::wire::rollout::plan_to_wire;
+
+mod webhooks;
 
 pub struct Admin {
     app: Arc<App>,
@@ -553,5 +560,42 @@ impl AdminService for Admin {
         self.blocking(move |app| app.forget_host(&caller, &host_id, Timestamp::now()))
             .await?;
         Ok(Response::new(ForgetHostResponse {}))
+    }
+
+    // Webhooks: in `admin/webhooks.rs`.
+
+    async fn add_webhook(
+        &self,
+        request: Request<AddWebhookRequest>,
+    ) -> Result<Response<AddWebhookResponse>, Status> {
+        self.add_webhook_call(request).await
+    }
+
+    async fn list_webhooks(
+        &self,
+        request: Request<ListWebhooksRequest>,
+    ) -> Result<Response<ListWebhooksResponse>, Status> {
+        self.list_webhooks_call(request).await
+    }
+
+    async fn remove_webhook(
+        &self,
+        request: Request<RemoveWebhookRequest>,
+    ) -> Result<Response<RemoveWebhookResponse>, Status> {
+        self.remove_webhook_call(request).await
+    }
+
+    async fn test_webhook(
+        &self,
+        request: Request<TestWebhookRequest>,
+    ) -> Result<Response<TestWebhookResponse>, Status> {
+        self.test_webhook_call(request).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        request: Request<WebhookDeliveriesRequest>,
+    ) -> Result<Response<WebhookDeliveriesResponse>, Status> {
+        self.webhook_deliveries_call(request).await
     }
 }

@@ -26,6 +26,7 @@ pub mod migrate;
 mod observed;
 pub mod open;
 mod operators;
+mod outbox;
 mod records;
 mod rollouts;
 pub mod sled_engine;
@@ -33,6 +34,7 @@ mod store;
 #[cfg(test)]
 pub(crate) mod suite;
 mod typed;
+mod webhooks;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -48,9 +50,11 @@ pub use job_index::{
 };
 pub use observed::{BatchWriter, Observations, Seen, SEEN_WRITE_EVERY, WRITE_EVERY};
 pub use operators::{OperatorCert, OperatorRecord, TenantPolicy};
+pub use outbox::{Delivery, DeliveryKey, DeliveryState};
 pub use records::{AuditRecord, HostRecord, LatestRecord, Observed, TokenRecord};
 pub use rollouts::{freeze_key, Approval, FreezeRecord, RolloutRecord, WindowKey};
 pub use typed::StoreError;
+pub use webhooks::WebhookRecord;
 
 use crate::rollout::{Freeze, MaintenanceWindow, Windows};
 use engine::Engine;
@@ -315,6 +319,10 @@ pub(crate) fn reopen(path: &Path) -> State {
 /// A started rollout record for tests (the state's and the suite's).
 #[cfg(test)]
 pub(crate) use rollouts::tests::record as sample_rollout;
+
+/// A webhook record for tests.
+#[cfg(test)]
+pub(crate) use webhooks::tests::hook as sample_webhook;
 
 /// Locks `mutex`, going on after a panic elsewhere (the data is a cache of the store, and
 /// every change to it is a single insert or remove).

@@ -21,6 +21,8 @@ const FREEZE: &str = "freeze";
 const OPERATORS: &str = "operators";
 const POLICIES: &str = "policies";
 const LATEST: &str = "latest";
+const WEBHOOKS: &str = "webhooks";
+const WEBHOOK_OUTBOX: &str = "webhook_outbox";
 
 /// Everything the controller keeps across restarts. Cheap to clone.
 #[derive(Clone)]
@@ -52,6 +54,10 @@ pub(super) struct Store {
     pub(super) policies: Typed<TenantPolicy>,
     /// Operators' `release latest` by [`super::freeze_key`]-style keys (`global`, `tenant/NAME`).
     pub(super) latest: Typed<LatestRecord>,
+    /// Webhooks by id, with the secret each signs with ([`super::WebhookRecord`]).
+    pub(super) webhooks: Typed<super::WebhookRecord>,
+    /// Webhook deliveries, pending and done ([`super::outbox`]).
+    pub(super) outbox: Arc<dyn Tree>,
     pub(super) audit: Arc<dyn Tree>,
 }
 
@@ -76,6 +82,8 @@ impl Store {
             operators: Typed::open(db, OPERATORS)?,
             policies: Typed::open(db, POLICIES)?,
             latest: Typed::open(db, LATEST)?,
+            webhooks: Typed::open(db, WEBHOOKS)?,
+            outbox: db.tree(WEBHOOK_OUTBOX)?,
             audit: db.tree(AUDIT)?,
             engine,
         })

@@ -3,3 +3,4 @@
 
 pub mod admin;
 pub mod rollout;
+pub mod webhook;
