@@ -11,8 +11,10 @@ use tracing::{info, warn};
 
 mod agents;
 mod fleet;
+mod history;
 
 pub use fleet::{FleetPage, PAGE_BYTES, PAGE_SIZE, PAGE_SIZE_MAX};
+pub use history::{JobPage, JOBS_PAGE, JOBS_PAGE_MAX};
 
 use crate::error::Error;
 use crate::hot::{HostCache, JobCache, Observations};

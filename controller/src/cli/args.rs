@@ -283,6 +283,14 @@ pub enum HostCommand {
         #[command(flatten)]
         wait: WaitArgs,
     },
+    /// Every job of the host, newest first: kind, target, outcome, times and backup id
+    History {
+        /// Host id
+        id: HostId,
+        /// Output format (csv prints as table)
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Debug, Args)]

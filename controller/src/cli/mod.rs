@@ -10,6 +10,7 @@ mod client;
 pub mod config;
 pub mod error;
 mod fleet;
+mod history;
 mod host;
 mod host_show;
 #[cfg(test)]
