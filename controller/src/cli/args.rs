@@ -97,6 +97,8 @@ pub enum Command {
     /// The release the fleet report measures updates against
     #[command(subcommand)]
     Release(ReleaseCommand),
+    /// The web dashboard on this machine: `boltfleet ui [--listen 127.0.0.1:8080] [--open]`
+    Ui(super::ui::UiArgs),
     /// Print a shell completion script: `boltfleet completions bash > /etc/bash_completion.d/boltfleet`
     Completions {
         /// Shell to complete in

@@ -25,6 +25,7 @@ pub mod rollout_view;
 pub mod rows;
 pub mod safe;
 mod token;
+pub mod ui;
 mod watch;
 mod window;
 
@@ -55,6 +56,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Operator(command) => operator::run(&conn, command).await,
         Command::Policy(command) => operator::policy(&conn, command).await,
         Command::Whoami => operator::whoami(&conn).await,
+        Command::Ui(args) => ui::run(&conn, args).await,
         Command::Completions { .. } => unreachable!("answered before connecting"),
     }
 }
