@@ -2,7 +2,8 @@
 # Installs what the test suite and the demo need on a Debian machine that lacks it:
 # git, the MariaDB server and client (the tests start their own private server when none
 # answers, so nothing is started here), and for the packaging tests man, dpkg-deb and
-# systemd-analyze (cargo-deb itself is installed by scripts/package.sh). Safe to run again.
+# systemd-analyze (cargo-deb itself is installed by scripts/package.sh), and for the dashboard's
+# browser tests headless Chromium with its chromedriver. Safe to run again.
 set -euo pipefail
 
 need=()
@@ -14,6 +15,8 @@ command -v cc >/dev/null || need+=(gcc)
 command -v man >/dev/null || need+=(man-db)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 command -v systemd-analyze >/dev/null || need+=(systemd)
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -22,6 +22,7 @@
 //! ```
 
 pub mod cluster;
+pub mod dashboard;
 pub mod fixture;
 pub mod loadgen;
 pub mod mysql;

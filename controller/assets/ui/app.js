@@ -167,6 +167,7 @@ BF.render = async function () {
     a.classList.toggle('current', current);
   }
   const main = document.getElementById('main');
+  const hash = location.hash;
   main.removeAttribute('data-ready');
   const view = BF.h('div', {});
   try {
@@ -176,9 +177,10 @@ BF.render = async function () {
     view.replaceChildren(BF.errorBox(err));
   }
   // A later navigation may have rendered meanwhile.
-  if (BF.route().page === route.page) {
+  if (location.hash === hash) {
     main.replaceChildren(view);
     main.setAttribute('data-ready', route.page);
+    main.setAttribute('data-route', hash);
   }
 };
 

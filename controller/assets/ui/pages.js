@@ -4,6 +4,8 @@
 
 (function () {
   const { h, link, badge, table, kv } = BF;
+  // Appends nodes, text and (nested) arrays of them; the DOM's own append would print arrays.
+  const add = (el, ...kids) => BF.append(el, kids);
 
   // ---- Fleet ---------------------------------------------------------------------------------
 
@@ -31,7 +33,7 @@
       ? [h('strong', { id: 'latest' }, fleet.latest), ' — ', fleet.latest_source || 'unknown source']
       : [h('strong', { id: 'latest' }, 'none'), ' — no release is set and too few hosts report one'];
     const overrides = Object.entries(fleet.tenant_latest || {});
-    view.append(
+    add(view, 
       h('h1', {}, 'Fleet'),
       h('p', { class: 'sub' }, 'Latest release: ', latest,
         overrides.length ? ['; tenants with their own: ', overrides.map(([t, v]) => t + ' ' + v).join(', ')] : ''),
@@ -144,7 +146,7 @@
       h('label', { class: 'check' }, 'per page',
         h('select', { id: 'page-size', onchange: (e) => set('size', e.target.value) },
           [50, 100, 200, 500].map((n) => h('option', { value: n, selected: data.size === n }, n)))));
-    view.append(
+    add(view, 
       h('h1', {}, 'Hosts'),
       h('div', { class: 'filters' },
         h('label', {}, 'Search', search),
@@ -182,7 +184,7 @@
     const health = inv.health || {};
     const git = inv.git || {};
     const migrations = inv.migrations || {};
-    view.append(
+    add(view, 
       h('h1', { id: 'host-title' }, r.host_id),
       h('p', { class: 'sub' }, r.tenant ? 'tenant ' + r.tenant + ' · ' : '',
         badge(r.online ? 'online' : 'offline'), ' ', badge(r.healthy ? 'healthy' : 'unhealthy'),
@@ -214,14 +216,16 @@
   }
 
   function healthPanel(r, inv, health) {
-    const reasons = r.health_reasons || [];
+    // The row's reasons hold the errors too; those are listed on their own below.
+    const errors = new Set(inv.errors || []);
+    const reasons = (r.health_reasons || []).filter((x) => !errors.has(x));
     const failing = (health.checks || []).filter((c) => c.status !== 'pass');
     const isNew = (c) => reasons.some((x) => x.includes(c.name));
     const checks = failing.map((c) => h('tr', {},
       h('td', {}, badge(c.status)), h('td', {}, c.name), h('td', {}, c.source),
       h('td', {}, isNew(c) ? badge('new', 'bad') : badge('known', 'light')), h('td', { class: 'muted' }, c.detail)));
     return [
-      h('h3', {}, 'Why it is unhealthy (new failures)'),
+      h('h3', {}, 'Health reasons (what newly fails)'),
       reasons.length ? h('ul', { class: 'plain', id: 'host-reasons' }, reasons.map((x) => h('li', {}, x)))
         : h('p', { class: 'muted' }, 'Nothing: no check fails that did not fail before.'),
       (inv.errors || []).length ? [h('h3', {}, 'Errors reading the host'),
@@ -245,9 +249,9 @@
 
   function jobList(id, page) {
     const box = h('div', {});
-    const add = (p) => {
-      if (!p.jobs.length && !box.childNodes.length) box.append(h('p', { class: 'muted' }, 'No job yet.'));
-      box.append(p.jobs.map(jobDetails));
+    const addPage = (p) => {
+      if (!p.jobs.length && !box.childNodes.length) add(box, h('p', { class: 'muted' }, 'No job yet.'));
+      add(box, p.jobs.map(jobDetails));
       if (p.next_page_token) {
         const more = h('button', {
           class: 'secondary', onclick: async () => {
@@ -255,16 +259,16 @@
             try {
               const next = await BF.api('/api/hosts/' + encodeURIComponent(id) + '/jobs?page_token=' + encodeURIComponent(p.next_page_token));
               more.remove();
-              add(next);
+              addPage(next);
             } catch (err) {
               more.replaceWith(BF.errorBox(err));
             }
           },
         }, 'Older jobs');
-        box.append(more);
+        add(box, more);
       }
     };
-    add(page);
+    addPage(page);
     return box;
   }
 
@@ -301,7 +305,7 @@
     const group = (title, list, id) => [h('h2', {}, title, ' (', list.length, ')'),
       list.length ? table(['Rollout', 'Target', 'State', 'Progress', 'Failures', 'Created'], list.map(rolloutRow), { id })
         : h('p', { class: 'muted' }, 'None.')];
-    view.append(
+    add(view, 
       h('h1', {}, 'Rollouts'),
       h('p', { class: 'sub' }, 'Start one from the CLI (', h('span', { class: 'tag' }, 'boltfleet rollout start'), ') after a dry run on the ', h('a', { href: '#/plan' }, 'Plan'), ' page.'),
       group('In progress', newest.filter((r) => ACTIVE.includes(r.state)), 'rollouts-active'),
@@ -340,7 +344,7 @@
     const problem = h('div', {});
     const show = (r) => body.replaceChildren(rolloutBody(r));
     show(first);
-    view.append(h('h1', {}, 'Rollout ', h('span', { class: 'tag' }, first.id), ' to ', first.target, ' ', live), problem, body);
+    add(view, h('h1', {}, 'Rollout ', h('span', { class: 'tag' }, first.id), ' to ', first.target, ' ', live), problem, body);
     const events = new EventSource('/api/rollouts/' + encodeURIComponent(id) + '/events');
     events.addEventListener('open', () => { live.textContent = 'live'; live.classList.add('on'); });
     events.addEventListener('status', (e) => { problem.replaceChildren(); show(JSON.parse(e.data)); });
@@ -453,7 +457,7 @@
       }
       result.setAttribute('data-done', '1');
     };
-    view.append(
+    add(view, 
       h('h1', {}, 'Plan a rollout'),
       h('p', { class: 'sub' }, 'A dry run: what a rollout of this spec would do now. Nothing is started or stored.'),
       h('form', { class: 'panel', id: 'plan-form', onsubmit: (e) => { e.preventDefault(); run(); } },
