@@ -470,8 +470,9 @@
   };
 
   function planView(plan) {
-    const waves = plan.waves.map((w) => h('section', { class: 'panel', 'data-wave': w.index },
-      h('h3', {}, w.index === 0 ? 'Wave 1 (canary)' : 'Wave ' + (w.index + 1), h('span', { class: 'muted' }, w.hosts.length + ' hosts')),
+    const waves = plan.waves.map((w) => h('section', { class: 'wave panel', 'data-wave': w.index },
+      h('h3', {}, w.index === 0 ? 'Wave 1 (canary)' : 'Wave ' + (w.index + 1),
+        h('span', { class: 'muted' }, w.hosts.length + (w.hosts.length === 1 ? ' host' : ' hosts'))),
       table(['Host', 'Tenant', 'From', 'Update', 'May start', 'Window', 'Config defaults that change'],
         w.hosts.map((x) => h('tr', { 'data-host': x.host_id },
           h('td', {}, link('host', [x.host_id], x.host_id)), h('td', {}, x.tenant), h('td', {}, x.from || 'unknown'),
