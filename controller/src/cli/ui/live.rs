@@ -11,7 +11,6 @@ use boltfleet_common::proto::{GetRolloutRequest, RolloutStatus};
 use tokio::sync::mpsc;
 
 use crate::cli::client::{call, Admin};
-use crate::cli::error::CliError;
 
 /// How often the controller is asked while a page watches.
 pub const POLL: Duration = Duration::from_millis(500);
@@ -54,7 +53,7 @@ pub fn watch_rollout(admin: Admin, id: String) -> mpsc::Receiver<Update> {
                     last = Some(status.clone());
                     Update::Status(Box::new(status))
                 }
-                Err(err) => Update::Error(error_text(&err)),
+                Err(err) => Update::Error(err.to_string()),
             };
             if tx.send(update).await.is_err() {
                 return;
@@ -66,10 +65,6 @@ pub fn watch_rollout(admin: Admin, id: String) -> mpsc::Receiver<Update> {
         }
     });
     rx
-}
-
-fn error_text(err: &CliError) -> String {
-    err.to_string()
 }
 
 #[cfg(test)]

@@ -1,9 +1,11 @@
 //! Reading the fleet for the dashboard: every summary row, page by page from `FleetReport`,
 //! kept for a few seconds and shared by every query in that time.
 //!
-//! A snapshot younger than [`FRESH`] is served as it is; one younger than [`STALE`] is served
-//! while a new one is read in the background (one read at a time); an older one (or none) is
-//! waited for. So a click never waits for the controller's pages unless the dashboard sat idle.
+//! A snapshot younger than [`FRESH`] is served as it is. An older one is read again before
+//! answering when reading took less than [`QUICK`] (a small fleet: always fresh); for a large
+//! fleet, a snapshot younger than [`STALE`] is served while the next one is read in the
+//! background (one read at a time), so a click does not wait for 50 pages of the controller's
+//! unless the dashboard sat idle. Every page says when its snapshot was taken.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -17,15 +19,18 @@ use crate::cli::rows::HostView;
 
 /// Served as it is.
 pub const FRESH: Duration = Duration::from_secs(2);
-/// Served while the next one is read.
+/// Served while the next one is read, for a fleet whose read is not quick.
 pub const STALE: Duration = Duration::from_secs(30);
+/// A read this fast is simply done again when the snapshot is no longer fresh.
+pub const QUICK: Duration = Duration::from_millis(250);
 /// Rows asked for per call (the controller's most).
 const PAGE: u32 = 1000;
 
 /// The latest snapshot, and the lock held while one is read.
 #[derive(Default)]
 pub struct FleetCache {
-    current: Mutex<Option<(Instant, Arc<Snapshot>)>>,
+    /// When the snapshot was taken, how long reading it took, and the snapshot.
+    current: Mutex<Option<(Instant, Duration, Arc<Snapshot>)>>,
     reading: tokio::sync::Mutex<()>,
 }
 
@@ -34,8 +39,8 @@ impl FleetCache {
     pub async fn get(self: &Arc<Self>, admin: &Admin) -> Result<Arc<Snapshot>, CliError> {
         let current = self.current();
         match current {
-            Some((at, snap)) if at.elapsed() < FRESH => Ok(snap),
-            Some((at, snap)) if at.elapsed() < STALE => {
+            Some((at, _, snap)) if at.elapsed() < FRESH => Ok(snap),
+            Some((at, took, snap)) if took >= QUICK && at.elapsed() < STALE => {
                 let (cache, admin) = (self.clone(), admin.clone());
                 tokio::spawn(async move {
                     if let Ok(_reading) = cache.reading.try_lock() {
@@ -50,7 +55,7 @@ impl FleetCache {
                 let _reading = self.reading.lock().await;
                 // Another request may have read it while this one waited.
                 match self.current() {
-                    Some((at, snap)) if at.elapsed() < FRESH => Ok(snap),
+                    Some((at, _, snap)) if at.elapsed() < FRESH => Ok(snap),
                     _ => self.refresh(admin).await,
                 }
             }
@@ -62,7 +67,7 @@ impl FleetCache {
         *self.current.lock().unwrap_or_else(|p| p.into_inner()) = None;
     }
 
-    fn current(&self) -> Option<(Instant, Arc<Snapshot>)> {
+    fn current(&self) -> Option<(Instant, Duration, Arc<Snapshot>)> {
         self.current
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -72,8 +77,10 @@ impl FleetCache {
     async fn refresh(&self, admin: &Admin) -> Result<Arc<Snapshot>, CliError> {
         let started = Instant::now();
         let snap = Arc::new(read_fleet(admin.clone()).await?);
-        tracing::debug!(hosts = snap.rows.len(), took = ?started.elapsed(), "fleet snapshot read");
-        *self.current.lock().unwrap_or_else(|p| p.into_inner()) = Some((started, snap.clone()));
+        let took = started.elapsed();
+        tracing::debug!(hosts = snap.rows.len(), ?took, "fleet snapshot read");
+        *self.current.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((started, took, snap.clone()));
         Ok(snap)
     }
 }
