@@ -10,20 +10,26 @@
 //! `target/ui-screenshots/`.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
+use anyhow::{ensure, Context, Result};
 use boltfleet_common::proto::{Health, Inventory};
 use boltfleet_common::tls;
-use boltfleet_tests::cluster::{eventually, row, Controller, Proc};
+use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::dashboard::{Dashboard, OperatorFiles};
 use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::raw_agent::{enrolled, inventory, report_once, Stream};
 use boltfleet_tests::site::Site;
-use fantoccini::{Client, ClientBuilder};
 use serde_json::{json, Value};
+
+#[path = "ui/browser.rs"]
+mod browser;
+#[path = "ui/http.rs"]
+mod http;
+
+use browser::Browser;
+use http::{http, refused};
 
 const WAIT: Duration = Duration::from_secs(120);
 
@@ -32,218 +38,6 @@ const SCRIPT: &str = "<script>window.__pwned = 'script'</script>disk check faile
 const IMG: &str = "<img src=x onerror=\"window.__pwned = 'img'\">";
 const ANSI: &str = "\x1b[2J\x1b]0;owned\x07 clear screen";
 const REASON: &str = "<b onmouseover=\"window.__pwned = 'b'\">healthcheck</b> failed";
-
-// ---- the browser --------------------------------------------------------------------------
-
-/// chromedriver and one headless Chromium session through it.
-struct Browser {
-    client: Client,
-    _driver: Proc,
-    shots: PathBuf,
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-impl Browser {
-    async fn start(base: &Path) -> Result<Self> {
-        let port = free_port()?;
-        let mut cmd = std::process::Command::new("chromedriver");
-        cmd.arg(format!("--port={port}"));
-        let driver = Proc::spawn("chromedriver", cmd, &base.join("chromedriver.log")).context(
-            "chromedriver (apt-get install chromium-driver; scripts/ensure-deps.sh does)",
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            ensure!(
-                Instant::now() < deadline,
-                "chromedriver did not listen: {}",
-                driver.log_text()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let profile = base.join("chromium-profile");
-        let caps = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--window-size=1280,800", "--hide-scrollbars", "--no-first-run",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
-        });
-        let Value::Object(caps) = caps else {
-            unreachable!()
-        };
-        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
-            .capabilities(caps)
-            .connect(&format!("http://127.0.0.1:{port}"))
-            .await
-            .context("a Chromium session")?;
-        // The window holds the browser's own bars: grow it until the page gets 1280x800.
-        let chrome = client
-            .execute("return [window.outerWidth - window.innerWidth, window.outerHeight - window.innerHeight]", vec![])
-            .await?;
-        let extra = |i: usize| chrome[i].as_u64().unwrap_or(0) as u32;
-        client
-            .set_window_size(1280 + extra(0), 800 + extra(1))
-            .await?;
-        let shots = screenshot_dir();
-        std::fs::create_dir_all(&shots)?;
-        Ok(Self {
-            client,
-            _driver: driver,
-            shots,
-        })
-    }
-
-    async fn js(&self, script: &str) -> Result<Value> {
-        Ok(self.client.execute(script, vec![]).await?)
-    }
-
-    /// Polls `script` until `check` holds for its value; the error names `what` and the last.
-    async fn wait_js(
-        &self,
-        what: &str,
-        script: &str,
-        check: impl Fn(&Value) -> bool,
-    ) -> Result<Value> {
-        let deadline = Instant::now() + WAIT;
-        let mut last = Value::Null;
-        loop {
-            if let Ok(value) = self.js(script).await {
-                if check(&value) {
-                    return Ok(value);
-                }
-                last = value;
-            }
-            if Instant::now() > deadline {
-                bail!("timed out waiting for {what}; last: {last}");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Goes to `#/route` of `dash` and waits for that page to be rendered.
-    async fn page(&self, dash: &Dashboard, route: &str) -> Result<()> {
-        self.client
-            .goto(&format!("{}/#/{route}", dash.origin))
-            .await?;
-        self.rendered(route).await
-    }
-
-    /// Waits until `#/route` is the page rendered.
-    async fn rendered(&self, route: &str) -> Result<()> {
-        let page = route.split(['/', '?']).next().unwrap_or("fleet");
-        let script = format!(
-            "const m = document.querySelector('#main'); return m.dataset.ready === '{page}' && m.dataset.route === location.hash && location.hash === '#/{route}'"
-        );
-        self.wait_js(&format!("page {route}"), &script, |v| v == true)
-            .await?;
-        Ok(())
-    }
-
-    /// The text of every element matching `selector`.
-    async fn texts(&self, selector: &str) -> Result<Vec<String>> {
-        let script = format!(
-            "return Array.from(document.querySelectorAll({selector:?})).map(e => e.textContent.trim())"
-        );
-        Ok(serde_json::from_value(self.js(&script).await?)?)
-    }
-
-    /// Clicks `selector` in one step: a live page may replace it between a find and a click.
-    async fn click(&self, selector: &str) -> Result<()> {
-        let script =
-            format!("const e = document.querySelector({selector:?}); if (e) e.click(); return !!e");
-        ensure!(self.js(&script).await? == true, "no {selector} to click");
-        Ok(())
-    }
-
-    /// A 1280x800 screenshot of the window as it is.
-    async fn shot(&self, name: &str) -> Result<()> {
-        let png = self.client.screenshot().await?;
-        ensure!(png.get(16..24).is_some(), "not a PNG");
-        let (w, h) = (
-            u32::from_be_bytes(png[16..20].try_into()?),
-            u32::from_be_bytes(png[20..24].try_into()?),
-        );
-        ensure!((w, h) == (1280, 800), "screenshot {name} is {w}x{h}");
-        std::fs::write(self.shots.join(format!("{name}.png")), png)?;
-        Ok(())
-    }
-}
-
-/// `target/ui-screenshots`, beside the test executable's profile dir.
-fn screenshot_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    // target/<profile>/deps/ui-<hash>
-    let target = exe.ancestors().nth(3).unwrap_or(Path::new("target"));
-    target.join("ui-screenshots")
-}
-
-// ---- plain HTTP, for what a browser would not send ---------------------------------------
-
-struct Answer {
-    status: u16,
-    headers: String,
-    body: String,
-}
-
-/// One HTTP/1.1 request to `authority` with `headers` (lines), on a fresh connection.
-fn http(
-    authority: &str,
-    method: &str,
-    path: &str,
-    headers: &[String],
-    body: &str,
-) -> Result<Answer> {
-    let mut stream = TcpStream::connect(authority)?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    if !headers
-        .iter()
-        .any(|h| h.to_lowercase().starts_with("host:"))
-    {
-        request.push_str(&format!("Host: {authority}\r\n"));
-    }
-    for h in headers {
-        request.push_str(h);
-        request.push_str("\r\n");
-    }
-    request.push_str("\r\n");
-    request.push_str(body);
-    stream.write_all(request.as_bytes())?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text)?;
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    Ok(Answer {
-        status,
-        headers: head.to_string(),
-        body: body.to_string(),
-    })
-}
-
-/// Fails unless the answer is a 403 whose reason holds `words`.
-fn refused(answer: &Answer, words: &str) -> Result<()> {
-    ensure!(
-        answer.status == 403 && answer.body.contains(words),
-        "expected a 403 about {words:?}, got {} {}",
-        answer.status,
-        answer.body
-    );
-    Ok(())
-}
 
 // ---- the fleet ----------------------------------------------------------------------------
 
@@ -651,13 +445,22 @@ async fn live_rollout_with_pause_and_resume(
     );
     ensure!(history["jobs"][0]["backup_id"].is_string(), "{history}");
 
+    // The fleet page, loaded again until the hosts' reports after their updates are in.
+    let total = "const c = document.querySelector('#versions-table tr[data-version=\"1.4.0\"] .total'); return c && c.textContent";
+    let deadline = Instant::now() + WAIT;
     b.page(dash, "fleet").await?;
-    let total = "return document.querySelector('#versions-table tr[data-version=\"1.4.0\"] .total').textContent";
-    b.wait_js("the fleet page to count the updated hosts", total, |v| {
-        v == "3"
-    })
-    .await?;
-    Ok(())
+    loop {
+        if b.js(total).await? == "3" {
+            return Ok(());
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "the fleet page never counted the three updated hosts"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        b.client.refresh().await?;
+        b.rendered("fleet").await?;
+    }
 }
 
 /// A rollout of `stuck-1`, whose raw agent never answers: it stays running.
@@ -880,5 +683,22 @@ fn requests_without_token_cookie_or_csrf_are_refused(
     let done = post(&[&with_cookie[0], &origin, &json, &token])?;
     ensure!(done.status == 200, "{} {}", done.status, done.body);
     ensure!(status(ctl, &id)?["state"] == "paused");
+    Ok(())
+}
+
+#[test]
+fn an_address_of_any_is_refused_in_one_line_with_status_64() -> Result<()> {
+    let out = boltfleet_tests::cluster::run(
+        std::process::Command::new(boltfleet_tests::cluster::bin("boltfleet"))
+            .env_remove("HOME")
+            .args(["ui", "--listen", "0.0.0.0:8080"]),
+    )?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(out.status.code() == Some(64), "{:?}: {stderr}", out.status);
+    ensure!(
+        stderr.contains("0.0.0.0:8080") && stderr.contains("not \"any\""),
+        "{stderr}"
+    );
+    ensure!(out.stdout.is_empty(), "no address printed");
     Ok(())
 }
