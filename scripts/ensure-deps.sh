@@ -4,7 +4,8 @@
 # answers, so nothing is started here), and for the packaging tests man, dpkg-deb and
 # systemd-analyze (cargo-deb itself is installed by scripts/package.sh), and for the etcd store
 # engine the etcd server (tests start their own members) and protoc with protobuf's own .proto
-# files (the etcd client's build compiles etcd's protos with them). Safe to run again.
+# files (the etcd client's build compiles etcd's protos with them), and for the dashboard's
+# browser tests headless Chromium with its chromedriver. Safe to run again.
 set -euo pipefail
 
 need=()
@@ -29,6 +30,8 @@ if command -v python3 >/dev/null && ! python3 -c 'import prometheus_client' 2>/d
     python3 -m pip install -q prometheus-client
   fi
 fi
+[ -x /usr/bin/chromium ] || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
 
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}" >&2

@@ -1,6 +1,7 @@
 //! Benchmarks of the fleet report over the 50,000-host synthetic fleet: the pure
 //! `report::build` (target: under 200 ms), and `App::fleet_report` end to end from a populated
-//! sled store (reads, decoding, window resolution and the build).
+//! sled store (reads, decoding, window resolution and the build), and every page of
+//! `App::fleet_page` at 1,000 rows: what `boltfleet ui` reads for one snapshot of the fleet.
 
 mod fleet;
 
@@ -387,6 +388,22 @@ fn bench_fleet_report(c: &mut Criterion, sim: &SimFleet) {
                 .expect("a report")
         })
     });
+    let admin = boltfleet_controller::auth::Caller::admin("alice");
+    let all_pages = || {
+        let (mut token, mut rows) = (String::new(), 0);
+        loop {
+            let page = app
+                .fleet_page(&admin, "", &token, 1000, jiff::Timestamp::now())
+                .expect("a page");
+            rows += page.rows.len();
+            if page.next_page_token.is_empty() {
+                return rows;
+            }
+            token = page.next_page_token;
+        }
+    };
+    eprintln!("fleet_page: {} rows over every page", all_pages());
+    group.bench_function("app_fleet_pages_50k_hosts", |b| b.iter(all_pages));
     group.finish();
 }
 

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod cluster;
+pub mod dashboard;
 pub mod etcd;
 pub mod fixture;
 pub mod loadgen;

@@ -101,6 +101,8 @@ pub enum Command {
     /// Webhooks: signed POSTs of rollout, job and host events to a URL (admins)
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// The web dashboard on this machine: `boltfleet ui [--listen 127.0.0.1:8080] [--open]`
+    Ui(super::ui::UiArgs),
     /// Print a shell completion script: `boltfleet completions bash > /etc/bash_completion.d/boltfleet`
     Completions {
         /// Shell to complete in
@@ -304,6 +306,14 @@ pub enum HostCommand {
         id: HostId,
         #[command(flatten)]
         wait: WaitArgs,
+    },
+    /// Every job of the host, newest first: kind, target, outcome, times and backup id
+    History {
+        /// Host id
+        id: HostId,
+        /// Output format (csv prints as table)
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
 }
 

@@ -27,6 +27,9 @@ pub async fn run(conn: &Connection, command: HostCommand) -> Result<(), CliError
             super::host_show::show(&mut admin, id.as_str(), format).await
         }
         HostCommand::Forget { id } => super::host_show::forget(&mut admin, id.as_str()).await,
+        HostCommand::History { id, format } => {
+            super::history::show(&mut admin, id.as_str(), format).await
+        }
         HostCommand::Update {
             id,
             to,

@@ -10,6 +10,7 @@ mod client;
 pub mod config;
 pub mod error;
 mod fleet;
+mod history;
 mod host;
 mod host_show;
 #[cfg(test)]
@@ -24,6 +25,7 @@ pub mod rollout_view;
 pub mod rows;
 pub mod safe;
 mod token;
+pub mod ui;
 mod watch;
 mod webhook;
 pub mod webhook_args;
@@ -57,6 +59,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(command) => operator::policy(&conn, command).await,
         Command::Whoami => operator::whoami(&conn).await,
         Command::Webhook(command) => webhook::run(&conn, command).await,
+        Command::Ui(args) => ui::run(&conn, args).await,
         Command::Completions { .. } => unreachable!("answered before connecting"),
     }
 }

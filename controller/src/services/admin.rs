@@ -26,6 +26,7 @@ use boltfleet_common::proto::{
     RevokeOperatorResponse, SetLatestReleaseRequest, SetLatestReleaseResponse, SetPolicyRequest,
     SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
 };
+use boltfleet_common::proto::{ListJobsRequest, ListJobsResponse};
 use jiff::Timestamp;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
@@ -560,6 +561,23 @@ impl AdminService for Admin {
         self.blocking(move |app| app.forget_host(&caller, &host_id, Timestamp::now()))
             .await?;
         Ok(Response::new(ForgetHostResponse {}))
+    }
+
+    async fn list_jobs(
+        &self,
+        request: Request<ListJobsRequest>,
+    ) -> Result<Response<ListJobsResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let req = request.into_inner();
+        let page = self
+            .blocking(move |app| {
+                app.host_jobs(&caller, &req.host_id, req.limit as usize, &req.page_token)
+            })
+            .await?;
+        Ok(Response::new(ListJobsResponse {
+            jobs: page.jobs,
+            next_page_token: page.next_page_token,
+        }))
     }
 
     // Webhooks: in `admin/webhooks.rs`.

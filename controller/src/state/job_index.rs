@@ -236,6 +236,11 @@ impl JobCache {
         self.jobs.get(id)
     }
 
+    /// The ids of `host`'s jobs, oldest first.
+    pub fn ids_of_host(&self, host: &str) -> Result<Vec<String>, StoreError> {
+        self.jobs.ids_of_host(host)
+    }
+
     /// `host`'s jobs, oldest first.
     pub fn of_host(&self, host: &str) -> Result<Vec<JobRecord>, StoreError> {
         self.jobs.of_host(host)

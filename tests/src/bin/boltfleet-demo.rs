@@ -2,12 +2,19 @@
 //! one whose migration fails) with real agents on this machine, then a staggered rollout to the
 //! newest v1 release: a canary, then waves, live progress, the failed host rolled back with its
 //! database restored, and the final fleet report. Everything lives in a temp dir removed at exit.
+//!
+//! It also serves the web dashboard (`boltfleet ui`) and prints its address. With `--keep` on a
+//! terminal it waits for Enter before the rollout (time to open the dashboard and watch it) and
+//! keeps the controller, the agents and the dashboard up until Enter at the end; a run without
+//! a terminal never waits.
 
+use std::io::IsTerminal;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 use boltfleet_tests::cluster::{eventually, row, Controller};
+use boltfleet_tests::dashboard::{Dashboard, OperatorFiles};
 use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::site::Site;
 
@@ -28,6 +35,7 @@ const FLEET: &[(&str, &str, &str, bool)] = &[
 
 fn main() -> Result<()> {
     let keep = std::env::args().any(|a| a == "--keep");
+    let interactive = keep && std::io::stdin().is_terminal();
     let base = tempfile::Builder::new()
         .prefix("boltfleet-demo-")
         .tempdir()?;
@@ -77,6 +85,18 @@ fn main() -> Result<()> {
             .then_some(())
     })?;
     show(ctl.cli().arg("hosts"))?;
+
+    let dashboard = Dashboard::start(&ctl, &OperatorFiles::alice(&ctl), base.path())
+        .context("start the dashboard")?;
+    say(&format!(
+        "the dashboard (boltfleet ui, as alice): open {}",
+        dashboard.login_url
+    ));
+    if interactive {
+        wait_for_enter(
+            "press Enter to start the rollout (watch it on the dashboard's Rollouts page)",
+        );
+    }
 
     let failing = sites
         .iter()
@@ -139,6 +159,11 @@ fn main() -> Result<()> {
     say("boltfleet audit");
     show(ctl.cli().arg("audit"))?;
 
+    if interactive {
+        say(&format!("the dashboard: {}", dashboard.login_url));
+        wait_for_enter("press Enter to stop the controller, the agents and the dashboard");
+    }
+    drop(dashboard);
     if keep {
         let path = base.keep();
         say(&format!("kept {} (the processes stop now)", path.display()));
@@ -146,6 +171,12 @@ fn main() -> Result<()> {
     drop(sites);
     say("done: agents and controller stopped, databases dropped");
     Ok(())
+}
+
+fn wait_for_enter(prompt: &str) {
+    say(prompt);
+    let mut line = String::new();
+    let _ = std::io::stdin().read_line(&mut line);
 }
 
 fn say(text: &str) {
