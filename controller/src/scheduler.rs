@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::app::FleetSnapshot;
 use crate::app::NewJob;
 use crate::error::Error;
+use crate::leadership::{Leadership, Term};
 use crate::rollout::{decide, Decision, Event};
 use crate::state::RolloutRecord;
 
@@ -31,14 +32,45 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// After a wake-up, how long to wait for more news before ticking (reports come in bursts).
 const COALESCE: Duration = Duration::from_millis(100);
 
-/// Runs ticks until `stop` turns true or its sender is dropped.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    info!("rollout scheduler started");
-    app.metrics().set_leader(true);
+/// Runs ticks while this controller leads, until `stop` turns true or its sender is dropped.
+/// Losing leadership stops the ticks at once (a tick under way finds its writes refused by
+/// the fence); winning it again resumes them from the store.
+pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>, mut leadership: Leadership) {
     while !*stop.borrow() {
+        let Some(term) = leadership.current() else {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = leadership.changed() => {}
+            }
+            if stop.has_changed().is_err() {
+                break;
+            }
+            continue;
+        };
+        info!("rollout scheduler started");
+        app.metrics().set_leader(true);
+        lead(&app, &mut stop, &mut leadership, &term).await;
+        app.metrics().set_leader(false);
+        info!("rollout scheduler stopped");
+        if stop.has_changed().is_err() {
+            break;
+        }
+    }
+}
+
+/// Ticks under `term` while it is the term in force and `stop` is not set.
+async fn lead(
+    app: &Arc<App>,
+    stop: &mut watch::Receiver<bool>,
+    leadership: &mut Leadership,
+    term: &Term,
+) {
+    while !*stop.borrow() && leadership.current().as_ref() == Some(term) {
         let worker = app.clone();
-        let wait = match tokio::task::spawn_blocking(move || tick(&worker, Timestamp::now())).await
-        {
+        let fenced = term.clone();
+        let ticked =
+            tokio::task::spawn_blocking(move || fenced.run(|| tick(&worker, Timestamp::now())));
+        let wait = match ticked.await {
             Ok(Ok(wait)) => wait,
             Ok(Err(err)) => {
                 warn!(error = %err, "scheduler tick failed; retrying");
@@ -51,6 +83,7 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
         };
         tokio::select! {
             _ = stop.changed() => {}
+            () = leadership.changed() => {}
             _ = app.woken() => tokio::time::sleep(COALESCE).await,
             _ = tokio::time::sleep(wait) => {}
         }
@@ -58,8 +91,6 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
             break;
         }
     }
-    app.metrics().set_leader(false);
-    info!("rollout scheduler stopped");
 }
 
 /// One pass over every active rollout at `now`; returns how long to sleep before the next.

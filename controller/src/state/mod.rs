@@ -18,6 +18,7 @@ pub mod engine;
 pub mod etcd_engine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod etcd_member;
+pub mod fence;
 mod hosts;
 mod job_index;
 mod jobs;
