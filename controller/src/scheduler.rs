@@ -47,6 +47,20 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>, mut leadership:
             }
             continue;
         };
+        // Other controllers wrote while this one did not schedule: it reads the store
+        // again first, and resumes every rollout from there.
+        if matches!(term, Term::Fenced(_)) {
+            let state = app.clone();
+            let reloaded = tokio::task::spawn_blocking(move || state.state().reload()).await;
+            if !matches!(reloaded, Ok(Ok(()))) {
+                warn!(?reloaded, "cannot read the state again; not scheduling yet");
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(MAX_SLEEP) => {}
+                }
+                continue;
+            }
+        }
         info!("rollout scheduler started");
         app.metrics().set_leader(true);
         lead(&app, &mut stop, &mut leadership, &term).await;
@@ -68,8 +82,14 @@ async fn lead(
     while !*stop.borrow() && leadership.current().as_ref() == Some(term) {
         let worker = app.clone();
         let fenced = term.clone();
-        let ticked =
-            tokio::task::spawn_blocking(move || fenced.run(|| tick(&worker, Timestamp::now())));
+        let ticked = tokio::task::spawn_blocking(move || {
+            fenced.run(|| {
+                if matches!(fenced, Term::Fenced(_)) {
+                    worker.state().refresh_for_scheduler()?;
+                }
+                tick(&worker, Timestamp::now())
+            })
+        });
         let wait = match ticked.await {
             Ok(Ok(wait)) => wait,
             Ok(Err(err)) => {

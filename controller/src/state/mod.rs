@@ -95,6 +95,34 @@ impl State {
         })
     }
 
+    /// Reads again what is held in memory (hosts, observations not changed here, jobs'
+    /// index, active rollouts): on a store shared with other controllers, before this one
+    /// starts scheduling, as they wrote while it did not.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let hosts = self.hosts.reload()?;
+        self.observations.reload()?;
+        self.jobs.reload()?;
+        let rollouts = self.store.rollouts.reload()?;
+        info!(
+            hosts,
+            active_rollouts = rollouts,
+            "controller state read again"
+        );
+        Ok(())
+    }
+
+    /// Before a tick on a store shared with other controllers: the active rollouts (an
+    /// operator may have started one on another controller) and their hosts' jobs (agents
+    /// on other controllers report them) as stored.
+    pub fn refresh_for_scheduler(&self) -> Result<(), StoreError> {
+        self.store.rollouts.reload()?;
+        let active = self.active_rollouts();
+        let hosts = active
+            .iter()
+            .flat_map(|r| r.state.hosts.iter().map(|h| h.host_id.as_str()));
+        self.jobs.refresh(hosts)
+    }
+
     /// The histogram of store write durations, for the metrics to register.
     pub fn write_seconds(&self) -> Histogram {
         self.writes.clone()
