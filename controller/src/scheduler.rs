@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::app::FleetSnapshot;
 use crate::app::NewJob;
 use crate::error::Error;
+use crate::leadership::{Leadership, Term};
 use crate::rollout::{decide, Decision, Event};
 use crate::state::RolloutRecord;
 
@@ -31,14 +32,65 @@ pub const MAX_SLEEP: Duration = Duration::from_secs(1);
 /// After a wake-up, how long to wait for more news before ticking (reports come in bursts).
 const COALESCE: Duration = Duration::from_millis(100);
 
-/// Runs ticks until `stop` turns true or its sender is dropped.
-pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
-    info!("rollout scheduler started");
-    app.metrics().set_leader(true);
+/// Runs ticks while this controller leads, until `stop` turns true or its sender is dropped.
+/// Losing leadership stops the ticks at once (a tick under way finds its writes refused by
+/// the fence); winning it again resumes them from the store.
+pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>, mut leadership: Leadership) {
     while !*stop.borrow() {
+        let Some(term) = leadership.current() else {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = leadership.changed() => {}
+            }
+            if stop.has_changed().is_err() {
+                break;
+            }
+            continue;
+        };
+        // Other controllers wrote while this one did not schedule: it reads the store
+        // again first, and resumes every rollout from there.
+        if matches!(term, Term::Fenced(_)) {
+            let state = app.clone();
+            let reloaded = tokio::task::spawn_blocking(move || state.state().reload()).await;
+            if !matches!(reloaded, Ok(Ok(()))) {
+                warn!(?reloaded, "cannot read the state again; not scheduling yet");
+                tokio::select! {
+                    _ = stop.changed() => {}
+                    _ = tokio::time::sleep(MAX_SLEEP) => {}
+                }
+                continue;
+            }
+        }
+        info!("rollout scheduler started");
+        app.metrics().set_leader(true);
+        lead(&app, &mut stop, &mut leadership, &term).await;
+        app.metrics().set_leader(false);
+        info!("rollout scheduler stopped");
+        if stop.has_changed().is_err() {
+            break;
+        }
+    }
+}
+
+/// Ticks under `term` while it is the term in force and `stop` is not set.
+async fn lead(
+    app: &Arc<App>,
+    stop: &mut watch::Receiver<bool>,
+    leadership: &mut Leadership,
+    term: &Term,
+) {
+    while !*stop.borrow() && leadership.current().as_ref() == Some(term) {
         let worker = app.clone();
-        let wait = match tokio::task::spawn_blocking(move || tick(&worker, Timestamp::now())).await
-        {
+        let fenced = term.clone();
+        let ticked = tokio::task::spawn_blocking(move || {
+            fenced.run(|| {
+                if matches!(fenced, Term::Fenced(_)) {
+                    worker.state().refresh_for_scheduler()?;
+                }
+                tick(&worker, Timestamp::now())
+            })
+        });
+        let wait = match ticked.await {
             Ok(Ok(wait)) => wait,
             Ok(Err(err)) => {
                 warn!(error = %err, "scheduler tick failed; retrying");
@@ -49,13 +101,14 @@ pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>) {
                 MAX_SLEEP
             }
         };
-        pause(&app, wait, &mut stop).await;
+        tokio::select! {
+            () = pause(app, wait, stop) => {}
+            () = leadership.changed() => {}
+        }
         if stop.has_changed().is_err() {
             break;
         }
     }
-    app.metrics().set_leader(false);
-    info!("rollout scheduler stopped");
 }
 
 /// Waits between two ticks: `wait`, or [`COALESCE`] after a wake-up (reports come in bursts),

@@ -20,9 +20,11 @@ use crate::accept;
 use crate::app::App;
 use crate::ca::{self, CaError, DataDir};
 use crate::config::ControllerConfig;
+use crate::leadership::Leadership;
 use crate::metrics::Refusal;
 use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
+use crate::state::etcd_engine::LEASE_TTL;
 use crate::state::{State, StoreError};
 use crate::webhook;
 
@@ -64,9 +66,20 @@ pub async fn run(
     let (chain, key) = ca::load_server_identity(&config.data_dir)?;
     let limits = config.limits.clone();
     let tls = tls::server_config(ca.cert_pem(), &chain, &key)?;
-    let engine = config.store.open(&dir.store()).map_err(StoreError::from)?;
-    info!(engine = engine.name(), name = %config.store.name, "store opened");
-    let state = State::on(engine)?;
+    let opened = config
+        .store
+        .open_engine(&dir.store())
+        .map_err(StoreError::from)?;
+    info!(engine = opened.engine.name(), name = %config.store.name, "store opened");
+    // Several controllers on etcd: the one holding the election runs the scheduler.
+    let campaign = opened
+        .etcd
+        .as_ref()
+        .map(|etcd| etcd.campaign(&config.store.name, LEASE_TTL));
+    let leadership = campaign
+        .as_ref()
+        .map_or(Leadership::Sole, |c| Leadership::Elected(c.leadership()));
+    let state = State::on(opened.engine)?;
     let app = App::open(state, ca, config.agent_cert_validity);
     app.door().configure(limits.door());
 
@@ -110,8 +123,12 @@ pub async fn run(
             let _ = stop.wait_for(|stop| *stop).await;
         }));
     }
-    let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone()));
-    let webhooks = tokio::spawn(webhook::sender::run(app.clone(), stop_rx.clone()));
+    let webhooks = tokio::spawn(webhook::sender::run(
+        app.clone(),
+        stop_rx.clone(),
+        leadership.clone(),
+    ));
+    let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone(), leadership));
     let observations = app.state().observations().writer();
     let writer = tokio::spawn(observations.run(stop_rx, None));
     let streams = app.clone();
@@ -187,6 +204,8 @@ pub async fn run(
     }
     // Reports are batched in memory: write the pending ones before the final flush.
     app.persist()?;
+    // Steps down and revokes the lease: another controller takes over at once.
+    drop(campaign);
     served?;
     info!("controller stopped");
     Ok(())

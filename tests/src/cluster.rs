@@ -195,6 +195,12 @@ impl Controller {
     /// an agent can fail over between. Copy while this one is stopped, when sled's files are
     /// consistent.
     pub fn start_copy(&self, base: &Path) -> Result<Self> {
+        self.start_copy_with_store(base, self.store.as_deref())
+    }
+
+    /// Like [`Controller::start_copy`], serving with its own `[store]` section (`None`:
+    /// sled) — another controller on the same etcd prefix under a name of its own.
+    pub fn start_copy_with_store(&self, base: &Path, store: Option<&str>) -> Result<Self> {
         std::fs::create_dir_all(base)?;
         let dir = base.join("controller");
         let out = run(Command::new("cp").arg("-a").arg(&self.dir).arg(&dir))?;
@@ -209,7 +215,7 @@ impl Controller {
             proc: None,
             restarts: 0,
             limits: self.limits.clone(),
-            store: self.store.clone(),
+            store: store.map(str::to_string),
             metrics: None,
         };
         copy.serve()?;

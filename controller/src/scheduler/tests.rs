@@ -407,7 +407,11 @@ async fn the_loop_ticks_when_woken_and_stops_with_the_server() {
     use std::time::{Duration, Instant};
     let fleet = Fleet::new(&[("web0", "acme")]);
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(super::run(fleet.app.clone(), stopped));
+    let task = tokio::spawn(super::run(
+        fleet.app.clone(),
+        stopped,
+        crate::leadership::Leadership::Sole,
+    ));
     let id = fleet
         .app
         .start_rollout("alice", spec("100%", 1, "0"), jiff::Timestamp::now())
@@ -428,7 +432,11 @@ async fn the_loop_ticks_when_woken_and_stops_with_the_server() {
 
     // Dropping the sender (the server ended on its own) stops it as well.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(super::run(fleet.app.clone(), stopped));
+    let task = tokio::spawn(super::run(
+        fleet.app.clone(),
+        stopped,
+        crate::leadership::Leadership::Sole,
+    ));
     drop(stop);
     tokio::time::timeout(Duration::from_secs(10), task)
         .await

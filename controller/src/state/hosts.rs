@@ -33,6 +33,17 @@ impl HostCache {
         })
     }
 
+    /// Reads every host record again (other controllers on the same store wrote some).
+    pub fn reload(&self) -> Result<usize, StoreError> {
+        let mut hosts = self.hosts.write().unwrap_or_else(|p| p.into_inner());
+        let mut fresh = BTreeMap::new();
+        self.tree.for_each(|id, record| {
+            fresh.insert(id, record);
+        })?;
+        *hosts = fresh;
+        Ok(hosts.len())
+    }
+
     pub fn get(&self, id: &str) -> Option<HostRecord> {
         self.read().get(id).cloned()
     }

@@ -226,6 +226,29 @@ impl JobCache {
         })
     }
 
+    /// Builds the index again from every stored job (other controllers on the same store
+    /// wrote some).
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let mut index = lock(&self.index);
+        let mut fresh = JobIndex::default();
+        self.jobs.load(|job| fresh.apply(&job))?;
+        *index = fresh;
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
+
+    /// Reads `hosts`' jobs from the store into the index (other controllers on the same
+    /// store wrote some). The store holds each job's newest version, so the index only moves on.
+    pub fn refresh<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
+        let mut index = lock(&self.index);
+        for host in hosts {
+            for job in self.jobs.of_host(host)? {
+                index.apply(&job);
+            }
+        }
+        Ok(())
+    }
+
     /// Changes whenever a job is written: wait on it, then read the jobs you follow again.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()

@@ -18,6 +18,7 @@ pub mod engine;
 pub mod etcd_engine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod etcd_member;
+pub mod fence;
 mod hosts;
 mod job_index;
 mod jobs;
@@ -96,6 +97,34 @@ impl State {
             observations,
             jobs,
         })
+    }
+
+    /// Reads again what is held in memory (hosts, observations not changed here, jobs'
+    /// index, active rollouts): on a store shared with other controllers, before this one
+    /// starts scheduling, as they wrote while it did not.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let hosts = self.hosts.reload()?;
+        self.observations.reload()?;
+        self.jobs.reload()?;
+        let rollouts = self.store.rollouts.reload()?;
+        info!(
+            hosts,
+            active_rollouts = rollouts,
+            "controller state read again"
+        );
+        Ok(())
+    }
+
+    /// Before a tick on a store shared with other controllers: the active rollouts (an
+    /// operator may have started one on another controller) and their hosts' jobs (agents
+    /// on other controllers report them) as stored.
+    pub fn refresh_for_scheduler(&self) -> Result<(), StoreError> {
+        self.store.rollouts.reload()?;
+        let active = self.active_rollouts();
+        let hosts = active
+            .iter()
+            .flat_map(|r| r.state.hosts.iter().map(|h| h.host_id.as_str()));
+        self.jobs.refresh(hosts)
     }
 
     /// The histogram of store write durations, for the metrics to register.

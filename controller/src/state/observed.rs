@@ -109,6 +109,29 @@ impl Observations {
         Ok(Self { shared })
     }
 
+    /// Reads the stored observations again, except those changed here and not yet written
+    /// (newer than the store's): other controllers on the same store wrote the rest.
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let mut stored = Vec::new();
+        self.shared
+            .tree
+            .for_each(|id, observed| stored.push((id, observed)))?;
+        let mut state = lock(&self.shared.state);
+        let State { hosts, dirty } = &mut *state;
+        for (id, observed) in stored {
+            if dirty.contains(&id) {
+                continue;
+            }
+            let entry = Entry {
+                seen: Seen::of(&observed),
+                marked_at: observed.last_seen,
+                observed: Arc::new(observed),
+            };
+            hosts.insert(id, entry);
+        }
+        Ok(())
+    }
+
     /// The writer of these observations' batches, to run as a task.
     pub fn writer(&self) -> BatchWriter {
         BatchWriter {

@@ -83,6 +83,12 @@ impl Default for StoreConfig {
     }
 }
 
+/// An opened engine and, when it is etcd, the etcd engine itself.
+pub struct Opened {
+    pub engine: Arc<dyn Engine>,
+    pub etcd: Option<EtcdEngine>,
+}
+
 impl StoreConfig {
     /// An etcd store at `endpoints` (the flags of `migrate-store`).
     pub fn etcd(endpoints: Vec<String>, prefix: String) -> Self {
@@ -164,13 +170,26 @@ impl StoreConfig {
 
     /// Opens the engine: sled in `sled_dir`, or the etcd cluster (connected and answering).
     pub fn open(&self, sled_dir: &Path) -> Result<Arc<dyn Engine>, EngineError> {
+        Ok(self.open_engine(sled_dir)?.engine)
+    }
+
+    /// Opens the configured engine, keeping the etcd engine's own handle when it is etcd
+    /// (for the scheduler's election).
+    pub fn open_engine(&self, sled_dir: &Path) -> Result<Opened, EngineError> {
         match self.engine {
-            EngineKind::Sled => Ok(Arc::new(SledEngine::open(sled_dir)?)),
+            EngineKind::Sled => Ok(Opened {
+                engine: Arc::new(SledEngine::open(sled_dir)?),
+                etcd: None,
+            }),
             EngineKind::Etcd => {
                 let options = self
                     .etcd_options()
                     .map_err(|err| EngineError::new("etcd", err))?;
-                Ok(Arc::new(EtcdEngine::open(&options)?))
+                let etcd = EtcdEngine::open(&options)?;
+                Ok(Opened {
+                    engine: Arc::new(etcd.clone()),
+                    etcd: Some(etcd),
+                })
             }
         }
     }

@@ -84,6 +84,22 @@ impl Rollouts {
         })
     }
 
+    /// Reads the active rollouts again (other controllers on the same store wrote some).
+    pub(super) fn reload(&self) -> Result<usize, StoreError> {
+        let mut active = self.lock();
+        let mut fresh = BTreeMap::new();
+        self.records.for_each(|id, record: RolloutRecord| {
+            if record.state.is_active() {
+                fresh.insert(id, record);
+            }
+        })?;
+        if *active != fresh {
+            *active = fresh;
+            self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        }
+        Ok(active.len())
+    }
+
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, RolloutRecord>> {
         self.active.lock().unwrap_or_else(|p| p.into_inner())
     }

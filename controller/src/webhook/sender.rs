@@ -20,6 +20,7 @@ use super::post::{post, Target};
 use super::sign;
 use crate::app::webhook_outbox::{Attempt, Due};
 use crate::app::App;
+use crate::leadership::Leadership;
 use crate::state::DeliveryKey;
 
 /// The longest the sender sleeps between passes.
@@ -49,18 +50,34 @@ impl Default for SenderConfig {
 }
 
 /// Runs [`run_with`] the default config.
-pub async fn run(app: Arc<App>, stop: watch::Receiver<bool>) {
-    run_with(app, stop, SenderConfig::default()).await
+pub async fn run(app: Arc<App>, stop: watch::Receiver<bool>, leadership: Leadership) {
+    run_with(app, stop, SenderConfig::default(), leadership).await
 }
 
 /// Sends due deliveries until `stop` turns true or its sender is dropped; then waits for the
 /// attempts in flight (each bounded by the timeout), so that their outcome is stored.
-pub async fn run_with(app: Arc<App>, mut stop: watch::Receiver<bool>, config: SenderConfig) {
+///
+/// With several controllers, only the one running the scheduler sends: the others wait for
+/// leadership (one sender over the shared outbox, so a receiver does not get each event once
+/// per controller).
+pub async fn run_with(
+    app: Arc<App>,
+    mut stop: watch::Receiver<bool>,
+    config: SenderConfig,
+    mut leadership: Leadership,
+) {
     info!("webhook sender started");
     let in_flight: Arc<Mutex<HashSet<DeliveryKey>>> = Arc::default();
     let mut attempts = JoinSet::new();
     let mut pruned_at: Option<Instant> = None;
     while !*stop.borrow() {
+        if leadership.current().is_none() {
+            tokio::select! {
+                _ = stop.changed() => {}
+                () = leadership.changed() => {}
+            }
+            continue;
+        }
         while attempts.try_join_next().is_some() {}
         let next = start_due(&app, &config, &in_flight, &mut attempts).await;
         if pruned_at.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
@@ -74,6 +91,7 @@ pub async fn run_with(app: Arc<App>, mut stop: watch::Receiver<bool>, config: Se
         tokio::select! {
             _ = stop.changed() => {}
             _ = app.webhooks_woken() => {}
+            () = leadership.changed() => {}
             Some(_) = attempts.join_next(), if !attempts.is_empty() => {}
             _ = tokio::time::sleep(wait) => {}
         }
@@ -239,7 +257,7 @@ mod tests {
         let (url, mut asked) = serve("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n").await;
         let hook = add(&app, &format!("{url}/hook"));
         let (stop_tx, stop) = watch::channel(false);
-        let sender = tokio::spawn(run(app.clone(), stop));
+        let sender = tokio::spawn(run(app.clone(), stop, Leadership::Sole));
         let event = app
             .test_webhook(&Caller::admin("alice"), &hook, Timestamp::now())
             .unwrap();
@@ -283,7 +301,7 @@ mod tests {
             timeout: Duration::from_secs(3),
             ..SenderConfig::default()
         };
-        let sender = tokio::spawn(run_with(app.clone(), stop, config));
+        let sender = tokio::spawn(run_with(app.clone(), stop, config, Leadership::Sole));
         asked.recv().await.unwrap();
         eventually("the quick hook's delivery", || {
             state_of(&app, &quick, &quick_event).0 == DeliveryState::Delivered

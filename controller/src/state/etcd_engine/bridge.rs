@@ -67,6 +67,12 @@ impl Bridge {
         })
     }
 
+    /// Runs `task` on the engine's runtime, in the background, until it ends or the bridge
+    /// is dropped.
+    pub(super) fn spawn(&self, task: impl Future<Output = ()> + Send + 'static) {
+        self.handle.spawn(task);
+    }
+
     /// Runs `work` on the engine's runtime and waits for its result, at most `deadline`.
     pub(super) fn call<T, F>(&self, deadline: Duration, work: F) -> Result<T, CallError>
     where

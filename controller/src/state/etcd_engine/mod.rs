@@ -23,16 +23,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, TxnOp,
-    TxnOpResponse,
+    Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, LeaseClient,
+    TxnOp, TxnOpResponse,
 };
 
 mod bridge;
+mod election;
+pub use election::{Campaign, LEASE_TTL};
 mod scan;
 
 use self::bridge::{describe, retried, Bridge, CallError};
 use self::scan::range_of;
 use super::engine::{Batch, BatchLimit, Engine, EngineError, Scan, Tree};
+use super::fence::{self, Fence};
 
 const ENGINE: &str = "etcd";
 
@@ -88,6 +91,7 @@ impl std::fmt::Debug for EtcdTls {
 struct Inner {
     bridge: Bridge,
     kv: KvClient,
+    lease: LeaseClient,
     prefix: Vec<u8>,
     /// The endpoints, for errors.
     at: String,
@@ -176,6 +180,7 @@ impl EtcdEngine {
             inner: Arc::new(Inner {
                 bridge,
                 kv,
+                lease: client.lease_client(),
                 prefix: prefix.as_bytes().to_vec(),
                 at,
                 timeout: options.timeout,
@@ -314,6 +319,28 @@ struct EtcdTree {
 }
 
 impl EtcdTree {
+    /// Applies `ops` in one transaction that first checks `fence` (the leader key still has
+    /// the revision this controller created it at); refused, nothing written, when it does not.
+    fn fenced(&self, op: &str, fence: Fence, ops: Vec<TxnOp>) -> Result<(), EngineError> {
+        let compare = fence_compare(&fence);
+        let held = self.inner.call(self.what(op), move |mut kv| {
+            let txn = etcd_client::Txn::new()
+                .when([compare.clone()])
+                .and_then(ops.clone());
+            async move { Ok(kv.txn(txn).await?.succeeded()) }
+        })?;
+        if !held {
+            let why = "refused: this controller no longer leads the scheduler (its lease ended)";
+            return Err(self.inner.error(self.what(op), why));
+        }
+        Ok(())
+    }
+
+    fn get_full(&self, key: Vec<u8>) -> Result<Option<Vec<u8>>, EngineError> {
+        self.inner
+            .call(self.what("get"), move |kv| get(kv, key.clone()))
+    }
+
     fn full(&self, key: &[u8]) -> Vec<u8> {
         let mut full = self.keys.clone();
         full.extend_from_slice(key);
@@ -338,6 +365,9 @@ impl Tree for EtcdTree {
 
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), EngineError> {
         let (key, value) = (self.full(key), value.to_vec());
+        if let Some(fence) = fence::current() {
+            return self.fenced("put", fence, vec![TxnOp::put(key, value, None)]);
+        }
         self.inner.call(self.what("put"), move |mut kv| {
             let (key, value) = (key.clone(), value.clone());
             async move { kv.put(key, value, None).await.map(drop) }
@@ -346,6 +376,11 @@ impl Tree for EtcdTree {
 
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let key = self.full(key);
+        if let Some(fence) = fence::current() {
+            let old = self.get_full(key.clone())?;
+            self.fenced("delete", fence, vec![TxnOp::delete(key, None)])?;
+            return Ok(old);
+        }
         self.inner.call(self.what("delete"), move |mut kv| {
             let key = key.clone();
             async move {
@@ -381,6 +416,9 @@ impl Tree for EtcdTree {
                 None => TxnOp::delete(self.full(&key), None),
             })
             .collect();
+        if let Some(fence) = fence::current() {
+            return self.fenced("apply", fence, ops);
+        }
         self.inner.call(self.what("apply"), move |mut kv| {
             let txn = etcd_client::Txn::new().and_then(ops.clone());
             async move { kv.txn(txn).await.map(drop) }
@@ -406,18 +444,31 @@ impl Tree for EtcdTree {
             Some(new) => TxnOp::put(key, new, None),
             None => TxnOp::delete(key, None),
         };
-        self.inner
+        let fence = fence::current();
+        let compares: Vec<Compare> = fence.iter().map(fence_compare).chain([when]).collect();
+        let swapped = self
+            .inner
             .call(self.what("compare and swap"), move |mut kv| {
                 let txn = etcd_client::Txn::new()
-                    .when([when.clone()])
+                    .when(compares.clone())
                     .and_then([then.clone()]);
                 async move { Ok(kv.txn(txn).await?.succeeded()) }
-            })
+            })?;
+        // Not swapped: because the value differs, or because the fence no longer holds.
+        if let (false, Some(fence)) = (swapped, fence) {
+            self.fenced("compare and swap", fence, vec![])?;
+        }
+        Ok(swapped)
     }
 
     fn flush(&self) -> Result<(), EngineError> {
         Ok(())
     }
+}
+
+/// The transaction's check of `fence`: the leader key still has its creation revision.
+fn fence_compare(fence: &Fence) -> Compare {
+    Compare::create_revision(fence.key.clone(), CompareOp::Equal, fence.revision)
 }
 
 /// The value of `key`, if it has one.
@@ -426,5 +477,7 @@ async fn get(mut kv: KvClient, key: Vec<u8>) -> Result<Option<Vec<u8>>, etcd_cli
     Ok(got.take_kvs().pop().map(|kv| kv.into_key_value().1))
 }
 
+#[cfg(test)]
+mod election_tests;
 #[cfg(test)]
 pub(crate) mod tests;
