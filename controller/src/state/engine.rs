@@ -22,12 +22,23 @@
 //!   current value is the expected one (`None`: absent);
 //! - `flush`: what was written before is durable when it returns.
 //!
-//! There is no `watch`: sled's subscriptions do not survive what etcd's watches do, and nothing
-//! here waits on a change yet. The engine that has it can add it beside this trait.
+//! There is no `watch` in the trait: sled's subscriptions do not survive what etcd's watches
+//! do, and one controller alone on sled writes everything it holds itself. The etcd engine
+//! has it beside the trait ([`super::etcd_engine::feed`]): it delivers what other controllers
+//! wrote as [`Change`]s, which [`super::State::apply_change`] folds into the caches.
 //!
 //! Every engine runs the suite in [`super::suite`].
 
 use std::sync::Arc;
+
+/// One key's new value (`None`: deleted), as another writer left it: `tree` is the tree's
+/// name (or the engine's own key space, starting with `_`), `key` the key inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub tree: String,
+    pub key: Vec<u8>,
+    pub value: Option<Vec<u8>>,
+}
 
 /// The engine could not read or write. Its text is the engine's own message.
 #[derive(Debug, thiserror::Error)]

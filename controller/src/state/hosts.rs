@@ -48,6 +48,15 @@ impl HostCache {
         self.read().get(id).cloned()
     }
 
+    /// Sets the host's record as another controller stored it (`None`: removed).
+    pub fn set_stored(&self, id: &str, stored: Option<HostRecord>) {
+        let mut hosts = self.hosts.write().unwrap_or_else(|p| p.into_inner());
+        match stored {
+            Some(record) => hosts.insert(id.to_string(), record),
+            None => hosts.remove(id),
+        };
+    }
+
     pub fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, HostRecord>> {
         self.hosts.read().unwrap_or_else(|p| p.into_inner())
     }

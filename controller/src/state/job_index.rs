@@ -237,16 +237,10 @@ impl JobCache {
         Ok(())
     }
 
-    /// Reads `hosts`' jobs from the store into the index (other controllers on the same
-    /// store wrote some). The store holds each job's newest version, so the index only moves on.
-    pub fn refresh<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) -> Result<(), StoreError> {
-        let mut index = lock(&self.index);
-        for host in hosts {
-            for job in self.jobs.of_host(host)? {
-                index.apply(&job);
-            }
-        }
-        Ok(())
+    /// Indexes `job` as another controller stored it.
+    pub fn set_stored(&self, job: &JobRecord) {
+        lock(&self.index).apply(job);
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Changes whenever a job is written: wait on it, then read the jobs you follow again.

@@ -6,6 +6,9 @@
 //! (store first, under the lock that guards the memory copy), agents' observations in a batch
 //! every [`WRITE_EVERY`]. Nothing outside this module sees a tree.
 //!
+//! On a store shared with other controllers (etcd), what they write reaches these copies
+//! through the engine's feed ([`State::apply_change`], `changes`).
+//!
 //! Below [`State`]: the typed trees ([`store`]), over the engine seam ([`engine`]) with sled as
 //! its embedded engine ([`sled_engine`]), and the suite every engine must pass (`suite`, tests).
 //!
@@ -14,6 +17,7 @@
 //! sled store into etcd; `etcd_member` starts real etcd members for tests (`testkit` feature).
 
 mod audit;
+mod changes;
 pub mod engine;
 pub mod etcd_engine;
 #[cfg(any(test, feature = "testkit"))]
@@ -45,6 +49,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use tracing::info;
 
 pub use boltfleet_common::proto::JobRecord;
+pub use changes::Applied;
 pub use hosts::HostWriter;
 pub use job_index::{
     ActiveJob, ConfigJump, JobCache, JobIndex, JobWriter, RolloutJob, RolloutJobs,
@@ -113,18 +118,6 @@ impl State {
             "controller state read again"
         );
         Ok(())
-    }
-
-    /// Before a tick on a store shared with other controllers: the active rollouts (an
-    /// operator may have started one on another controller) and their hosts' jobs (agents
-    /// on other controllers report them) as stored.
-    pub fn refresh_for_scheduler(&self) -> Result<(), StoreError> {
-        self.store.rollouts.reload()?;
-        let active = self.active_rollouts();
-        let hosts = active
-            .iter()
-            .flat_map(|r| r.state.hosts.iter().map(|h| h.host_id.as_str()));
-        self.jobs.refresh(hosts)
     }
 
     /// The histogram of store write durations, for the metrics to register.

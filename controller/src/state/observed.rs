@@ -186,6 +186,28 @@ impl Observations {
         changed
     }
 
+    /// Sets `host`'s observation as another controller stored it (`None`: removed), unless
+    /// it changed here since it was last written (then this one's is newer). Returns whether
+    /// what rollouts look at (the version and health) changed.
+    pub fn set_stored(&self, host: &str, stored: Option<Observed>) -> bool {
+        let mut state = lock(&self.shared.state);
+        let State { hosts, dirty } = &mut *state;
+        if dirty.contains(host) {
+            return false;
+        }
+        let Some(observed) = stored else {
+            return hosts.remove(host).is_some();
+        };
+        let seen = Seen::of(&observed);
+        let entry = Entry {
+            marked_at: observed.last_seen,
+            observed: Arc::new(observed),
+            seen: seen.clone(),
+        };
+        let before = hosts.insert(host.to_string(), entry).map(|e| e.seen);
+        before.is_none_or(|b| b.version != seen.version || b.healthy != seen.healthy)
+    }
+
     /// Forgets `host` (removed from the fleet): from memory and from the store.
     pub fn remove(&self, host: &str) -> Result<(), StoreError> {
         let _writing = lock(&self.shared.writing);

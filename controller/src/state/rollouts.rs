@@ -123,6 +123,20 @@ impl Rollouts {
         Ok(())
     }
 
+    /// Sets rollout `id` as another controller stored it (`None`: removed).
+    pub(super) fn set_stored(&self, id: &str, stored: Option<RolloutRecord>) {
+        let mut active = self.lock();
+        match stored {
+            Some(record) if record.state.is_active() => {
+                active.insert(id.to_string(), record);
+            }
+            _ => {
+                active.remove(id);
+            }
+        }
+        self.changes.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
     /// Changes whenever a rollout is written.
     pub fn subscribe(&self) -> watch::Receiver<u64> {
         self.changes.subscribe()

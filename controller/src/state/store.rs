@@ -9,13 +9,13 @@ use super::rollouts::{FreezeRecord, Rollouts};
 use super::typed::{StoreError, Typed};
 use super::{HostRecord, LatestRecord, Observed, OperatorRecord, TenantPolicy, TokenRecord};
 
-const HOSTS: &str = "hosts";
-const OBSERVED: &str = "observed";
+pub(super) const HOSTS: &str = "hosts";
+pub(super) const OBSERVED: &str = "observed";
 const TOKENS: &str = "tokens";
 const AUDIT: &str = "audit";
-const JOBS: &str = "jobs";
+pub(super) const JOBS: &str = "jobs";
 const JOBS_BY_HOST: &str = "jobs_by_host";
-const ROLLOUTS: &str = "rollouts";
+pub(super) const ROLLOUTS: &str = "rollouts";
 const WINDOWS: &str = "windows";
 const FREEZE: &str = "freeze";
 const OPERATORS: &str = "operators";

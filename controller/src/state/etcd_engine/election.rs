@@ -33,6 +33,7 @@ const EVERY: Duration = Duration::from_secs(1);
 /// revokes the lease (so that another takes over at once, not after the TTL).
 pub struct Campaign {
     leader: watch::Receiver<Option<Fence>>,
+    lease: watch::Receiver<Option<i64>>,
     _stop: oneshot::Sender<()>,
 }
 
@@ -41,12 +42,19 @@ impl Campaign {
     pub fn leadership(&self) -> watch::Receiver<Option<Fence>> {
         self.leader.clone()
     }
+
+    /// The controller's lease while it holds one (kept alive by the campaign): what the
+    /// controller's presence keys are put under, so that they go when it does.
+    pub fn lease(&self) -> watch::Receiver<Option<i64>> {
+        self.lease.clone()
+    }
 }
 
 impl EtcdEngine {
     /// Starts campaigning as `name` with a lease of `ttl` (whole seconds, at least 2).
     pub fn campaign(&self, name: &str, ttl: Duration) -> Campaign {
         let (tx, leader) = watch::channel(None);
+        let (lease_tx, lease) = watch::channel(None);
         let (stop, stopped) = oneshot::channel();
         let candidate = Candidate {
             kv: self.inner.kv.clone(),
@@ -55,11 +63,13 @@ impl EtcdEngine {
             name: name.to_string(),
             ttl: ttl.max(Duration::from_secs(2)),
             tx,
+            lease_tx,
             lease_id: None,
         };
         self.inner.bridge.spawn(candidate.run(stopped));
         Campaign {
             leader,
+            lease,
             _stop: stop,
         }
     }
@@ -72,6 +82,8 @@ struct Candidate {
     name: String,
     ttl: Duration,
     tx: watch::Sender<Option<Fence>>,
+    /// The lease held now, for presence.
+    lease_tx: watch::Sender<Option<i64>>,
     lease_id: Option<i64>,
 }
 
@@ -95,6 +107,7 @@ impl Candidate {
             () = self.serve() => {}
         }
         self.step_down("stopping");
+        self.lease_tx.send_replace(None);
         if let Some(id) = self.lease_id.take() {
             let _ = tokio::time::timeout(Duration::from_secs(2), self.lease.revoke(id)).await;
         }
@@ -108,6 +121,7 @@ impl Candidate {
                 Ended::Etcd(err) => format!("etcd: {err}"),
             };
             self.step_down(&why);
+            self.lease_tx.send_replace(None);
             self.lease_id = None;
             tokio::time::sleep(EVERY).await;
         }
@@ -128,6 +142,7 @@ impl Candidate {
             Err(err) => return err.into(),
         };
         self.lease_id = Some(id);
+        self.lease_tx.send_replace(Some(id));
         let mut acked = asked;
         loop {
             match self.lease.keep_alive(id).await {

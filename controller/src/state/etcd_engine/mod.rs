@@ -2,7 +2,7 @@
 //!
 //! A tree's key `k` is stored as `<prefix><tree>/<k>` (the prefix `/boltfleet/` by default);
 //! tree names are fixed strings of the store, and names starting with `_` are kept for the
-//! engine's own keys (`<prefix>_ids/`, and later the controllers' election and presence). Each
+//! engine's own keys (`<prefix>_ids/`, `<prefix>_leader`, `<prefix>_presence/`). Each
 //! call is one etcd request with a deadline, made on the engine's own thread
 //! ([`bridge`]): callers are on blocking threads, as for sled.
 //!
@@ -24,12 +24,16 @@ use std::time::Duration;
 
 use etcd_client::{
     Client, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, LeaseClient,
-    TxnOp, TxnOpResponse,
+    TxnOp, TxnOpResponse, WatchClient,
 };
 
 mod bridge;
 mod election;
 pub use election::{Campaign, LEASE_TTL};
+pub mod feed;
+mod members;
+pub mod presence;
+pub use members::MemberStatus;
 mod scan;
 
 use self::bridge::{describe, retried, Bridge, CallError};
@@ -92,6 +96,10 @@ struct Inner {
     bridge: Bridge,
     kv: KvClient,
     lease: LeaseClient,
+    watch: WatchClient,
+    /// For `cluster status`: each endpoint is asked on its own.
+    endpoints: Vec<String>,
+    connect: ConnectOptions,
     prefix: Vec<u8>,
     /// The endpoints, for errors.
     at: String,
@@ -173,7 +181,10 @@ impl EtcdEngine {
         }
         let endpoints = options.endpoints.clone();
         let client = bridge
-            .call(options.timeout, Client::connect(endpoints, Some(connect)))
+            .call(
+                options.timeout,
+                Client::connect(endpoints, Some(connect.clone())),
+            )
             .map_err(|err| call_failed("connect", err))?;
         let kv = client.kv_client().max_decoding_message_size(max_response);
         let engine = Self {
@@ -181,6 +192,9 @@ impl EtcdEngine {
                 bridge,
                 kv,
                 lease: client.lease_client(),
+                watch: client.watch_client(),
+                endpoints: options.endpoints.clone(),
+                connect: connect.clone(),
                 prefix: prefix.as_bytes().to_vec(),
                 at,
                 timeout: options.timeout,

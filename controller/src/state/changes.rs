@@ -1,0 +1,162 @@
+//! What other controllers on the same store wrote, folded into this one's memory: each
+//! [`Change`] of the etcd feed ([`super::etcd_engine::feed`]) sets the cached copy it touches.
+//!
+//! Only the trees held in memory have anything to set (hosts, observations, the jobs' index,
+//! the active rollouts); the others are read from the store each time. A record that does not
+//! decode is logged and skipped, as when the state is loaded.
+
+use tracing::warn;
+
+use super::engine::Change;
+use super::store::{HOSTS, JOBS, OBSERVED, ROLLOUTS};
+use super::{JobRecord, State};
+
+/// The key space of the presence keys ([`super::etcd_engine::presence`]).
+const PRESENCE: &str = "_presence";
+
+/// What a change touched, for the controller to act on.
+#[derive(Debug, PartialEq)]
+pub enum Applied {
+    /// Nothing held in memory.
+    Nothing,
+    /// A host record.
+    Host,
+    /// A host's observation; `moved`: its version or health changed.
+    Observation { moved: bool },
+    /// A job, as stored now.
+    Job(Box<JobRecord>),
+    /// A rollout.
+    Rollout,
+    /// Which controller holds `host`'s stream (`None`: none does).
+    Presence {
+        host: String,
+        holder: Option<String>,
+    },
+}
+
+impl State {
+    /// Sets what `change` touched. `held_here`: whether this controller holds a host's stream,
+    /// whose observation it knows better than the store.
+    pub fn apply_change(&self, change: &Change, held_here: impl Fn(&str) -> bool) -> Applied {
+        let Ok(key) = std::str::from_utf8(&change.key) else {
+            return Applied::Nothing;
+        };
+        let value = change.value.as_deref();
+        match change.tree.as_str() {
+            HOSTS => {
+                let Some(record) = decoded(HOSTS, key, value) else {
+                    return Applied::Nothing;
+                };
+                self.hosts.set_stored(key, record);
+                Applied::Host
+            }
+            OBSERVED if held_here(key) => Applied::Nothing,
+            OBSERVED => {
+                let Some(observed) = decoded(OBSERVED, key, value) else {
+                    return Applied::Nothing;
+                };
+                let moved = self.observations.set_stored(key, observed);
+                Applied::Observation { moved }
+            }
+            JOBS => match decoded::<JobRecord>(JOBS, key, value) {
+                Some(Some(job)) => {
+                    self.jobs.set_stored(&job);
+                    Applied::Job(Box::new(job))
+                }
+                _ => Applied::Nothing,
+            },
+            ROLLOUTS => {
+                let Some(record) = decoded(ROLLOUTS, key, value) else {
+                    return Applied::Nothing;
+                };
+                self.store.rollouts.set_stored(key, record);
+                Applied::Rollout
+            }
+            PRESENCE => match key.strip_prefix("hosts/") {
+                Some(host) => Applied::Presence {
+                    host: host.to_string(),
+                    holder: value.map(|v| String::from_utf8_lossy(v).into_owned()),
+                },
+                None => Applied::Nothing,
+            },
+            _ => Applied::Nothing,
+        }
+    }
+}
+
+/// The record `value` holds (`Some(None)`: deleted); `None` when it does not decode.
+fn decoded<T: serde::de::DeserializeOwned>(
+    tree: &str,
+    key: &str,
+    value: Option<&[u8]>,
+) -> Option<Option<T>> {
+    let Some(value) = value else {
+        return Some(None);
+    };
+    match serde_json::from_slice(value) {
+        Ok(record) => Some(Some(record)),
+        Err(err) => {
+            warn!(tree, key, error = %err, "a record another controller wrote does not decode; skipped");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::{HostRecord, Observed};
+
+    fn change(tree: &str, key: &str, value: Option<Vec<u8>>) -> Change {
+        Change {
+            tree: tree.into(),
+            key: key.as_bytes().to_vec(),
+            value,
+        }
+    }
+
+    #[test]
+    fn changes_set_the_cached_copies_and_held_hosts_keep_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = State::open(dir.path()).unwrap();
+        let host = HostRecord {
+            tenant: "acme".into(),
+            ..HostRecord::default()
+        };
+        let put = change(HOSTS, "web1", Some(serde_json::to_vec(&host).unwrap()));
+        assert_eq!(state.apply_change(&put, |_| false), Applied::Host);
+        assert_eq!(state.host("web1").unwrap().tenant, "acme");
+
+        let observed = Observed {
+            agent_version: "0.9.0".into(),
+            last_seen: 7,
+            ..Observed::default()
+        };
+        let seen = change(
+            OBSERVED,
+            "web1",
+            Some(serde_json::to_vec(&observed).unwrap()),
+        );
+        assert_eq!(state.apply_change(&seen, |_| true), Applied::Nothing);
+        assert!(state.observations().get("web1").is_none());
+        state.apply_change(&seen, |_| false);
+        assert_eq!(state.observations().get("web1").unwrap().last_seen, 7);
+
+        let bad = change(HOSTS, "web2", Some(b"not json".to_vec()));
+        assert_eq!(state.apply_change(&bad, |_| false), Applied::Nothing);
+        assert!(state.host("web2").is_none());
+
+        let gone = change(HOSTS, "web1", None);
+        state.apply_change(&gone, |_| false);
+        assert!(state.host("web1").is_none());
+
+        let present = change(PRESENCE, "hosts/web1", Some(b"c1".to_vec()));
+        assert_eq!(
+            state.apply_change(&present, |_| false),
+            Applied::Presence {
+                host: "web1".into(),
+                holder: Some("c1".into())
+            }
+        );
+    }
+}
