@@ -1,13 +1,20 @@
 //! Live agent streams: who is online now, and the handle to talk to or cut off each one.
+//!
+//! With several controllers on etcd, a host is online when any of them holds its stream: this
+//! controller's own streams are here, and the others' come from the presence keys
+//! ([`crate::state::etcd_engine::presence`]) through [`Registry::set_elsewhere`]; each stream
+//! this one starts or ends holding is told to its presence ([`Registry::attach_presence`]).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock, RwLock};
 
 use boltfleet_common::identity::HostId;
 use boltfleet_common::proto::ControllerMessage;
 use tokio::sync::{mpsc, oneshot};
 use tonic::Status;
+
+use crate::state::etcd_engine::presence::Presence;
 
 /// Messages to one agent's stream; an `Err` ends the stream with that status.
 pub type Outbound = mpsc::Sender<Result<ControllerMessage, Status>>;
@@ -26,6 +33,10 @@ pub struct Registry {
     next: AtomicU64,
     /// Set when the controller stops: streams that register later end at once.
     closed: std::sync::atomic::AtomicBool,
+    /// Hosts whose streams other controllers hold, with the controller's name.
+    elsewhere: RwLock<HashMap<String, String>>,
+    /// This controller's name and presence, on a store shared with others.
+    presence: OnceLock<(String, Presence)>,
 }
 
 /// What a stream gets when it registers.
@@ -55,6 +66,9 @@ impl Registry {
         }
         let old = conns.insert(host.to_string(), conn);
         drop(conns);
+        if let Some((_, presence)) = self.presence.get() {
+            presence.add(host.as_str());
+        }
         let replaced = old.is_some();
         if let Some(mut old) = old {
             if let Some(stop) = old.stop.take() {
@@ -78,6 +92,10 @@ impl Registry {
             .is_some_and(|c| c.generation == generation)
         {
             conns.remove(host.as_str());
+            drop(conns);
+            if let Some((_, presence)) = self.presence.get() {
+                presence.remove(host.as_str());
+            }
             true
         } else {
             false
@@ -86,7 +104,11 @@ impl Registry {
 
     /// Ends the host's stream with `status` (revocation).
     pub fn kick(&self, host: &HostId, status: Status) {
-        if let Some(mut conn) = self.lock().remove(host.as_str()) {
+        let removed = self.lock().remove(host.as_str());
+        if let (Some(_), Some((_, presence))) = (&removed, self.presence.get()) {
+            presence.remove(host.as_str());
+        }
+        if let Some(mut conn) = removed {
             if let Some(stop) = conn.stop.take() {
                 let _ = stop.send(status);
             }
@@ -105,14 +127,62 @@ impl Registry {
         }
     }
 
+    /// Whether the host's stream is open here or on another controller.
     pub fn is_online(&self, host: &str) -> bool {
+        self.is_here(host) || self.is_elsewhere(host)
+    }
+
+    /// Whether this controller holds the host's stream.
+    pub fn is_here(&self, host: &str) -> bool {
         self.lock().contains_key(host)
     }
 
-    /// Whether each of `hosts` is online, in their order (one lock for all).
+    fn is_elsewhere(&self, host: &str) -> bool {
+        let me = self.presence.get().map(|(name, _)| name.as_str());
+        self.read_elsewhere()
+            .get(host)
+            .is_some_and(|c| Some(c.as_str()) != me)
+    }
+
+    /// Whether each of `hosts` is online (here or elsewhere), in their order (one lock for all).
     pub fn online_all<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) -> Vec<bool> {
         let conns = self.lock();
-        hosts.into_iter().map(|h| conns.contains_key(h)).collect()
+        let elsewhere = self.read_elsewhere();
+        let me = self.presence.get().map(|(name, _)| name.as_str());
+        hosts
+            .into_iter()
+            .map(|h| {
+                conns.contains_key(h) || elsewhere.get(h).is_some_and(|c| Some(c.as_str()) != me)
+            })
+            .collect()
+    }
+
+    /// Tells `presence`, under this controller's `name`, of every stream from now on (and of
+    /// those open already). Once; later calls are ignored.
+    pub fn attach_presence(&self, name: &str, presence: Presence) {
+        let conns = self.lock();
+        for host in conns.keys() {
+            presence.add(host);
+        }
+        let _ = self.presence.set((name.to_string(), presence));
+    }
+
+    /// Every host another controller holds the stream of (the presence keys as read).
+    pub fn set_elsewhere_all(&self, hosts: Vec<(String, String)>) {
+        *self.elsewhere.write().unwrap_or_else(|p| p.into_inner()) = hosts.into_iter().collect();
+    }
+
+    /// Controller `holder` holds `host`'s stream (`None`: nobody does any more).
+    pub fn set_elsewhere(&self, host: &str, holder: Option<String>) {
+        let mut elsewhere = self.elsewhere.write().unwrap_or_else(|p| p.into_inner());
+        match holder {
+            Some(name) => elsewhere.insert(host.to_string(), name),
+            None => elsewhere.remove(host),
+        };
+    }
+
+    fn read_elsewhere(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, String>> {
+        self.elsewhere.read().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The sender of the host's current stream, if it is online.

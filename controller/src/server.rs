@@ -24,6 +24,7 @@ use crate::leadership::Leadership;
 use crate::metrics::Refusal;
 use crate::scheduler;
 use crate::services::{admin::Admin, agent::Agent, enroll::Enroll};
+use crate::state::etcd_engine::presence::ControllerInfo;
 use crate::state::etcd_engine::LEASE_TTL;
 use crate::state::{State, StoreError};
 use crate::webhook;
@@ -79,6 +80,12 @@ pub async fn run(
     let leadership = campaign
         .as_ref()
         .map_or(Leadership::Sole, |c| Leadership::Elected(c.leadership()));
+    // What other controllers write from now on reaches this one's memory: the feed starts
+    // before the state is loaded, so that nothing written in between is missed.
+    let feed = match &opened.etcd {
+        Some(etcd) => Some(etcd.feed().map_err(StoreError::from)?),
+        None => None,
+    };
     let state = State::on(opened.engine)?;
     let app = App::open(state, ca, config.agent_cert_validity);
     app.door().configure(limits.door());
@@ -109,6 +116,19 @@ pub async fn run(
         );
     }
     info!(%addr, data_dir = %config.data_dir.display(), max_open_files, "controller listening");
+    app.attach_peers(crate::app::peers::Peers {
+        name: config.store.name.clone(),
+        address: addr.to_string(),
+        started: jiff::Timestamp::now().as_second(),
+        etcd: opened.etcd.clone(),
+    });
+    // On etcd, the hosts whose streams this controller holds are keys under its lease.
+    if let (Some(etcd), Some(campaign)) = (&opened.etcd, &campaign) {
+        let name = config.store.name.clone();
+        let info = controller_info(Arc::downgrade(&app), name.clone(), addr);
+        let presence = etcd.presence(&name, campaign.lease(), info);
+        app.registry().attach_presence(&name, presence);
+    }
 
     // The scheduler stops with the server: when `shutdown` fires, or when the server ends
     // for any other reason (the sender is dropped with the shutdown future).
@@ -129,6 +149,13 @@ pub async fn run(
         leadership.clone(),
     ));
     let scheduler = tokio::spawn(scheduler::run(app.clone(), stop_rx.clone(), leadership));
+    if let Some(feed) = feed {
+        tokio::spawn(crate::app::peers::follow(
+            app.clone(),
+            feed,
+            stop_rx.clone(),
+        ));
+    }
     let observations = app.state().observations().writer();
     let writer = tokio::spawn(observations.run(stop_rx, None));
     let streams = app.clone();
@@ -209,4 +236,23 @@ pub async fn run(
     served?;
     info!("controller stopped");
     Ok(())
+}
+
+/// What this controller says of itself in its presence key, each time it is written.
+fn controller_info(
+    app: std::sync::Weak<App>,
+    name: String,
+    addr: SocketAddr,
+) -> impl Fn() -> ControllerInfo + Send + 'static {
+    let started = jiff::Timestamp::now().as_second();
+    move || ControllerInfo {
+        name: name.clone(),
+        address: addr.to_string(),
+        agents: app
+            .upgrade()
+            .map_or(0, |app| app.registry().online_count() as u64),
+        started,
+        seen: jiff::Timestamp::now().as_second(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
 }

@@ -173,6 +173,17 @@ impl App {
     /// it has already received, so re-sending after a reconnect is safe). Reads only the
     /// host's active jobs.
     pub fn dispatch(&self, host: &HostId) -> Result<(), Error> {
+        self.send_queued(host, false)
+    }
+
+    /// Sends the host's queued jobs that no controller has sent yet, if its stream is here:
+    /// another controller wrote them (the scheduler's leader, an operator's call there).
+    pub fn dispatch_new(&self, host: &HostId) -> Result<(), Error> {
+        self.send_queued(host, true)
+    }
+
+    /// Sends the host's queued jobs (`only_new`: those not marked sent) to its stream here.
+    fn send_queued(&self, host: &HostId, only_new: bool) -> Result<(), Error> {
         let Some(tx) = self.registry.sender(host) else {
             return Ok(());
         };
@@ -191,7 +202,7 @@ impl App {
                 let Some(mut job) = jobs.get(&id)? else {
                     continue;
                 };
-                if job.state() != JobState::Queued {
+                if job.state() != JobState::Queued || (only_new && job.dispatched) {
                     continue;
                 }
                 if !job.dispatched {

@@ -20,6 +20,7 @@ mod fleet;
 mod history;
 pub mod jobs;
 mod operators;
+pub mod peers;
 mod reports;
 mod rollouts;
 mod scope;
@@ -91,6 +92,8 @@ pub struct App {
     metrics: Metrics,
     /// The webhook sender's wake-up and the per-host pace of host events.
     webhooks: webhook_events::Signals,
+    /// This controller among the others on its store (`cluster status`), once serving.
+    peers: std::sync::OnceLock<peers::Peers>,
 }
 
 impl App {
@@ -111,6 +114,7 @@ impl App {
             rollout_lock: Mutex::new(()),
             door: Door::default(),
             webhooks: webhook_events::Signals::default(),
+            peers: std::sync::OnceLock::new(),
         })
     }
 

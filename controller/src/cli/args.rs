@@ -101,6 +101,9 @@ pub enum Command {
     /// Webhooks: signed POSTs of rollout, job and host events to a URL (admins)
     #[command(subcommand)]
     Webhook(WebhookCommand),
+    /// The controllers sharing the store, the scheduler's leader and the store's health
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
     /// The web dashboard on this machine: `boltfleet ui [--listen 127.0.0.1:8080] [--open]`
     Ui(super::ui::UiArgs),
     /// Print a shell completion script: `boltfleet completions bash > /etc/bash_completion.d/boltfleet`
@@ -108,6 +111,17 @@ pub enum Command {
         /// Shell to complete in
         #[arg(value_enum)]
         shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCommand {
+    /// Each controller (name, address, agents connected, leader or not, last seen) and etcd's
+    /// members' health
+    Status {
+        /// Output format
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
 }
 

@@ -7,6 +7,7 @@
 
 pub mod args;
 mod client;
+mod cluster;
 pub mod config;
 pub mod error;
 mod fleet;
@@ -59,6 +60,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Policy(command) => operator::policy(&conn, command).await,
         Command::Whoami => operator::whoami(&conn).await,
         Command::Webhook(command) => webhook::run(&conn, command).await,
+        Command::Cluster(command) => cluster::run(&conn, command).await,
         Command::Ui(args) => ui::run(&conn, args).await,
         Command::Completions { .. } => unreachable!("answered before connecting"),
     }

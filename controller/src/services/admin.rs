@@ -21,12 +21,14 @@ use boltfleet_common::proto::{
     WebhookDeliveriesRequest, WebhookDeliveriesResponse,
 };
 use boltfleet_common::proto::{
+    ClusterStatusRequest, ClusterStatusResponse, ListJobsRequest, ListJobsResponse,
+};
+use boltfleet_common::proto::{
     ForgetHostRequest, ForgetHostResponse, GetHostRequest, HostRow, IssueOperatorCertRequest,
     IssueOperatorCertResponse, ListOperatorsRequest, ListOperatorsResponse, RevokeOperatorRequest,
     RevokeOperatorResponse, SetLatestReleaseRequest, SetLatestReleaseResponse, SetPolicyRequest,
     SetPolicyResponse, WhoAmIRequest, WhoAmIResponse,
 };
-use boltfleet_common::proto::{ListJobsRequest, ListJobsResponse};
 use jiff::Timestamp;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_stream::Stream;
@@ -578,6 +580,17 @@ impl AdminService for Admin {
             jobs: page.jobs,
             next_page_token: page.next_page_token,
         }))
+    }
+
+    async fn cluster_status(
+        &self,
+        request: Request<ClusterStatusRequest>,
+    ) -> Result<Response<ClusterStatusResponse>, Status> {
+        let caller = self.caller(&request)?;
+        let status = self
+            .blocking(move |app| app.cluster_status(&caller, Timestamp::now()))
+            .await?;
+        Ok(Response::new(wire::cluster_to_wire(status)))
     }
 
     // Webhooks: in `admin/webhooks.rs`.

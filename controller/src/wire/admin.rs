@@ -68,3 +68,38 @@ pub fn operator_to_wire(r: OperatorRecord) -> pb::OperatorInfo {
         revoked_by: r.revoked_by.unwrap_or_default(),
     }
 }
+
+/// `cluster status`'s answer.
+pub fn cluster_to_wire(status: crate::app::peers::ClusterStatus) -> pb::ClusterStatusResponse {
+    let leader = status.leader.unwrap_or_default();
+    pb::ClusterStatusResponse {
+        engine: status.engine.to_string(),
+        controllers: status
+            .controllers
+            .into_iter()
+            .map(|(c, answering)| pb::ControllerStatus {
+                leader: c.name == leader,
+                name: c.name,
+                address: c.address,
+                agents: c.agents,
+                started: c.started,
+                last_seen: c.seen,
+                version: c.version,
+                answering,
+            })
+            .collect(),
+        members: status
+            .members
+            .into_iter()
+            .map(|m| pb::StoreMember {
+                healthy: m.error.is_none(),
+                endpoint: m.endpoint,
+                version: m.version,
+                db_size_bytes: m.db_size_bytes,
+                raft_leader: m.raft_leader,
+                error: m.error.unwrap_or_default(),
+            })
+            .collect(),
+        leader,
+    }
+}
