@@ -90,9 +90,13 @@ impl State {
     /// and skipped; only an unreadable store fails.
     pub fn on(engine: Arc<dyn Engine>) -> Result<Self, StoreError> {
         let writes = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
+        let engine_name = engine.name();
         let store = Store::on(Arc::new(Metered::new(engine, writes.clone())))?;
         let hosts = HostCache::load(store.hosts.clone())?;
         let observations = Observations::load(store.observed.clone())?;
+        if engine_name == "etcd" {
+            observations.write_seen_every(observed::SHARED_SEEN_WRITE_EVERY);
+        }
         let jobs = JobCache::load(store.jobs.clone())?;
         info!(hosts = hosts.read().len(), "controller state loaded");
         Ok(Self {

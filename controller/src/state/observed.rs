@@ -57,6 +57,11 @@ struct Entry {
 /// seconds): `last_seen` only matters to within a minute (offline hosts).
 pub const SEEN_WRITE_EVERY: i64 = 60;
 
+/// The same on a store shared with other controllers (etcd), where whether a host is online
+/// is its presence key, not its `last_seen`: every write there reaches every controller, and
+/// a stream's end writes `last_seen` anyway.
+pub const SHARED_SEEN_WRITE_EVERY: i64 = 15 * 60;
+
 #[derive(Default)]
 struct State {
     hosts: HashMap<String, Entry>,
@@ -66,6 +71,8 @@ struct State {
 
 struct Shared {
     tree: Typed<Observed>,
+    /// [`SEEN_WRITE_EVERY`], or [`SHARED_SEEN_WRITE_EVERY`].
+    seen_every: std::sync::atomic::AtomicI64,
     state: Mutex<State>,
     /// One batch at a time, so that batches reach the store in the order they were taken.
     writing: Mutex<()>,
@@ -100,6 +107,7 @@ impl Observations {
         })?;
         let shared = Arc::new(Shared {
             tree,
+            seen_every: std::sync::atomic::AtomicI64::new(SEEN_WRITE_EVERY),
             state: Mutex::new(State {
                 hosts,
                 dirty: HashSet::new(),
@@ -177,13 +185,24 @@ impl Observations {
         let seen = Seen::of(observed);
         let changed = seen.version != entry.seen.version || seen.healthy != entry.seen.healthy;
         entry.seen = seen;
-        if content_changed || now - entry.marked_at >= SEEN_WRITE_EVERY {
+        let seen_every = self
+            .shared
+            .seen_every
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if content_changed || now - entry.marked_at >= seen_every {
             entry.marked_at = now;
             if !dirty.contains(host) {
                 dirty.insert(host.to_string());
             }
         }
         changed
+    }
+
+    /// Writes a report that changes nothing but the time at most every `seconds`.
+    pub fn write_seen_every(&self, seconds: i64) {
+        self.shared
+            .seen_every
+            .store(seconds, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Sets `host`'s observation as another controller stored it (`None`: removed), unless
@@ -365,6 +384,35 @@ mod tests {
         );
         assert!(seen[1].is_none());
         assert_eq!(cache.get("web1").unwrap().agent_version, "0.1.0");
+    }
+
+    #[test]
+    fn an_unchanged_report_is_written_again_only_after_the_seen_interval() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let cache = Observations::load(store.observed.clone()).unwrap();
+        let same = |cache: &Observations, at| {
+            cache.update_if_changed("web1", at, |o| {
+                let fresh = o.agent_version.is_empty();
+                o.agent_version = "0.1.0".into();
+                fresh
+            })
+        };
+        same(&cache, 100);
+        cache.persist().unwrap();
+        same(&cache, 100 + SEEN_WRITE_EVERY - 1);
+        assert_eq!(cache.pending(), 0, "within a minute: not again");
+        same(&cache, 100 + SEEN_WRITE_EVERY);
+        assert_eq!(cache.pending(), 1, "a minute on: written again");
+        cache.persist().unwrap();
+
+        // On a shared store, liveness is the presence key: a quarter of an hour.
+        cache.write_seen_every(SHARED_SEEN_WRITE_EVERY);
+        let at = 100 + SEEN_WRITE_EVERY;
+        same(&cache, at + SEEN_WRITE_EVERY * 5);
+        assert_eq!(cache.pending(), 0);
+        same(&cache, at + SHARED_SEEN_WRITE_EVERY);
+        assert_eq!(cache.pending(), 1);
     }
 
     #[tokio::test]
