@@ -266,6 +266,52 @@ mod tests {
         assert!(pages >= 3, "{pages} pages");
     }
 
+    /// Later pages reuse the latest release derived for the first, until a host reports a
+    /// new version: then the next page derives it again.
+    #[test]
+    fn a_listing_derives_latest_once_and_again_when_a_version_moves() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app_with_host(dir.path(), "web1", "1.6.9");
+        // Latest from what hosts report needs two of them at it (one tenant here).
+        let tenant = app.state().host("web1").unwrap().tenant;
+        for (id, version) in [("web2", "1.6.10"), ("web3", "1.6.10")] {
+            let record = HostRecord {
+                host_id: id.into(),
+                tenant: tenant.clone(),
+                ..HostRecord::default()
+            };
+            let host = HostId::new(id).unwrap();
+            app.put_host(&host, &record).unwrap();
+            app.record_report(&host, inventory(version, true), crate::app::ts_now())
+                .unwrap();
+        }
+        let admin = crate::auth::Caller::admin("t");
+        let page = |token: &str| {
+            app.fleet_page(&admin, "", token, 1, crate::app::ts_now())
+                .unwrap()
+        };
+        let latest = |p: &crate::app::FleetPage| p.latest.as_ref().unwrap().version.to_string();
+        let first = page("");
+        assert_eq!(latest(&first), "1.6.10");
+        let generation = app.state().fleet_generation();
+        let second = page(&first.next_page_token);
+        assert_eq!(latest(&second), "1.6.10");
+        assert_eq!(app.state().fleet_generation(), generation, "nothing moved");
+
+        for id in ["web1", "web2"] {
+            let host = HostId::new(id).unwrap();
+            app.record_report(&host, inventory("1.7.0", true), crate::app::ts_now())
+                .unwrap();
+        }
+        assert_ne!(app.state().fleet_generation(), generation);
+        let third = page(&second.next_page_token);
+        assert_eq!(
+            latest(&third),
+            "1.7.0",
+            "derived again after a version moved"
+        );
+    }
+
     /// The App on `dir` again, as a restarted controller.
     fn reopened(dir: &std::path::Path) -> Arc<App> {
         let keys = CertificateAuthority::generate().unwrap();

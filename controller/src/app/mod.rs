@@ -92,6 +92,8 @@ pub struct App {
     metrics: Metrics,
     /// The webhook sender's wake-up and the per-host pace of host events.
     webhooks: webhook_events::Signals,
+    /// The fleet's derived latest release, for the next pages of a listing.
+    latest_memo: Mutex<Option<reports::LatestMemo>>,
     /// This controller among the others on its store (`cluster status`), once serving.
     peers: std::sync::OnceLock<peers::Peers>,
 }
@@ -115,6 +117,7 @@ impl App {
             door: Door::default(),
             webhooks: webhook_events::Signals::default(),
             peers: std::sync::OnceLock::new(),
+            latest_memo: Mutex::new(None),
         })
     }
 

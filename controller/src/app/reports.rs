@@ -20,6 +20,17 @@ use crate::report::{self, summary, Latest, LatestRule};
 use crate::state::{freeze_key, HostRecord, LatestRecord, Observed};
 use boltfleet_common::grant::Role;
 
+/// The latest release derived from a scope's hosts, while the fleet is as it was then.
+pub(crate) struct LatestMemo {
+    scope: String,
+    generation: (u64, u64),
+    derived: Option<Latest>,
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// Rows per page when the request does not say.
 pub const PAGE_SIZE: usize = 500;
 /// Most rows a page holds, whatever the request says.
@@ -131,13 +142,26 @@ impl App {
             0 => PAGE_SIZE,
             n => n.min(PAGE_SIZE_MAX),
         };
+        // The derived latest is kept for the next pages while no host or version changed.
+        let generation = self.state.fleet_generation();
+        let scope = caller.scope.to_string();
+        let memo = lock(&self.latest_memo)
+            .as_ref()
+            .filter(|m| m.scope == scope && m.generation == generation)
+            .map(|m| m.derived.clone());
+        let first = page_token.is_empty();
+        let whole = first || memo.is_none();
         let (all, page): (Vec<HostTenant>, Vec<(String, HostRecord)>) = {
             let hosts = self.state.hosts();
-            let all = hosts
-                .iter()
-                .filter(|(_, r)| caller.allows(&r.tenant))
-                .map(|(id, r)| (id.clone(), r.tenant.clone()))
-                .collect();
+            let all = if whole {
+                hosts
+                    .iter()
+                    .filter(|(_, r)| caller.allows(&r.tenant))
+                    .map(|(id, r)| (id.clone(), r.tenant.clone()))
+                    .collect()
+            } else {
+                Vec::new()
+            };
             let after = match page_token {
                 "" => Bound::Unbounded,
                 token => Bound::Excluded(token.to_string()),
@@ -155,11 +179,20 @@ impl App {
             .state
             .observations()
             .get_all(all.iter().map(|(id, _)| id.as_str()));
-        let inventories = all.iter().zip(&observed).filter_map(|((_, tenant), o)| {
-            Some((tenant.as_str(), o.as_ref()?.inventory.as_ref()?))
+        let derived = memo.unwrap_or_else(|| {
+            let inventories = all.iter().zip(&observed).filter_map(|((_, tenant), o)| {
+                Some((tenant.as_str(), o.as_ref()?.inventory.as_ref()?))
+            });
+            let derived = report::derive_latest(inventories);
+            *lock(&self.latest_memo) = Some(LatestMemo {
+                scope,
+                generation,
+                derived: derived.clone(),
+            });
+            derived
         });
-        let fleet = rule.fleet(report::derive_latest(inventories));
-        let versions = if page_token.is_empty() {
+        let fleet = rule.fleet(derived);
+        let versions = if first {
             report::version_counts(observed.iter().map(|o| {
                 o.as_ref()
                     .and_then(|o| o.inventory.as_ref())

@@ -1,6 +1,7 @@
 //! Enrolled hosts' records in memory, written through to the store by [`HostWriter`] only.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use super::typed::Typed;
@@ -10,6 +11,8 @@ use super::{HostRecord, StoreError};
 pub struct HostCache {
     tree: Typed<HostRecord>,
     hosts: RwLock<BTreeMap<String, HostRecord>>,
+    /// Moves on with every chance of a change (a writer taken, a record set from the store).
+    generation: AtomicU64,
 }
 
 /// Exclusive access for changing host records: the store is written first, then memory. Held
@@ -30,6 +33,7 @@ impl HostCache {
         Ok(Self {
             tree,
             hosts: RwLock::new(hosts),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -41,6 +45,7 @@ impl HostCache {
             fresh.insert(id, record);
         })?;
         *hosts = fresh;
+        self.generation.fetch_add(1, Ordering::Relaxed);
         Ok(hosts.len())
     }
 
@@ -55,6 +60,12 @@ impl HostCache {
             Some(record) => hosts.insert(id.to_string(), record),
             None => hosts.remove(id),
         };
+        self.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Differs from an earlier answer when a record may have changed since.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Relaxed)
     }
 
     pub fn read(&self) -> RwLockReadGuard<'_, BTreeMap<String, HostRecord>> {
@@ -62,6 +73,7 @@ impl HostCache {
     }
 
     pub fn write(&self) -> HostWriter<'_> {
+        self.generation.fetch_add(1, Ordering::Relaxed);
         HostWriter {
             tree: &self.tree,
             hosts: self.hosts.write().unwrap_or_else(|p| p.into_inner()),

@@ -152,6 +152,16 @@ impl State {
         self.hosts.read()
     }
 
+    /// Differs from an earlier answer when a host record or a reported version may have
+    /// changed since: what is derived from the whole fleet (its latest release) is still
+    /// good while it does not.
+    pub fn fleet_generation(&self) -> (u64, u64) {
+        (
+            self.hosts.generation(),
+            self.observations.versions_generation(),
+        )
+    }
+
     /// Exclusive access for changing host records (a read and the write after it, atomic).
     pub fn write_hosts(&self) -> HostWriter<'_> {
         self.hosts.write()

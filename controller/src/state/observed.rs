@@ -71,6 +71,8 @@ struct State {
 
 struct Shared {
     tree: Typed<Observed>,
+    /// Moves on whenever a host's reported version may have changed (or a host came or went).
+    versions: std::sync::atomic::AtomicU64,
     /// [`SEEN_WRITE_EVERY`], or [`SHARED_SEEN_WRITE_EVERY`].
     seen_every: std::sync::atomic::AtomicI64,
     state: Mutex<State>,
@@ -107,6 +109,7 @@ impl Observations {
         })?;
         let shared = Arc::new(Shared {
             tree,
+            versions: std::sync::atomic::AtomicU64::new(0),
             seen_every: std::sync::atomic::AtomicI64::new(SEEN_WRITE_EVERY),
             state: Mutex::new(State {
                 hosts,
@@ -137,6 +140,7 @@ impl Observations {
             };
             hosts.insert(id, entry);
         }
+        self.shared.bump_versions();
         Ok(())
     }
 
@@ -184,6 +188,9 @@ impl Observations {
         observed.last_seen = now;
         let seen = Seen::of(observed);
         let changed = seen.version != entry.seen.version || seen.healthy != entry.seen.healthy;
+        if seen.version != entry.seen.version {
+            self.shared.bump_versions();
+        }
         entry.seen = seen;
         let seen_every = self
             .shared
@@ -196,6 +203,13 @@ impl Observations {
             }
         }
         changed
+    }
+
+    /// Differs from an earlier answer when a host's reported version may have changed since.
+    pub fn versions_generation(&self) -> u64 {
+        self.shared
+            .versions
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Writes a report that changes nothing but the time at most every `seconds`.
@@ -214,6 +228,7 @@ impl Observations {
         if dirty.contains(host) {
             return false;
         }
+        self.shared.bump_versions();
         let Some(observed) = stored else {
             return hosts.remove(host).is_some();
         };
@@ -233,6 +248,7 @@ impl Observations {
         let mut state = lock(&self.shared.state);
         state.hosts.remove(host);
         state.dirty.remove(host);
+        self.shared.bump_versions();
         self.shared.tree.remove(host).map(drop)
     }
 
@@ -278,6 +294,11 @@ impl Observations {
 }
 
 impl Shared {
+    fn bump_versions(&self) {
+        self.versions
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     fn persist(&self) -> Result<usize, StoreError> {
         let _one = lock(&self.writing);
         let batch: Vec<(String, Arc<Observed>)> = {
