@@ -170,3 +170,45 @@ pub async fn follow(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use boltfleet_common::grant::Role;
+
+    use super::*;
+    use crate::app::tests::app;
+
+    #[test]
+    fn one_controller_on_sled_is_its_own_cluster_and_a_scoped_operator_may_not_look() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = app(dir.path());
+        let admin = Caller::admin("root");
+        assert!(matches!(
+            app.cluster_status(&admin, crate::app::ts_now()),
+            Err(Error::Precondition(_))
+        ));
+        app.attach_peers(Peers {
+            name: "c0".into(),
+            address: "127.0.0.1:7443".into(),
+            started: 5,
+            etcd: None,
+        });
+        let status = app.cluster_status(&admin, crate::app::ts(9)).unwrap();
+        assert_eq!(status.engine, "sled");
+        assert_eq!(status.leader.as_deref(), Some("c0"));
+        let (own, answering) = &status.controllers[0];
+        assert!(*answering && own.name == "c0" && own.started == 5 && own.seen == 9);
+        assert!(status.members.is_empty());
+
+        let scoped = Caller {
+            name: "msp-acme".into(),
+            role: Role::Admin,
+            scope: Scope::Tenants(BTreeSet::from(["acme".to_string()])),
+            serial: String::new(),
+        };
+        let refused = app.cluster_status(&scoped, crate::app::ts(9)).unwrap_err();
+        assert!(matches!(refused, Error::Forbidden(ref why) if why.contains("every tenant")));
+    }
+}
