@@ -40,3 +40,11 @@ if [ ${#need[@]} -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"
 fi
+
+# cargo-deny checks the dependencies' licences, bans and sources (deny.toml). Built from
+# crates.io once (a few minutes on 2 cores, the slowest step of a first run); kept in
+# ~/.cargo/bin afterwards.
+if ! cargo deny --version >/dev/null 2>&1; then
+  echo "installing: cargo-deny (cargo install --locked)" >&2
+  cargo install --locked --quiet cargo-deny
+fi
