@@ -372,7 +372,8 @@ mod tests {
         assert_eq!(value["stale_since"], "2026-12-02T15:00:00Z");
         assert_eq!(
             value,
-            json!({"latest": null, "latest_source": null, "hosts": [], "versions": {}})
+            json!({"latest": null, "latest_source": null, "hosts": [], "versions": {},
+                "stale_since": "2026-12-02T15:00:00Z"})
         );
     }
 
