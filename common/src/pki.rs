@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType,
+    SerialNumber,
 };
 use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
@@ -25,6 +26,8 @@ pub enum PkiError {
     Certificate(String),
     #[error("the certificate request must name exactly {expected}, it names {found}")]
     IdentityMismatch { expected: String, found: String },
+    #[error("the CA key does not match the CA certificate (it belongs to another CA)")]
+    KeyMismatch,
     #[error(transparent)]
     Identity(#[from] IdentityError),
 }
@@ -70,14 +73,20 @@ impl CertificateAuthority {
         })
     }
 
-    /// Loads a CA from its PEM certificate and key.
+    /// Loads a CA from its PEM certificate and key; refuses a key that is not the
+    /// certificate's (it would sign certificates nobody trusting the CA accepts).
     pub fn load(cert_pem: &str, key_pem: &str) -> Result<Self, PkiError> {
         let key = KeyPair::from_pem(key_pem)?;
-        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
         let cert_der = pem_certs(cert_pem)?
             .into_iter()
             .next()
             .ok_or_else(|| PkiError::Pem("no certificate in CA PEM".into()))?;
+        let (_, cert) = x509_parser::parse_x509_certificate(&cert_der)
+            .map_err(|e| PkiError::Certificate(e.to_string()))?;
+        if cert.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
+            return Err(PkiError::KeyMismatch);
+        }
+        let issuer = Issuer::from_ca_cert_pem(cert_pem, key)?;
         Ok(Self {
             cert_pem: cert_pem.to_string(),
             cert_der,
@@ -329,6 +338,17 @@ mod tests {
 
     fn der(pem: &str) -> Vec<u8> {
         pem_certs(pem).unwrap().remove(0)
+    }
+
+    #[test]
+    fn a_ca_key_of_another_ca_is_refused() {
+        let (one, other) = (
+            CertificateAuthority::generate().unwrap(),
+            CertificateAuthority::generate().unwrap(),
+        );
+        assert!(CertificateAuthority::load(&one.cert_pem, &one.key_pem).is_ok());
+        let mixed = CertificateAuthority::load(&one.cert_pem, &other.key_pem);
+        assert!(matches!(mixed, Err(PkiError::KeyMismatch)));
     }
 
     #[test]

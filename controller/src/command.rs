@@ -20,7 +20,9 @@ pub struct Cli {
 /// What the controller is asked to do.
 #[derive(Subcommand)]
 pub enum Command {
-    /// Create the CA and the controller's server certificate; prints the CA pin.
+    /// Create the CA and the controller's server certificate; prints the CA pin. With
+    /// --join, another controller of the same fleet: the CA is taken from a copy of the first
+    /// controller's CA files, the server certificate is this controller's own.
     Init {
         /// Directory for the CA, certificates and state.
         #[arg(long)]
@@ -28,6 +30,10 @@ pub enum Command {
         /// DNS name or IP address agents use to reach the controller (repeatable).
         #[arg(long = "san")]
         sans: Vec<String>,
+        /// Directory holding a copy of the first controller's `ca.crt` and `ca.key`: this
+        /// controller joins that CA (the pin printed is the first one's).
+        #[arg(long, value_name = "DIR")]
+        join: Option<PathBuf>,
     },
     /// Serve agents, enrollment and operators over TLS.
     Serve {

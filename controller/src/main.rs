@@ -18,13 +18,24 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     telemetry::init(cli.log_json);
     match cli.command {
-        Command::Init { data_dir, sans } => match ca::init(&data_dir, &sans) {
-            Ok(pin) => {
-                println!("{pin}");
-                ExitCode::SUCCESS
+        Command::Init {
+            data_dir,
+            sans,
+            join,
+        } => {
+            let made = match &join {
+                Some(from) => ca::join(&data_dir, from, &sans),
+                None => ca::init(&data_dir, &sans),
+            };
+            match made {
+                Ok(pin) => {
+                    println!("{pin}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) if err.is_usage() => usage(&err),
+                Err(err) => fail(&err),
             }
-            Err(err) => fail(&err),
-        },
+        }
         Command::OperatorCert {
             data_dir,
             name,

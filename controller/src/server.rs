@@ -156,6 +156,9 @@ pub async fn run(
             stop_rx.clone(),
         ));
     }
+    if app.state().remote_engine().is_some() {
+        tokio::spawn(probe_store(app.clone(), stop_rx.clone()));
+    }
     let observations = app.state().observations().writer();
     let writer = tokio::spawn(observations.run(stop_rx, None));
     let streams = app.clone();
@@ -254,5 +257,22 @@ fn controller_info(
         started,
         seen: jiff::Timestamp::now().as_second(),
         version: env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// How often a controller on a remote store reads it once, to know whether it answers.
+const PROBE_EVERY: std::time::Duration = Duration::from_secs(2);
+
+/// Reads the store every [`PROBE_EVERY`] until `stop`, so that its reachability (reported to
+/// operators, [`crate::state::health`]) follows etcd going away and coming back even when
+/// nothing else calls it.
+async fn probe_store(app: Arc<App>, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        let state = app.clone();
+        let _ = tokio::task::spawn_blocking(move || state.state().probe()).await;
+        tokio::select! {
+            _ = stop.changed() => {}
+            _ = tokio::time::sleep(PROBE_EVERY) => {}
+        }
     }
 }

@@ -149,10 +149,16 @@ impl Controller {
 
     /// `init` and `operator-cert`, not serving yet.
     fn initialized(base: &Path, limits: Option<&str>) -> Result<Self> {
+        Self::initialized_with(base, limits, &[])
+    }
+
+    /// `init` with `init_args` (e.g. `--join DIR`) and `operator-cert`, not serving yet.
+    fn initialized_with(base: &Path, limits: Option<&str>, init_args: &[&Path]) -> Result<Self> {
         let dir = base.join("controller");
         let out = run(Command::new(bin("boltfleet-controller"))
             .args(["init", "--data-dir"])
-            .arg(&dir))?;
+            .arg(&dir)
+            .args(init_args))?;
         if !out.status.success() {
             bail!("init failed: {}", String::from_utf8_lossy(&out.stderr));
         }
@@ -179,6 +185,32 @@ impl Controller {
             store: None,
             metrics: None,
         })
+    }
+
+    /// Copies this controller's CA files (`ca.crt`, `ca.key`) into `to`, as an operator
+    /// carries them to the machine of a second controller.
+    pub fn copy_ca_files(&self, to: &Path) -> Result<()> {
+        std::fs::create_dir_all(to)?;
+        for name in ["ca.crt", "ca.key"] {
+            std::fs::copy(self.dir.join(name), to.join(name))
+                .with_context(|| format!("copy {name}"))?;
+        }
+        Ok(())
+    }
+
+    /// Another controller of this one's fleet, the documented way: this one's CA files are
+    /// copied to `base/ca-copy`, `init --join` makes `base/controller` from them (its own
+    /// server identity, the same pin), and it serves on `store` (a `[store]` section).
+    pub fn start_joined(&self, base: &Path, store: &str) -> Result<Self> {
+        let copy = base.join("ca-copy");
+        self.copy_ca_files(&copy)?;
+        let mut joined = Self::initialized_with(base, None, &[Path::new("--join"), &copy])?;
+        if joined.pin != self.pin {
+            bail!("init --join printed {} instead of {}", joined.pin, self.pin);
+        }
+        joined.use_store(Some(store));
+        joined.serve()?;
+        Ok(joined)
     }
 
     /// Like [`Controller::start`], with its state in the store `store` names (a `[store]`

@@ -7,6 +7,7 @@
 //! * [`loadgen`]: many simulated agents against a running controller (`boltfleet-loadgen`).
 //! * [`fixture`]: a template git repository of passbolt-like releases and hosts cloned from it
 //!   at a release, with their database installed.
+//! * [`ha`]: several controllers on one etcd prefix: the leader, agents told every URL.
 //! * [`receiver`]: a real HTTP server that records the webhooks it gets.
 //!
 //! A host at some version, with its own database:
@@ -27,6 +28,7 @@ pub mod cluster;
 pub mod dashboard;
 pub mod etcd;
 pub mod fixture;
+pub mod ha;
 pub mod loadgen;
 pub mod mysql;
 pub mod raw_agent;

@@ -7,47 +7,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use boltfleet_common::proto::JobKind;
-use boltfleet_controller::state::etcd_engine::{EtcdEngine, EtcdOptions, TIMEOUT};
-use boltfleet_controller::state::State;
-use boltfleet_tests::cluster::{eventually, row, Agent, Controller};
+use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::fixture::PassboltHost;
+use boltfleet_tests::ha::{self, point_at, updates_per_host};
 use boltfleet_tests::site::Site;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
 const PREFIX: &str = "/ha/";
 
-/// The agent's `controller` line, a list of `urls`.
-fn point_at(agent: &Agent, urls: &[&str]) -> Result<()> {
-    let text = std::fs::read_to_string(&agent.config)?;
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    ensure!(first.starts_with("controller = "), "{first}");
-    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
-    std::fs::write(
-        &agent.config,
-        format!("controller = [{}]\n{rest}", list.join(", ")),
-    )?;
-    Ok(())
-}
-
-/// Who holds the scheduler's election, read from etcd.
 fn leader(cluster: &EtcdCluster) -> Option<String> {
-    let engine = EtcdEngine::open(&EtcdOptions {
-        endpoints: cluster.endpoints(),
-        prefix: PREFIX.into(),
-        tls: None,
-        timeout: TIMEOUT,
-    })
-    .ok()?;
-    engine.leader_name().ok()?
-}
-
-fn status(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(
-        &ctl.cli_ok(&["rollout", "status", id, "--format", "json"])?,
-    )?)
+    ha::leader(cluster, PREFIX)
 }
 
 fn wait_status(
@@ -56,36 +27,7 @@ fn wait_status(
     what: &str,
     check: impl Fn(&Value) -> bool,
 ) -> Result<Value> {
-    let mut last = Value::Null;
-    eventually(what, WAIT, || {
-        let s = status(ctl, id).ok()?;
-        last = s.clone();
-        check(&s).then_some(s)
-    })
-    .map_err(|e| e.context(format!("last status: {last}")))
-}
-
-/// How many update jobs each host was given, counted from the jobs stored in etcd (the audit
-/// entry of a job start can be lost to a `kill -9` right after the job was written).
-fn updates_per_host(cluster: &EtcdCluster) -> Result<BTreeMap<String, usize>> {
-    let engine = EtcdEngine::open(&EtcdOptions {
-        endpoints: cluster.endpoints(),
-        prefix: PREFIX.into(),
-        tls: None,
-        timeout: TIMEOUT,
-    })?;
-    let state = State::on(std::sync::Arc::new(engine))?;
-    let mut counts = BTreeMap::new();
-    for (_, job) in state.jobs().list()? {
-        if job
-            .request
-            .as_ref()
-            .is_some_and(|r| r.kind() == JobKind::Update)
-        {
-            *counts.entry(job.host_id.clone()).or_insert(0) += 1;
-        }
-    }
-    Ok(counts)
+    ha::wait_status(ctl, id, what, WAIT, check)
 }
 
 #[test]
@@ -97,7 +39,7 @@ fn the_leader_killed_mid_wave_hands_the_rollout_over_and_no_host_is_updated_twic
     eventually("c0 to lead", Duration::from_secs(20), || {
         (leader(&cluster).as_deref() == Some("c0")).then_some(())
     })?;
-    let c1 = c0.start_copy_with_store(&base.path().join("c1"), Some(&store("c1")))?;
+    let c1 = c0.start_joined(&base.path().join("c1"), &store("c1"))?;
 
     let mut hosts = Vec::new();
     let mut sites = Vec::new();
@@ -166,7 +108,7 @@ fn the_leader_killed_mid_wave_hands_the_rollout_over_and_no_host_is_updated_twic
         let r = row(&report, host).expect("host in the report");
         assert_eq!(r["version"], "1.4.0", "{host}: {done}");
     }
-    let updates = updates_per_host(&cluster)?;
+    let updates = updates_per_host(&cluster, PREFIX)?;
     let once: BTreeMap<String, usize> = hosts.iter().map(|h| (h.clone(), 1)).collect();
     assert_eq!(updates, once, "update jobs per host");
     drop(sites);

@@ -20,6 +20,7 @@ pub async fn hosts(conn: &Connection, args: HostsArgs) -> Result<(), CliError> {
     let mut admin = connect(conn).await?;
     let mut rows: Vec<HostRow> = Vec::new();
     let mut page_token = String::new();
+    let mut stale = String::new();
     loop {
         let request = ListHostsRequest {
             page_size: PAGE_SIZE,
@@ -27,17 +28,19 @@ pub async fn hosts(conn: &Connection, args: HostsArgs) -> Result<(), CliError> {
         };
         let page = call("list hosts", admin.list_hosts(request)).await?;
         rows.extend(page.hosts);
+        stale = earliest(stale, page.stale_since);
         if page.next_page_token.is_empty() {
             break;
         }
         page_token = page.next_page_token;
     }
     let hosts: Vec<HostLine> = rows.iter().map(HostLine::from).collect();
+    note_stale(args.format, &stale);
     write_output(
         args.format,
         &match args.format {
             Format::Table => render::hosts_table(&hosts),
-            Format::Json => render::hosts_json(&hosts),
+            Format::Json => render::hosts_json(&hosts, &stale),
             Format::Csv => render::hosts_csv(&hosts),
         },
     )
@@ -50,6 +53,7 @@ pub async fn report(conn: &Connection, args: ReportArgs) -> Result<(), CliError>
     let mut rows: Vec<HostRow> = Vec::new();
     let mut versions = HashMap::new();
     let mut page_token = String::new();
+    let mut stale = String::new();
     let (latest, source) = loop {
         let request = FleetReportRequest {
             latest: latest.clone(),
@@ -59,6 +63,7 @@ pub async fn report(conn: &Connection, args: ReportArgs) -> Result<(), CliError>
         let page = call("fleet report", admin.fleet_report(request)).await?;
         rows.extend(page.hosts);
         versions.extend(page.versions);
+        stale = earliest(stale, page.stale_since);
         if page.next_page_token.is_empty() {
             break (page.latest, page.latest_source);
         }
@@ -70,12 +75,32 @@ pub async fn report(conn: &Connection, args: ReportArgs) -> Result<(), CliError>
         "" => latest.clone(),
         source => format!("{latest} ({source})"),
     };
+    note_stale(args.format, &stale);
     write_output(
         args.format,
         &match args.format {
             Format::Table => render::report_table(&shown, &hosts, &versions),
-            Format::Json => render::report_json(&latest, &source, &hosts, &versions),
+            Format::Json => render::report_json(&latest, &source, &hosts, &versions, &stale),
             Format::Csv => render::hosts_csv(&hosts),
         },
     )
+}
+
+/// The earlier of two `stale_since` of pages (RFC 3339 in UTC sorts as text; empty: fresh).
+fn earliest(a: String, b: String) -> String {
+    match (a.is_empty(), b.is_empty()) {
+        (true, _) => b,
+        (_, true) => a,
+        _ => a.min(b),
+    }
+}
+
+/// Under a table or CSV, the note that the rows may be stale goes to stderr (JSON carries it
+/// as a field).
+fn note_stale(format: Format, stale: &str) {
+    if format != Format::Json {
+        if let Some(note) = render::stale_note(stale) {
+            eprintln!("{note}");
+        }
+    }
 }

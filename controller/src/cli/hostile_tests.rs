@@ -98,7 +98,7 @@ fn csv_escapes_and_neutralizes_formulas() {
 #[test]
 fn json_keeps_agent_text_exactly() {
     let json: serde_json::Value =
-        serde_json::from_str(&hosts_json(&[HostLine::from(&hostile_row())])).unwrap();
+        serde_json::from_str(&hosts_json(&[HostLine::from(&hostile_row())], "")).unwrap();
     let host = &json["hosts"][0];
     assert_eq!(host["version"], CLEAR);
     assert_eq!(host["git_tag"], TITLE);

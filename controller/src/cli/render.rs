@@ -9,22 +9,40 @@ use serde::{Serialize, Serializer};
 use super::rows::HostLine;
 use super::safe;
 
-/// `hosts --format json`: `{"hosts": [rows]}`.
-pub fn hosts_json(hosts: &[HostLine]) -> String {
+/// `hosts --format json`: `{"hosts": [rows], "stale_since": null | "T"}` (`T`: since when
+/// the controller's store has not answered, so the rows may be stale; `stale_since` empty:
+/// it answers).
+pub fn hosts_json(hosts: &[HostLine], stale_since: &str) -> String {
     #[derive(Serialize)]
     struct Hosts<'a> {
         hosts: &'a [HostLine],
+        stale_since: Option<&'a str>,
     }
-    to_json(&Hosts { hosts })
+    to_json(&Hosts {
+        hosts,
+        stale_since: (!stale_since.is_empty()).then_some(stale_since),
+    })
 }
 
-/// `report --format json`: `{"latest": "X.Y.Z" | null, "hosts": [rows], "versions": {...}}`,
-/// versions newest first.
+/// The line printed (on stderr) under a table or CSV when the controller's store has not
+/// answered since `stale_since`; `None` when it answers.
+pub fn stale_note(stale_since: &str) -> Option<String> {
+    (!stale_since.is_empty()).then(|| {
+        format!(
+            "note: state may be stale since {} (the controller cannot reach its store)",
+            safe::text(stale_since)
+        )
+    })
+}
+
+/// `report --format json`: `{"latest": "X.Y.Z" | null, "hosts": [rows], "versions": {...},
+/// "stale_since": null | "T"}`, versions newest first (`stale_since` as in [`hosts_json`]).
 pub fn report_json(
     latest: &str,
     latest_source: &str,
     hosts: &[HostLine],
     versions: &[(String, u64)],
+    stale_since: &str,
 ) -> String {
     #[derive(Serialize)]
     struct Report<'a> {
@@ -34,12 +52,15 @@ pub fn report_json(
         hosts: &'a [HostLine],
         #[serde(serialize_with = "ordered_map")]
         versions: &'a [(String, u64)],
+        /// Since when the report may be stale (the controller's store unreachable).
+        stale_since: Option<&'a str>,
     }
     to_json(&Report {
         latest: (!latest.is_empty()).then_some(latest),
         latest_source: (!latest_source.is_empty()).then_some(latest_source),
         hosts,
         versions,
+        stale_since: (!stale_since.is_empty()).then_some(stale_since),
     })
 }
 
@@ -301,7 +322,8 @@ mod tests {
     fn report_json_is_one_object_with_stable_fields() {
         let versions = sort_versions([("1.6.9".to_string(), 1), ("unknown".to_string(), 1)]);
         let value: Value =
-            serde_json::from_str(&report_json("1.6.10", "operator", &views(), &versions)).unwrap();
+            serde_json::from_str(&report_json("1.6.10", "operator", &views(), &versions, ""))
+                .unwrap();
         assert_eq!(value["latest"], "1.6.10");
         assert_eq!(value["latest_source"], "operator");
         assert_eq!(value["versions"], json!({"1.6.9": 1, "unknown": 1}));
@@ -345,16 +367,20 @@ mod tests {
 
     #[test]
     fn report_json_latest_is_null_when_unknown() {
-        let value: Value = serde_json::from_str(&report_json("", "", &[], &[])).unwrap();
+        let value: Value =
+            serde_json::from_str(&report_json("", "", &[], &[], "2026-12-02T15:00:00Z")).unwrap();
+        assert_eq!(value["stale_since"], "2026-12-02T15:00:00Z");
         assert_eq!(
             value,
-            json!({"latest": null, "latest_source": null, "hosts": [], "versions": {}})
+            json!({"latest": null, "latest_source": null, "hosts": [], "versions": {},
+                "stale_since": "2026-12-02T15:00:00Z"})
         );
     }
 
     #[test]
     fn hosts_json_wraps_rows() {
-        let value: Value = serde_json::from_str(&hosts_json(&views())).unwrap();
+        let value: Value = serde_json::from_str(&hosts_json(&views(), "")).unwrap();
+        assert_eq!(value["stale_since"], serde_json::Value::Null);
         assert_eq!(value["hosts"].as_array().unwrap().len(), 2);
         assert_eq!(value["hosts"][1]["host_id"], "db-2");
     }

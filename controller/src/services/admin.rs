@@ -76,9 +76,20 @@ impl Admin {
         &self,
         work: impl FnOnce(&App) -> Result<T, Error> + Send + 'static,
     ) -> Result<T, Status> {
+        let app = self.app.clone();
         super::blocking(&self.app, work)
             .await?
-            .map_err(Status::from)
+            .map_err(|err| super::status_of(&app, err))
+    }
+
+    /// Since when what this controller serves may be stale (its store unreachable), RFC
+    /// 3339; empty while the store answers.
+    fn stale_since(&self) -> String {
+        self.app
+            .state()
+            .unreachable_since()
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     }
 
     /// The operator calling, with its role and scope ([`auth::operator`]).
@@ -142,6 +153,7 @@ impl AdminService for Admin {
         Ok(Response::new(ListHostsResponse {
             hosts: page.rows,
             next_page_token: page.next_page_token,
+            stale_since: self.stale_since(),
         }))
     }
 
@@ -173,6 +185,7 @@ impl AdminService for Admin {
             next_page_token: page.next_page_token,
             latest_source,
             tenant_latest: page.tenant_latest.into_iter().collect(),
+            stale_since: self.stale_since(),
         }))
     }
 

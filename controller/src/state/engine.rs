@@ -81,6 +81,11 @@ pub trait Engine: Send + Sync {
 
     /// Makes every write to every tree so far durable.
     fn flush(&self) -> Result<(), EngineError>;
+
+    /// Whether a remote engine answers ([`super::health`]); `None` for a local one.
+    fn health(&self) -> Option<Arc<super::health::Health>> {
+        None
+    }
 }
 
 /// One tree of an [`Engine`]: byte keys to byte values, in key order.

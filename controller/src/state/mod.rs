@@ -23,6 +23,8 @@ pub mod etcd_engine;
 #[cfg(any(test, feature = "testkit"))]
 pub mod etcd_member;
 pub mod fence;
+pub mod health;
+mod held;
 mod hosts;
 mod job_index;
 mod jobs;
@@ -77,6 +79,13 @@ pub struct State {
     hosts: HostCache,
     observations: Observations,
     jobs: JobCache,
+    /// A remote engine's reachability ([`health`]); `None` on sled.
+    health: Option<Arc<health::Health>>,
+    /// On a remote engine, each operator record as last read or written here
+    /// ([`State::operator`] answers from it while the engine is unreachable).
+    operators_seen: Mutex<BTreeMap<String, Option<OperatorRecord>>>,
+    /// On a remote engine, what was last read of the records not kept in memory.
+    held: held::LastKnown,
 }
 
 impl State {
@@ -91,6 +100,7 @@ impl State {
     pub fn on(engine: Arc<dyn Engine>) -> Result<Self, StoreError> {
         let writes = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let engine_name = engine.name();
+        let health = engine.health();
         let store = Store::on(Arc::new(Metered::new(engine, writes.clone())))?;
         let hosts = HostCache::load(store.hosts.clone())?;
         let observations = Observations::load(store.observed.clone())?;
@@ -105,7 +115,28 @@ impl State {
             hosts,
             observations,
             jobs,
+            health,
+            operators_seen: Mutex::new(BTreeMap::new()),
+            held: held::LastKnown::default(),
         })
+    }
+
+    /// Since when the store's engine has not been answering, if it is not now (etcd
+    /// unreachable): what this controller serves from memory may be stale since then, and
+    /// writes fail.
+    pub fn unreachable_since(&self) -> Option<jiff::Timestamp> {
+        self.health.as_ref()?.unreachable_since()
+    }
+
+    /// The engine's name, when it is a remote one that can be unreachable.
+    pub fn remote_engine(&self) -> Option<&'static str> {
+        self.health.as_ref().map(|h| h.engine())
+    }
+
+    /// One cheap read of the store, so that its reachability is known even while nobody
+    /// writes (a remote engine only learns it from its calls).
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.store.tokens.get("health-probe").map(drop)
     }
 
     /// Reads again what is held in memory (hosts, observations not changed here, jobs'
@@ -240,7 +271,7 @@ impl State {
     // Maintenance windows and freezes.
 
     pub fn windows(&self) -> Result<Windows, StoreError> {
-        self.store.windows_all()
+        self.last_known("windows", || self.store.windows_all())
     }
 
     pub fn put_window(
@@ -256,7 +287,7 @@ impl State {
     }
 
     pub fn freeze(&self) -> Result<Freeze, StoreError> {
-        self.store.freeze_all()
+        self.last_known("freeze", || self.store.freeze_all())
     }
 
     pub fn put_freeze(&self, key: &str, freeze: Option<&FreezeRecord>) -> Result<(), StoreError> {
@@ -265,8 +296,34 @@ impl State {
 
     // Operators and tenant policies.
 
+    /// Operator `name`'s record. While the store is unreachable, the one last read or
+    /// written here (the revocations it knew of then; none can be made meanwhile), so that
+    /// operators known to this controller still read what it holds.
     pub fn operator(&self, name: &str) -> Result<Option<OperatorRecord>, StoreError> {
-        self.store.operators.get(name)
+        match self.store.operators.get(name) {
+            Ok(record) => {
+                self.remember_operator(name, record.as_ref());
+                Ok(record)
+            }
+            Err(err) if self.unreachable_since().is_some() => self
+                .operators_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(name)
+                .cloned()
+                .ok_or(err),
+            Err(err) => Err(err),
+        }
+    }
+
+    fn remember_operator(&self, name: &str, record: Option<&OperatorRecord>) {
+        if self.health.is_some() {
+            let mut seen = self
+                .operators_seen
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            seen.insert(name.to_string(), record.cloned());
+        }
     }
 
     pub fn operators(&self) -> Result<Vec<(String, OperatorRecord)>, StoreError> {
@@ -283,13 +340,16 @@ impl State {
     ) -> Result<bool, StoreError> {
         let swapped = self.store.operators.compare_and_swap(name, old, new)?;
         if swapped {
+            self.remember_operator(name, Some(new));
             self.flush()?;
         }
         Ok(swapped)
     }
 
     pub fn policy(&self, tenant: &str) -> Result<Option<TenantPolicy>, StoreError> {
-        self.store.policies.get(tenant)
+        self.last_known(&format!("policy/{tenant}"), || {
+            self.store.policies.get(tenant)
+        })
     }
 
     /// Stores a tenant's policy, durably.
@@ -300,8 +360,22 @@ impl State {
 
     // Operators' `release latest`, by `global` or `tenant/NAME`.
 
+    /// While the store is unreachable: the list last read here (reports go on from memory).
     pub fn latest_releases(&self) -> Result<Vec<(String, LatestRecord)>, StoreError> {
-        self.store.latest.list()
+        self.last_known("latest", || self.store.latest.list())
+    }
+
+    /// `read`, or while a remote store is unreachable what it last answered ([`held`]).
+    fn last_known<T: Clone + Send + 'static>(
+        &self,
+        what: &str,
+        read: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        if self.health.is_none() {
+            return read();
+        }
+        self.held
+            .read(what, || self.unreachable_since().is_some(), read)
     }
 
     /// Sets (`Some`) or clears (`None`) the latest release under `key`, durably.

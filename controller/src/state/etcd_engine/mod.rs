@@ -106,6 +106,8 @@ struct Inner {
     timeout: Duration,
     /// Tries of one request when a member refuses the connection ([`bridge::retried`]).
     attempts: usize,
+    /// Whether calls get answers ([`crate::state::health`]), updated by [`Inner::call`].
+    health: Arc<crate::state::health::Health>,
 }
 
 impl Inner {
@@ -125,9 +127,14 @@ impl Inner {
         Fut: std::future::Future<Output = Result<T, etcd_client::Error>> + Send + 'static,
     {
         let attempts = self.attempts;
-        self.bridge
-            .call(self.timeout, retried(self.kv.clone(), attempts, request))
-            .map_err(|err| self.failed(what, err))
+        let answer = self
+            .bridge
+            .call(self.timeout, retried(self.kv.clone(), attempts, request));
+        match &answer {
+            Ok(_) => self.health.succeeded(),
+            Err(_) => self.health.failed(jiff::Timestamp::now()),
+        }
+        answer.map_err(|err| self.failed(what, err))
     }
 
     fn key(&self, parts: &[&[u8]]) -> Vec<u8> {
@@ -199,6 +206,7 @@ impl EtcdEngine {
                 at,
                 timeout: options.timeout,
                 attempts: 2 * options.endpoints.len() + 1,
+                health: Arc::new(crate::state::health::Health::new(ENGINE)),
             }),
         };
         engine.id_floor("check that the cluster answers")?;
@@ -321,6 +329,10 @@ impl Engine for EtcdEngine {
     /// An acknowledged etcd write is durable on a quorum already.
     fn flush(&self) -> Result<(), EngineError> {
         Ok(())
+    }
+
+    fn health(&self) -> Option<Arc<crate::state::health::Health>> {
+        Some(self.inner.health.clone())
     }
 }
 
