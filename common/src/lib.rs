@@ -8,6 +8,7 @@ pub mod proto {
 }
 
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod files;
 pub mod grant;
