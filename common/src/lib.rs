@@ -12,6 +12,7 @@ pub mod codec;
 pub mod config;
 pub mod files;
 pub mod grant;
+pub mod http;
 pub mod identity;
 pub mod job_state;
 pub mod metrics;
