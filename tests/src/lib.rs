@@ -8,6 +8,7 @@
 //! * [`fixture`]: a template git repository of passbolt-like releases and hosts cloned from it
 //!   at a release, with their database installed.
 //! * [`receiver`]: a real HTTP server that records the webhooks it gets.
+//! * [`rollouts`]: a rollout's status through the CLI, and waiting for one.
 //!
 //! A host at some version, with its own database:
 //!
@@ -31,4 +32,5 @@ pub mod loadgen;
 pub mod mysql;
 pub mod raw_agent;
 pub mod receiver;
+pub mod rollouts;
 pub mod site;

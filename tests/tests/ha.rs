@@ -10,27 +10,14 @@ use anyhow::{ensure, Result};
 use boltfleet_common::proto::JobKind;
 use boltfleet_controller::state::etcd_engine::{EtcdEngine, EtcdOptions, TIMEOUT};
 use boltfleet_controller::state::State;
-use boltfleet_tests::cluster::{eventually, row, Agent, Controller};
+use boltfleet_tests::cluster::{eventually, point_at, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::fixture::PassboltHost;
+use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
 const PREFIX: &str = "/ha/";
-
-/// The agent's `controller` line, a list of `urls`.
-fn point_at(agent: &Agent, urls: &[&str]) -> Result<()> {
-    let text = std::fs::read_to_string(&agent.config)?;
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    ensure!(first.starts_with("controller = "), "{first}");
-    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
-    std::fs::write(
-        &agent.config,
-        format!("controller = [{}]\n{rest}", list.join(", ")),
-    )?;
-    Ok(())
-}
 
 /// Who holds the scheduler's election, read from etcd.
 fn leader(cluster: &EtcdCluster) -> Option<String> {
@@ -42,27 +29,6 @@ fn leader(cluster: &EtcdCluster) -> Option<String> {
     })
     .ok()?;
     engine.leader_name().ok()?
-}
-
-fn status(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(
-        &ctl.cli_ok(&["rollout", "status", id, "--format", "json"])?,
-    )?)
-}
-
-fn wait_status(
-    ctl: &Controller,
-    id: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let mut last = Value::Null;
-    eventually(what, WAIT, || {
-        let s = status(ctl, id).ok()?;
-        last = s.clone();
-        check(&s).then_some(s)
-    })
-    .map_err(|e| e.context(format!("last status: {last}")))
 }
 
 /// How many update jobs each host was given, counted from the jobs stored in etcd (the audit
