@@ -277,3 +277,24 @@ fn probe(config: &AgentConfig) -> u64 {
     }
     hasher.finish()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(kind: JobKind) -> JobEvent {
+        JobEvent {
+            kind: kind as i32,
+            state: boltfleet_common::proto::JobState::Succeeded as i32,
+            ..JobEvent::default()
+        }
+    }
+
+    #[test]
+    fn only_jobs_that_may_change_the_install_are_reported_at_once() {
+        assert!(may_change_install(&finished(JobKind::Update)));
+        assert!(may_change_install(&finished(JobKind::Rollback)));
+        assert!(!may_change_install(&finished(JobKind::Healthcheck)));
+        assert!(!may_change_install(&finished(JobKind::Backup)));
+    }
+}
