@@ -14,6 +14,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // every channel is built by `tls::connect` anyway.
     tonic_prost_build::configure()
         .build_transport(false)
+        // Small per-stream buffers: one agent stream per host lives for days (src/codec.rs).
+        .codec_path("crate::codec::LeanCodec")
         // Stored records embed these messages; serde keeps the store to one encoding (JSON).
         .type_attribute(
             ".boltfleet.v1",

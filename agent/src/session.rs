@@ -11,7 +11,9 @@ use boltfleet_common::pki;
 use boltfleet_common::proto::agent_message::Msg as Up;
 use boltfleet_common::proto::agent_service_client::AgentServiceClient;
 use boltfleet_common::proto::controller_message::Msg as Down;
-use boltfleet_common::proto::{AgentMessage, ControllerMessage, Hello, RenewRequest, Report};
+use boltfleet_common::proto::{
+    AgentMessage, ControllerMessage, Hello, JobEvent, JobKind, RenewRequest, Report,
+};
 use boltfleet_common::tls::{self, TlsError};
 use time::OffsetDateTime;
 use tokio::sync::{broadcast, mpsc};
@@ -159,10 +161,14 @@ async fn session(
                 };
                 if let Some(event) = event {
                     let finished = event.state().is_final();
+                    let changes_install = may_change_install(&event);
                     let _ = tx.send(AgentMessage { msg: Some(Up::JobEvent(event)) }).await;
                     if finished {
-                        // The install may have changed: report it now, not at the next tick.
+                        // Fresh facts in the next report at the latest.
                         reporter.prober.invalidate();
+                    }
+                    if finished && changes_install {
+                        // The install may have changed: report it now, not at the next tick.
                         reporter.send(config).await;
                         last_probe = probe(config);
                         report_tick.reset();
@@ -252,6 +258,16 @@ async fn renew(
     Ok(())
 }
 
+/// Whether a finished job may have changed what the inventory reports (version, migrations,
+/// health after a checkout or restore): update and rollback may, and are reported at once. A
+/// healthcheck or backup job leaves the install as it was: its facts are probed again at the
+/// next report tick instead of right away, because that probe (git, `cake` twice, hundreds of
+/// milliseconds on a real host) held the host and this loop just after each such job, and an
+/// operator's next job, arriving meanwhile, waited for it.
+fn may_change_install(event: &JobEvent) -> bool {
+    !matches!(event.kind(), JobKind::Healthcheck | JobKind::Backup)
+}
+
 /// A cheap fingerprint of what usually changes on an update: the version files and git HEAD.
 fn probe(config: &AgentConfig) -> u64 {
     let root = &config.passbolt.root;
@@ -260,4 +276,25 @@ fn probe(config: &AgentConfig) -> u64 {
         std::fs::read(root.join(rel)).ok().hash(&mut hasher);
     }
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finished(kind: JobKind) -> JobEvent {
+        JobEvent {
+            kind: kind as i32,
+            state: boltfleet_common::proto::JobState::Succeeded as i32,
+            ..JobEvent::default()
+        }
+    }
+
+    #[test]
+    fn only_jobs_that_may_change_the_install_are_reported_at_once() {
+        assert!(may_change_install(&finished(JobKind::Update)));
+        assert!(may_change_install(&finished(JobKind::Rollback)));
+        assert!(!may_change_install(&finished(JobKind::Healthcheck)));
+        assert!(!may_change_install(&finished(JobKind::Backup)));
+    }
 }

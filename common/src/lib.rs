@@ -8,9 +8,11 @@ pub mod proto {
 }
 
 pub mod clock;
+pub mod codec;
 pub mod config;
 pub mod files;
 pub mod grant;
+pub mod http;
 pub mod identity;
 pub mod job_state;
 pub mod metrics;

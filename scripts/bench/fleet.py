@@ -124,8 +124,14 @@ class Controller:
         log = open(os.path.join(self.dir, f"serve-{self.log_n}.log"), "w")
         self.log_n += 1
         self.started_at = time.time()
-        self.proc = subprocess.Popen([binary("boltfleet-controller"), "serve", "--data-dir", self.dir,
-                                      "--listen", self.addr], stdout=log, stderr=log)
+        # Every simulated agent connects from 127.0.0.1: lift the per-address cap (1,024 by
+        # default, meant for one NAT address of real hosts) above the fleet simulated.
+        config = os.path.join(self.dir, "controller.toml")
+        with open(config, "w") as f:
+            f.write(f'data_dir = "{self.dir}"\nlisten = "{self.addr}"\n\n'
+                    "[limits]\nmax_connections_per_address = 65536\n")
+        self.proc = subprocess.Popen([binary("boltfleet-controller"), "serve", "--config", config],
+                                     stdout=log, stderr=log)
         while not os.path.exists(addr_file):
             if self.proc.poll() is not None:
                 sys.exit(f"controller exited; see {log.name}")

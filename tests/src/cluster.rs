@@ -383,6 +383,19 @@ pub fn row<'a>(report: &'a serde_json::Value, host_id: &str) -> Option<&'a serde
         .find(|r| r["host_id"] == host_id)
 }
 
+/// Points the agent's config at `urls`, in that order (the list form of `controller`).
+pub fn point_at(agent: &Agent, urls: &[&str]) -> Result<()> {
+    let text = std::fs::read_to_string(&agent.config)?;
+    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
+    anyhow::ensure!(first.starts_with("controller = "), "{first}");
+    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
+    std::fs::write(
+        &agent.config,
+        format!("controller = [{}]\n{rest}", list.join(", ")),
+    )?;
+    Ok(())
+}
+
 /// An agent's config and state dir; `start` runs it.
 pub struct Agent {
     pub config: PathBuf,

@@ -1,17 +1,15 @@
-//! Helpers of the tests with several controllers on one etcd prefix: who leads, as etcd says;
-//! an agent told every controller's URL; a rollout's status and the update jobs per host as
-//! stored.
+//! Helpers of the tests with several controllers on one etcd prefix: who leads, as etcd says,
+//! and the update jobs per host as stored (an agent told every controller's URL is
+//! [`crate::cluster::point_at`], a rollout's status [`crate::rollouts`]).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use boltfleet_common::proto::JobKind;
 use boltfleet_controller::state::etcd_engine::{EtcdEngine, EtcdOptions, TIMEOUT};
 use boltfleet_controller::state::State;
-use serde_json::Value;
 
-use crate::cluster::{eventually, Agent, Controller};
+
 use crate::etcd::EtcdCluster;
 
 /// The engine of `cluster` under `prefix`, as a controller opens it.
@@ -27,43 +25,6 @@ pub fn engine(cluster: &EtcdCluster, prefix: &str) -> Result<EtcdEngine> {
 /// Who holds the scheduler's election under `prefix`, read from etcd.
 pub fn leader(cluster: &EtcdCluster, prefix: &str) -> Option<String> {
     engine(cluster, prefix).ok()?.leader_name().ok()?
-}
-
-/// Rewrites the agent's `controller` line as the list `urls`.
-pub fn point_at(agent: &Agent, urls: &[&str]) -> Result<()> {
-    let text = std::fs::read_to_string(&agent.config)?;
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    ensure!(first.starts_with("controller = "), "{first}");
-    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
-    std::fs::write(
-        &agent.config,
-        format!("controller = [{}]\n{rest}", list.join(", ")),
-    )?;
-    Ok(())
-}
-
-/// `boltfleet rollout status ID --format json`, parsed.
-pub fn status(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(
-        &ctl.cli_ok(&["rollout", "status", id, "--format", "json"])?,
-    )?)
-}
-
-/// Polls the rollout's status on `ctl` until `check` holds; the error carries the last one.
-pub fn wait_status(
-    ctl: &Controller,
-    id: &str,
-    what: &str,
-    wait: Duration,
-    check: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let mut last = Value::Null;
-    eventually(what, wait, || {
-        let s = status(ctl, id).ok()?;
-        last = s.clone();
-        check(&s).then_some(s)
-    })
-    .map_err(|e| e.context(format!("last status: {last}")))
 }
 
 /// How many update jobs each host was given, counted from the jobs stored in etcd (the audit

@@ -9,6 +9,7 @@
 //!   at a release, with their database installed.
 //! * [`ha`]: several controllers on one etcd prefix: the leader, agents told every URL.
 //! * [`receiver`]: a real HTTP server that records the webhooks it gets.
+//! * [`rollouts`]: a rollout's status through the CLI, and waiting for one.
 //!
 //! A host at some version, with its own database:
 //!
@@ -33,4 +34,5 @@ pub mod loadgen;
 pub mod mysql;
 pub mod raw_agent;
 pub mod receiver;
+pub mod rollouts;
 pub mod site;

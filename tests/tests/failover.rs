@@ -7,23 +7,10 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use boltfleet_tests::cluster::{eventually, row, Agent, Controller};
+use boltfleet_tests::cluster::{eventually, point_at, row, Agent, Controller};
 
 const WAIT: Duration = Duration::from_secs(60);
 const HOST: &str = "web1";
-
-/// Points the agent's config at `urls`, in that order (the list form of `controller`).
-fn point_at(agent: &Agent, urls: &[&str]) -> Result<()> {
-    let text = std::fs::read_to_string(&agent.config)?;
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    ensure!(first.starts_with("controller = "), "{first}");
-    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
-    std::fs::write(
-        &agent.config,
-        format!("controller = [{}]\n{rest}", list.join(", ")),
-    )?;
-    Ok(())
-}
 
 /// The host's row in `ctl`'s fleet report, once `check` holds for it.
 fn host_row(

@@ -14,7 +14,9 @@ use boltfleet_controller::state::etcd_engine::LEASE_TTL;
 use boltfleet_tests::cluster::{eventually, row, run, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::fixture::PassboltHost;
-use boltfleet_tests::ha::{self, point_at, updates_per_host, wait_status};
+use boltfleet_tests::cluster::point_at;
+use boltfleet_tests::ha::{self, updates_per_host};
+use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;
 
 const WAIT: Duration = Duration::from_secs(180);
@@ -90,7 +92,7 @@ fn a_leader_paused_past_its_lease_writes_no_scheduler_decision_when_resumed() ->
         ])?
         .trim()
         .to_string();
-    ha::wait_status(&c0, &id, "the first wave under way", WAIT, |s| {
+    wait_status(&c0, &id, "the first wave under way", |s| {
         s["waves"][0]["hosts"]
             .as_array()
             .is_some_and(|h| h.iter().any(|h| h["state"] == "running"))
@@ -131,7 +133,7 @@ fn a_leader_paused_past_its_lease_writes_no_scheduler_decision_when_resumed() ->
     // they report to the leader again.
     c0.kill9();
 
-    let done = wait_status(&c1, &id, "the rollout to complete", WAIT, |s| {
+    let done = wait_status(&c1, &id, "the rollout to complete", |s| {
         s["state"] == "completed"
     })?;
     let updates = updates_per_host(&cluster, PREFIX)?;

@@ -10,24 +10,16 @@ use anyhow::{ensure, Result};
 use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::fixture::PassboltHost;
-use boltfleet_tests::ha::{self, point_at, updates_per_host};
+use boltfleet_tests::cluster::point_at;
+use boltfleet_tests::ha::{self, updates_per_host};
+use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;
-use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
 const PREFIX: &str = "/ha/";
 
 fn leader(cluster: &EtcdCluster) -> Option<String> {
     ha::leader(cluster, PREFIX)
-}
-
-fn wait_status(
-    ctl: &Controller,
-    id: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    ha::wait_status(ctl, id, what, WAIT, check)
 }
 
 #[test]

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::fixture::PassboltHost;
+use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;
 use serde_json::Value;
 
@@ -40,27 +41,6 @@ fn fleet(
             .then_some(())
     })?;
     Ok(sites)
-}
-
-fn status(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(
-        &ctl.cli_ok(&["rollout", "status", id, "--format", "json"])?,
-    )?)
-}
-
-fn wait_status(
-    ctl: &Controller,
-    id: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    let mut last = Value::Null;
-    eventually(what, WAIT, || {
-        let s = status(ctl, id).ok()?;
-        last = s.clone();
-        check(&s).then_some(s)
-    })
-    .map_err(|e| e.context(format!("last status: {last}")))
 }
 
 /// host id -> state, over every wave.

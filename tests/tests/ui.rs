@@ -20,6 +20,7 @@ use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::dashboard::{Dashboard, OperatorFiles};
 use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::raw_agent::{enrolled, inventory, report_once, Stream};
+use boltfleet_tests::rollouts::{status, wait_status};
 use boltfleet_tests::site::Site;
 use serde_json::{json, Value};
 
@@ -65,21 +66,6 @@ async fn raw_hosts(ctl: &Controller) -> Result<RawHosts> {
         report_once(ctl, &stuck, inventory("1.6.9", "v1.6.10")).await?,
     ];
     Ok(RawHosts { _streams: streams })
-}
-
-fn status(ctl: &Controller, id: &str) -> Result<Value> {
-    Ok(serde_json::from_str(
-        &ctl.cli_ok(&["rollout", "status", id, "--format", "json"])?,
-    )?)
-}
-
-fn wait_status(
-    ctl: &Controller,
-    id: &str,
-    what: &str,
-    check: impl Fn(&Value) -> bool,
-) -> Result<Value> {
-    eventually(what, WAIT, || status(ctl, id).ok().filter(|s| check(s)))
 }
 
 const REAL: [(&str, &str); 3] = [

@@ -46,7 +46,8 @@ pub async fn status_url(url: &str) -> HealthCheck {
             answer.status,
             answer.location.as_deref().unwrap_or("nowhere")
         )),
-        Ok(answer) => judge_status_answer(answer.status, &answer.body).map_err(|e| e.to_string()),
+        Ok(answer) => judge_status_answer(answer.status, &String::from_utf8_lossy(&answer.body))
+            .map_err(|e| e.to_string()),
     };
     let (status, detail) = match verdict {
         Ok(()) => (CheckStatus::Pass, String::new()),

@@ -1,20 +1,14 @@
-//! One HTTP(S) POST of a delivery over hyper and rustls (ring, the platform's roots): a new
-//! connection per attempt, one deadline for all of it, no redirect followed.
-//!
-//! Errors name the receiver by scheme, host and port only: a URL's path or query often holds
-//! a token (chat services' incoming webhooks do), and errors end up in logs.
+//! One webhook delivery: a POST with the shared HTTP client ([`boltfleet_common::http`]: a new
+//! connection per attempt, one deadline for all of it, no redirect followed, errors naming the
+//! receiver by origin only), to a URL checked for what a webhook's may be.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
+use boltfleet_common::http::{self, Call};
 use hyper::body::Bytes;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HOST, USER_AGENT};
-use hyper::{Request, Uri};
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
+use hyper::Method;
+
+pub use boltfleet_common::http::HttpError as PostError;
 
 /// The most of an answer's body that is read (and thrown away): receivers answer briefly.
 const MAX_BODY: usize = 16 * 1024;
@@ -23,30 +17,12 @@ pub const MAX_URL: usize = 2048;
 
 /// A webhook URL, checked: http or https, a host, no user:password@, no fragment.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    uri: Uri,
-    tls: bool,
-    host: String,
-    port: u16,
-}
+pub struct Target(http::Target);
 
 /// Why a URL is not a webhook's.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct BadUrl(String);
-
-/// Why an attempt got no answer.
-#[derive(Debug, thiserror::Error)]
-pub enum PostError {
-    #[error("cannot connect to {origin}: {reason}")]
-    Connect { origin: String, reason: String },
-    #[error("TLS with {origin} failed: {reason}")]
-    Tls { origin: String, reason: String },
-    #[error("HTTP exchange with {origin} failed: {reason}")]
-    Exchange { origin: String, reason: String },
-    #[error("{origin} did not answer within {}s", after.as_secs())]
-    Timeout { origin: String, after: Duration },
-}
 
 impl Target {
     /// Parses and checks a webhook URL.
@@ -64,181 +40,54 @@ impl Target {
         if url.contains('#') {
             return Err(bad("a fragment (#...) is never sent: leave it out"));
         }
-        let uri: Uri = url
-            .parse()
-            .map_err(|e: hyper::http::uri::InvalidUri| BadUrl(format!("not a URL ({e})")))?;
-        let tls = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            _ => return Err(bad("must start with http:// or https://")),
-        };
-        let authority = uri.authority().ok_or_else(|| bad("names no host"))?;
-        if authority.as_str().contains('@') {
+        let target = http::Target::parse(url).map_err(|e| BadUrl(e.0))?;
+        if target.has_userinfo() {
             return Err(bad(
                 "must not carry user:password@ (the signature authenticates deliveries)",
             ));
         }
-        let host = authority
-            .host()
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string();
-        if host.is_empty() {
-            return Err(bad("names no host"));
-        }
-        let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-        Ok(Self {
-            uri,
-            tls,
-            host,
-            port,
-        })
+        Ok(Self(target))
     }
 
     /// `scheme://host:port`: the receiver, without what the path may hide.
     pub fn origin(&self) -> String {
-        let scheme = if self.tls { "https" } else { "http" };
-        if self.host.contains(':') {
-            format!("{scheme}://[{}]:{}", self.host, self.port)
-        } else {
-            format!("{scheme}://{}:{}", self.host, self.port)
-        }
+        self.0.origin()
     }
 }
 
 /// POSTs `body` as JSON with `headers` to `target` within `timeout`; returns the status,
-/// whatever it is (a redirect is an answer like any other, not followed).
+/// whatever it is (a redirect is returned, not followed).
 pub async fn post(
     target: &Target,
     headers: &[(&'static str, String)],
     body: &str,
     timeout: Duration,
 ) -> Result<u16, PostError> {
-    tokio::time::timeout(timeout, post_inner(target, headers, body))
-        .await
-        .unwrap_or_else(|_| {
-            Err(PostError::Timeout {
-                origin: target.origin(),
-                after: timeout,
-            })
-        })
-}
-
-async fn post_inner(
-    target: &Target,
-    headers: &[(&'static str, String)],
-    body: &str,
-) -> Result<u16, PostError> {
-    let origin = target.origin();
-    let exchange_error = |reason: String| PostError::Exchange {
-        origin: origin.clone(),
-        reason,
+    let mut all = vec![
+        (
+            "user-agent",
+            concat!("boltfleet-webhook/", env!("CARGO_PKG_VERSION")).to_string(),
+        ),
+        ("content-type", "application/json".to_string()),
+    ];
+    all.extend(headers.iter().cloned());
+    let call = Call {
+        method: Method::POST,
+        headers: &all,
+        body: Bytes::from(body.to_string()),
+        // Read (a bounded part of) the answer so the receiver is not cut off mid-write; what
+        // it says does not matter.
+        max_body: MAX_BODY,
+        need_body: false,
+        timeout,
     };
-    let path = target.uri.path_and_query().map_or("/", |p| p.as_str());
-    let authority = target.uri.authority().map_or("", |a| a.as_str());
-    let mut request = Request::post(path)
-        .header(HOST, authority)
-        .header(
-            USER_AGENT,
-            concat!("boltfleet-webhook/", env!("CARGO_PKG_VERSION")),
-        )
-        .header(CONTENT_TYPE, "application/json")
-        .header(CONNECTION, "close");
-    for (name, value) in headers {
-        request = request.header(*name, value);
-    }
-    let request = request
-        .body(Full::new(Bytes::from(body.to_string())))
-        .map_err(|e| exchange_error(e.to_string()))?;
-    let tcp = TcpStream::connect((target.host.as_str(), target.port))
-        .await
-        .map_err(|e| PostError::Connect {
-            origin: origin.clone(),
-            reason: e.to_string(),
-        })?;
-    if !target.tls {
-        return exchange(TokioIo::new(tcp), request)
-            .await
-            .map_err(exchange_error);
-    }
-    let tls_error = |reason: String| PostError::Tls {
-        origin: origin.clone(),
-        reason,
-    };
-    let name = ServerName::try_from(target.host.clone()).map_err(|e| tls_error(e.to_string()))?;
-    let stream = TlsConnector::from(client_config().map_err(tls_error)?)
-        .connect(name, tcp)
-        .await
-        .map_err(|e| tls_error(e.to_string()))?;
-    exchange(TokioIo::new(stream), request)
-        .await
-        .map_err(exchange_error)
-}
-
-/// Aborts the connection task when the exchange ends or is dropped by the timeout.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-async fn exchange<I>(io: I, request: Request<Full<Bytes>>) -> Result<u16, String>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| causes(&e))?;
-    let _conn = AbortOnDrop(tokio::spawn(async move {
-        let _ = conn.await;
-    }));
-    let response = sender.send_request(request).await.map_err(|e| causes(&e))?;
-    let status = response.status().as_u16();
-    // Read (a bounded part of) the answer so the receiver is not cut off mid-write; what it
-    // says does not matter.
-    let _ = Limited::new(response.into_body(), MAX_BODY).collect().await;
-    Ok(status)
-}
-
-/// An error with its causes: hyper's own messages are generic.
-fn causes(e: &dyn std::error::Error) -> String {
-    let mut reason = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        reason.push_str(": ");
-        reason.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    reason
-}
-
-/// TLS trusting the platform's root certificates, built once.
-fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
-    static CONFIG: OnceLock<Result<Arc<rustls::ClientConfig>, String>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let mut roots = rustls::RootCertStore::empty();
-            let found = rustls_native_certs::load_native_certs();
-            let (added, _ignored) = roots.add_parsable_certificates(found.certs);
-            if added == 0 {
-                tracing::warn!(errors = ?found.errors, "no platform root certificates found: https webhooks will fail");
-            }
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let mut config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map_err(|e| e.to_string())?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
-            config.alpn_protocols = vec![b"http/1.1".to_vec()];
-            Ok(Arc::new(config))
-        })
-        .clone()
+    Ok(http::send(&target.0, call).await?.status)
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
+    use std::sync::Arc;
+
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
