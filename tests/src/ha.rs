@@ -9,7 +9,6 @@ use boltfleet_common::proto::JobKind;
 use boltfleet_controller::state::etcd_engine::{EtcdEngine, EtcdOptions, TIMEOUT};
 use boltfleet_controller::state::State;
 
-
 use crate::etcd::EtcdCluster;
 
 /// The engine of `cluster` under `prefix`, as a controller opens it.

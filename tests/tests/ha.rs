@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
+use boltfleet_tests::cluster::point_at;
 use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::fixture::PassboltHost;
-use boltfleet_tests::cluster::point_at;
 use boltfleet_tests::ha::{self, updates_per_host};
 use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;

@@ -7,9 +7,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
+use boltfleet_tests::cluster::point_at;
 use boltfleet_tests::cluster::{bin, eventually, row, run, Agent, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
-use boltfleet_tests::cluster::point_at;
 
 const WAIT: Duration = Duration::from_secs(60);
 const PREFIX: &str = "/join/";

@@ -9,30 +9,16 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use boltfleet_common::proto::JobKind;
-use boltfleet_controller::state::etcd_engine::{EtcdEngine, EtcdOptions, TIMEOUT};
-use boltfleet_controller::state::State;
-use boltfleet_tests::cluster::{eventually, row, Agent, Controller};
+use boltfleet_tests::cluster::{eventually, point_at, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::fixture::PassboltHost;
+use boltfleet_tests::ha::updates_per_host;
+use boltfleet_tests::rollouts;
 use boltfleet_tests::site::Site;
 use serde_json::Value;
 
 const WAIT: Duration = Duration::from_secs(180);
 const PREFIX: &str = "/presence/";
-
-/// The agent's `controller` line, a list of `urls`.
-fn point_at(agent: &Agent, urls: &[&str]) -> Result<()> {
-    let text = std::fs::read_to_string(&agent.config)?;
-    let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    ensure!(first.starts_with("controller = "), "{first}");
-    let list: Vec<String> = urls.iter().map(|u| format!("{u:?}")).collect();
-    std::fs::write(
-        &agent.config,
-        format!("controller = [{}]\n{rest}", list.join(", ")),
-    )?;
-    Ok(())
-}
 
 fn cluster_status(ctl: &Controller) -> Result<Value> {
     Ok(serde_json::from_str(
@@ -55,40 +41,8 @@ fn agents_by_controller(status: &Value) -> BTreeMap<String, u64> {
         .collect()
 }
 
-fn state(cluster: &EtcdCluster) -> Result<State> {
-    let engine = EtcdEngine::open(&EtcdOptions {
-        endpoints: cluster.endpoints(),
-        prefix: PREFIX.into(),
-        tls: None,
-        timeout: TIMEOUT,
-    })?;
-    Ok(State::on(std::sync::Arc::new(engine))?)
-}
-
-/// How many update jobs each host was given, from the jobs stored in etcd.
-fn updates_per_host(cluster: &EtcdCluster) -> Result<BTreeMap<String, usize>> {
-    let mut counts = BTreeMap::new();
-    for (_, job) in state(cluster)?.jobs().list()? {
-        if job
-            .request
-            .as_ref()
-            .is_some_and(|r| r.kind() == JobKind::Update)
-        {
-            *counts.entry(job.host_id.clone()).or_insert(0) += 1;
-        }
-    }
-    Ok(counts)
-}
-
 fn ctl(controllers: &[Option<Controller>], i: usize) -> &Controller {
     controllers[i].as_ref().expect("running")
-}
-
-fn rollout_state(ctl: &Controller, id: &str) -> Option<Value> {
-    let text = ctl
-        .cli_ok(&["rollout", "status", id, "--format", "json"])
-        .ok()?;
-    serde_json::from_str(&text).ok()
 }
 
 #[test]
@@ -230,18 +184,34 @@ fn three_controllers_share_the_fleet_and_a_killed_one_s_agents_come_back_on_the_
     sites[hanging].host.set_hang(false)?;
     let mut last = Value::Null;
     eventually("the rollout to complete", WAIT, || {
-        let s = rollout_state(ctl(&controllers, survivor), &id)?;
+        let s = rollouts::status(ctl(&controllers, survivor), &id).ok()?;
         last = s.clone();
         (s["state"] == "completed").then_some(())
     })
-    .map_err(|e| e.context(format!("last status: {last}")))?;
+    .map_err(|e| {
+        for (i, c) in controllers.iter().enumerate() {
+            if let Some(c) = c {
+                let log = c.proc.as_ref().map(|p| p.log_text()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(80).collect();
+                eprintln!(
+                    "---- c{i} log, last lines, newest first:\n{}",
+                    tail.join("\n")
+                );
+            }
+        }
+        e.context(format!("last status: {last}"))
+    })?;
     let report = ctl(&controllers, survivor).report()?;
     for host in &hosts {
         let r = row(&report, host).context("host in the report")?;
         assert_eq!(r["version"], "1.4.0", "{host}: {r}");
     }
     let once: BTreeMap<String, usize> = hosts.iter().map(|h| (h.clone(), 1)).collect();
-    assert_eq!(updates_per_host(&cluster)?, once, "update jobs per host");
+    assert_eq!(
+        updates_per_host(&cluster, PREFIX)?,
+        once,
+        "update jobs per host"
+    );
 
     // The in-flight job finished once: one `job.finish` entry for its host in the audit log.
     let audit: Value =

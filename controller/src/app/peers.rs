@@ -108,13 +108,16 @@ impl App {
                 self.wake_scheduler();
             }
             Feed::Changes(changes) => {
+                let etcd = self.peers.get().and_then(|p| p.etcd.as_ref());
+                let superseded = |change: &_| etcd.is_some_and(|e| e.superseded(change));
                 let mut wake = false;
                 let mut queued = BTreeSet::new();
                 for change in &changes {
-                    match self
-                        .state
-                        .apply_change(change, |host| self.registry.is_here(host))
-                    {
+                    match self.state.apply_change(
+                        change,
+                        |host| self.registry.is_here(host),
+                        superseded,
+                    ) {
                         Applied::Nothing | Applied::Host => {}
                         Applied::Observation { moved } => wake |= moved,
                         Applied::Rollout => wake = true,

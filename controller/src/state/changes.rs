@@ -36,8 +36,16 @@ pub enum Applied {
 
 impl State {
     /// Sets what `change` touched. `held_here`: whether this controller holds a host's stream,
-    /// whose observation it knows better than the store.
-    pub fn apply_change(&self, change: &Change, held_here: impl Fn(&str) -> bool) -> Applied {
+    /// whose observation it knows better than the store; `superseded`: whether the change is
+    /// this controller's own write or older than it (asked under the lock of the copy it
+    /// would set, which this controller's own writes hold until they are noted).
+    pub fn apply_change(
+        &self,
+        change: &Change,
+        held_here: impl Fn(&str) -> bool,
+        superseded: impl Fn(&Change) -> bool,
+    ) -> Applied {
+        let fresh = || !superseded(change);
         let Ok(key) = std::str::from_utf8(&change.key) else {
             return Applied::Nothing;
         };
@@ -47,7 +55,7 @@ impl State {
                 let Some(record) = decoded(HOSTS, key, value) else {
                     return Applied::Nothing;
                 };
-                self.hosts.set_stored(key, record);
+                self.hosts.set_stored(key, record, fresh);
                 Applied::Host
             }
             OBSERVED if held_here(key) => Applied::Nothing,
@@ -55,21 +63,20 @@ impl State {
                 let Some(observed) = decoded(OBSERVED, key, value) else {
                     return Applied::Nothing;
                 };
-                let moved = self.observations.set_stored(key, observed);
+                let moved = self.observations.set_stored(key, observed, fresh);
                 Applied::Observation { moved }
             }
             JOBS => match decoded::<JobRecord>(JOBS, key, value) {
-                Some(Some(job)) => {
-                    self.jobs.set_stored(&job);
-                    Applied::Job(Box::new(job))
-                }
+                Some(Some(job)) if self.jobs.set_stored(&job, fresh) => Applied::Job(Box::new(job)),
                 _ => Applied::Nothing,
             },
             ROLLOUTS => {
                 let Some(record) = decoded(ROLLOUTS, key, value) else {
                     return Applied::Nothing;
                 };
-                self.store.rollouts.set_stored(key, record);
+                if !self.store.rollouts.set_stored(key, record, fresh) {
+                    return Applied::Nothing;
+                }
                 Applied::Rollout
             }
             PRESENCE => match key.strip_prefix("hosts/") {
@@ -112,6 +119,7 @@ mod tests {
             tree: tree.into(),
             key: key.as_bytes().to_vec(),
             value,
+            revision: 1,
         }
     }
 
@@ -124,7 +132,10 @@ mod tests {
             ..HostRecord::default()
         };
         let put = change(HOSTS, "web1", Some(serde_json::to_vec(&host).unwrap()));
-        assert_eq!(state.apply_change(&put, |_| false), Applied::Host);
+        assert_eq!(
+            state.apply_change(&put, |_| false, |_| false),
+            Applied::Host
+        );
         assert_eq!(state.host("web1").unwrap().tenant, "acme");
 
         let observed = Observed {
@@ -137,22 +148,33 @@ mod tests {
             "web1",
             Some(serde_json::to_vec(&observed).unwrap()),
         );
-        assert_eq!(state.apply_change(&seen, |_| true), Applied::Nothing);
+        assert_eq!(
+            state.apply_change(&seen, |_| true, |_| false),
+            Applied::Nothing
+        );
         assert!(state.observations().get("web1").is_none());
-        state.apply_change(&seen, |_| false);
+        state.apply_change(&seen, |_| false, |_| true);
+        assert!(
+            state.observations().get("web1").is_none(),
+            "superseded: skipped"
+        );
+        state.apply_change(&seen, |_| false, |_| false);
         assert_eq!(state.observations().get("web1").unwrap().last_seen, 7);
 
         let bad = change(HOSTS, "web2", Some(b"not json".to_vec()));
-        assert_eq!(state.apply_change(&bad, |_| false), Applied::Nothing);
+        assert_eq!(
+            state.apply_change(&bad, |_| false, |_| false),
+            Applied::Nothing
+        );
         assert!(state.host("web2").is_none());
 
         let gone = change(HOSTS, "web1", None);
-        state.apply_change(&gone, |_| false);
+        state.apply_change(&gone, |_| false, |_| false);
         assert!(state.host("web1").is_none());
 
         let present = change(PRESENCE, "hosts/web1", Some(b"c1".to_vec()));
         assert_eq!(
-            state.apply_change(&present, |_| false),
+            state.apply_change(&present, |_| false, |_| false),
             Applied::Presence {
                 host: "web1".into(),
                 holder: Some("c1".into())

@@ -38,6 +38,8 @@ pub struct Change {
     pub tree: String,
     pub key: Vec<u8>,
     pub value: Option<Vec<u8>>,
+    /// The engine's revision of the change (etcd's `mod_revision`).
+    pub revision: i64,
 }
 
 /// The engine could not read or write. Its text is the engine's own message.

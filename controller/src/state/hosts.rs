@@ -54,8 +54,12 @@ impl HostCache {
     }
 
     /// Sets the host's record as another controller stored it (`None`: removed).
-    pub fn set_stored(&self, id: &str, stored: Option<HostRecord>) {
+    /// `fresh` is asked under the lock this cache's own writes hold: false skips the change.
+    pub fn set_stored(&self, id: &str, stored: Option<HostRecord>, fresh: impl FnOnce() -> bool) {
         let mut hosts = self.hosts.write().unwrap_or_else(|p| p.into_inner());
+        if !fresh() {
+            return;
+        }
         match stored {
             Some(record) => hosts.insert(id.to_string(), record),
             None => hosts.remove(id),

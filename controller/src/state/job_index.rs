@@ -238,9 +238,16 @@ impl JobCache {
     }
 
     /// Indexes `job` as another controller stored it.
-    pub fn set_stored(&self, job: &JobRecord) {
-        lock(&self.index).apply(job);
+    /// `fresh` is asked under the lock this cache's own writes hold: false skips the change.
+    pub fn set_stored(&self, job: &JobRecord, fresh: impl FnOnce() -> bool) -> bool {
+        let mut index = lock(&self.index);
+        if !fresh() {
+            return false;
+        }
+        index.apply(job);
+        drop(index);
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        true
     }
 
     /// Changes whenever a job is written: wait on it, then read the jobs you follow again.

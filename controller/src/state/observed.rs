@@ -222,7 +222,17 @@ impl Observations {
     /// Sets `host`'s observation as another controller stored it (`None`: removed), unless
     /// it changed here since it was last written (then this one's is newer). Returns whether
     /// what rollouts look at (the version and health) changed.
-    pub fn set_stored(&self, host: &str, stored: Option<Observed>) -> bool {
+    /// `fresh` is asked under the lock this cache's own writes hold: false skips the change.
+    pub fn set_stored(
+        &self,
+        host: &str,
+        stored: Option<Observed>,
+        fresh: impl FnOnce() -> bool,
+    ) -> bool {
+        let _writing = lock(&self.shared.writing);
+        if !fresh() {
+            return false;
+        }
         let mut state = lock(&self.shared.state);
         let State { hosts, dirty } = &mut *state;
         if dirty.contains(host) {

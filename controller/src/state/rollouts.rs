@@ -124,8 +124,17 @@ impl Rollouts {
     }
 
     /// Sets rollout `id` as another controller stored it (`None`: removed).
-    pub(super) fn set_stored(&self, id: &str, stored: Option<RolloutRecord>) {
+    /// `fresh` is asked under the lock this cache's own writes hold: false skips the change.
+    pub(super) fn set_stored(
+        &self,
+        id: &str,
+        stored: Option<RolloutRecord>,
+        fresh: impl FnOnce() -> bool,
+    ) -> bool {
         let mut active = self.lock();
+        if !fresh() {
+            return false;
+        }
         match stored {
             Some(record) if record.state.is_active() => {
                 active.insert(id.to_string(), record);
@@ -134,7 +143,9 @@ impl Rollouts {
                 active.remove(id);
             }
         }
+        drop(active);
         self.changes.send_modify(|n| *n = n.wrapping_add(1));
+        true
     }
 
     /// Changes whenever a rollout is written.

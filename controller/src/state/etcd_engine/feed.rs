@@ -8,8 +8,15 @@
 //! from the revision after the last event it delivered; one whose revision was compacted away
 //! cannot, and starts over with [`Feed::Start`] `{ again: true }`: the caches are read again.
 //!
-//! The engine's own bookkeeping keys (`_ids/`, `_leader`) are not delivered.
+//! The engine's own bookkeeping keys (`_ids/`, `_leader`) are not delivered. A write's event
+//! comes back to the controller that made it after its memory moved on (two writes of a
+//! rollout in a row: the first's echo would set the cache back by one), so the engine notes
+//! each key's revision as it writes it, and whoever applies a change asks
+//! [`EtcdEngine::superseded`] under the lock its own writes of that memory hold: the
+//! controller's own event, and any older one of the key, are skipped.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use etcd_client::{EventType, GetOptions, KvClient, WatchClient, WatchOptions};
@@ -50,6 +57,9 @@ impl EtcdEngine {
         let (revision, hosts) = self.inner.call("read the presence of hosts", move |kv| {
             presence_at(kv, presence.clone(), prefix.clone())
         })?;
+        self.inner
+            .feeding
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel(QUEUE);
         tx.try_send(Feed::Start {
             again: false,
@@ -57,6 +67,7 @@ impl EtcdEngine {
         })
         .expect("an empty channel takes one");
         let watcher = Watcher {
+            written: self.inner.written.clone(),
             kv: self.inner.kv.clone(),
             watch: self.inner.watch.clone(),
             prefix: self.inner.prefix.clone(),
@@ -93,6 +104,8 @@ async fn presence_at(
 }
 
 struct Watcher {
+    /// This controller's own writes not yet seen back ([`super::Inner`]'s).
+    written: Arc<Mutex<HashMap<Vec<u8>, i64>>>,
     kv: KvClient,
     watch: WatchClient,
     prefix: Vec<u8>,
@@ -121,6 +134,11 @@ impl Watcher {
                         from,
                         why, "etcd watch lost its place; reading the state again"
                     );
+                    // The events of the writes noted so far will not come: forget them.
+                    self.written
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clear();
                     loop {
                         tokio::time::sleep(AGAIN).await;
                         let presence = [self.prefix.as_slice(), PRESENCE_HOSTS].concat();
@@ -174,14 +192,34 @@ impl Watcher {
                 let Some(key) = kv.key().strip_prefix(self.prefix.as_slice()) else {
                     continue;
                 };
-                let Some(change) = change_of(key, event.event_type(), kv.value()) else {
+                let Some(mut change) = change_of(key, event.event_type(), kv.value()) else {
                     continue;
                 };
+                change.revision = kv.mod_revision();
                 changes.push(change);
             }
             if !changes.is_empty() && self.tx.send(Feed::Changes(changes)).await.is_err() {
                 return Ended::Closed;
             }
+        }
+    }
+}
+
+impl EtcdEngine {
+    /// Whether `change` is this controller's own write, or older than its last write of the
+    /// key: its memory is past both. Called by whoever applies the change, under the lock its
+    /// own writes of that memory hold (so a write is noted before its echo is judged). Its own
+    /// write seen back, the key is forgotten (every older event of it has passed).
+    pub fn superseded(&self, change: &Change) -> bool {
+        let key = self.inner.key(&[change.tree.as_bytes(), b"/", &change.key]);
+        let mut written = self.inner.written.lock().unwrap_or_else(|p| p.into_inner());
+        match written.get(&key).copied() {
+            Some(mine) if change.revision == mine => {
+                written.remove(&key);
+                true
+            }
+            Some(mine) => change.revision < mine,
+            None => false,
         }
     }
 }
@@ -197,6 +235,7 @@ fn change_of(key: &[u8], kind: EventType, value: &[u8]) -> Option<Change> {
         tree: String::from_utf8(tree.to_vec()).ok()?,
         key: rest.to_vec(),
         value: (kind == EventType::Put).then(|| value.to_vec()),
+        revision: 0,
     })
 }
 

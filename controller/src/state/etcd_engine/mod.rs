@@ -100,6 +100,12 @@ struct Inner {
     /// For `cluster status`: each endpoint is asked on its own.
     endpoints: Vec<String>,
     connect: ConnectOptions,
+    /// The revision of this controller's last write of each key the feed has not delivered
+    /// back yet: the feed skips those events and older ones of the same key, which this
+    /// controller's memory is already past ([`feed`]).
+    written: Arc<std::sync::Mutex<std::collections::HashMap<Vec<u8>, i64>>>,
+    /// A feed runs (only then are writes noted).
+    feeding: std::sync::atomic::AtomicBool,
     prefix: Vec<u8>,
     /// The endpoints, for errors.
     at: String,
@@ -135,6 +141,18 @@ impl Inner {
             Err(_) => self.health.failed(jiff::Timestamp::now()),
         }
         answer.map_err(|err| self.failed(what, err))
+    }
+
+    /// Notes that this controller wrote `keys` at `revision`.
+    fn wrote<'a>(&self, keys: impl IntoIterator<Item = &'a Vec<u8>>, revision: i64) {
+        if revision <= 0 || !self.feeding.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
+        let mut written = self.written.lock().unwrap_or_else(|p| p.into_inner());
+        for key in keys {
+            let at = written.entry(key.clone()).or_insert(revision);
+            *at = (*at).max(revision);
+        }
     }
 
     fn key(&self, parts: &[&[u8]]) -> Vec<u8> {
@@ -202,6 +220,8 @@ impl EtcdEngine {
                 watch: client.watch_client(),
                 endpoints: options.endpoints.clone(),
                 connect: connect.clone(),
+                written: Arc::default(),
+                feeding: std::sync::atomic::AtomicBool::new(false),
                 prefix: prefix.as_bytes().to_vec(),
                 at,
                 timeout: options.timeout,
@@ -347,18 +367,28 @@ struct EtcdTree {
 impl EtcdTree {
     /// Applies `ops` in one transaction that first checks `fence` (the leader key still has
     /// the revision this controller created it at); refused, nothing written, when it does not.
-    fn fenced(&self, op: &str, fence: Fence, ops: Vec<TxnOp>) -> Result<(), EngineError> {
+    fn fenced(
+        &self,
+        op: &str,
+        fence: Fence,
+        keys: &[Vec<u8>],
+        ops: Vec<TxnOp>,
+    ) -> Result<(), EngineError> {
         let compare = fence_compare(&fence);
-        let held = self.inner.call(self.what(op), move |mut kv| {
+        let (held, revision) = self.inner.call(self.what(op), move |mut kv| {
             let txn = etcd_client::Txn::new()
                 .when([compare.clone()])
                 .and_then(ops.clone());
-            async move { Ok(kv.txn(txn).await?.succeeded()) }
+            async move {
+                let done = kv.txn(txn).await?;
+                Ok((done.succeeded(), revision_of(done.header())))
+            }
         })?;
         if !held {
             let why = "refused: this controller no longer leads the scheduler (its lease ended)";
             return Err(self.inner.error(self.what(op), why));
         }
+        self.inner.wrote(keys, revision);
         Ok(())
     }
 
@@ -392,32 +422,42 @@ impl Tree for EtcdTree {
     fn put(&self, key: &[u8], value: &[u8]) -> Result<(), EngineError> {
         let (key, value) = (self.full(key), value.to_vec());
         if let Some(fence) = fence::current() {
-            return self.fenced("put", fence, vec![TxnOp::put(key, value, None)]);
+            let keys = [key.clone()];
+            return self.fenced("put", fence, &keys, vec![TxnOp::put(key, value, None)]);
         }
-        self.inner.call(self.what("put"), move |mut kv| {
+        let at = key.clone();
+        let revision = self.inner.call(self.what("put"), move |mut kv| {
             let (key, value) = (key.clone(), value.clone());
-            async move { kv.put(key, value, None).await.map(drop) }
-        })
+            async move { Ok(revision_of(kv.put(key, value, None).await?.header())) }
+        })?;
+        self.inner.wrote([&at], revision);
+        Ok(())
     }
 
     fn delete(&self, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
         let key = self.full(key);
         if let Some(fence) = fence::current() {
             let old = self.get_full(key.clone())?;
-            self.fenced("delete", fence, vec![TxnOp::delete(key, None)])?;
+            let keys = [key.clone()];
+            self.fenced("delete", fence, &keys, vec![TxnOp::delete(key, None)])?;
             return Ok(old);
         }
-        self.inner.call(self.what("delete"), move |mut kv| {
+        let at = key.clone();
+        let (old, revision) = self.inner.call(self.what("delete"), move |mut kv| {
             let key = key.clone();
             async move {
                 let options = DeleteOptions::new().with_prev_key();
                 let mut deleted = kv.delete(key, Some(options)).await?;
-                Ok(deleted
+                let revision = revision_of(deleted.header());
+                let old = deleted
                     .take_prev_kvs()
                     .pop()
-                    .map(|kv| kv.into_key_value().1))
+                    .map(|kv| kv.into_key_value().1);
+                Ok((old, revision))
             }
-        })
+        })?;
+        self.inner.wrote([&at], revision);
+        Ok(old)
     }
 
     fn scan_prefix(&self, prefix: &[u8]) -> Scan<'_> {
@@ -435,6 +475,7 @@ impl Tree for EtcdTree {
         if last.is_empty() {
             return Ok(());
         }
+        let keys: Vec<Vec<u8>> = last.keys().map(|key| self.full(key)).collect();
         let ops: Vec<TxnOp> = last
             .into_iter()
             .map(|(key, value)| match value {
@@ -443,12 +484,14 @@ impl Tree for EtcdTree {
             })
             .collect();
         if let Some(fence) = fence::current() {
-            return self.fenced("apply", fence, ops);
+            return self.fenced("apply", fence, &keys, ops);
         }
-        self.inner.call(self.what("apply"), move |mut kv| {
+        let revision = self.inner.call(self.what("apply"), move |mut kv| {
             let txn = etcd_client::Txn::new().and_then(ops.clone());
-            async move { kv.txn(txn).await.map(drop) }
-        })
+            async move { Ok(revision_of(kv.txn(txn).await?.header())) }
+        })?;
+        self.inner.wrote(&keys, revision);
+        Ok(())
     }
 
     fn batch_limit(&self) -> BatchLimit {
@@ -466,23 +509,30 @@ impl Tree for EtcdTree {
             None => Compare::create_revision(key.clone(), CompareOp::Equal, 0),
             Some(old) => Compare::value(key.clone(), CompareOp::Equal, old),
         };
+        let at = key.clone();
         let then = match new {
             Some(new) => TxnOp::put(key, new, None),
             None => TxnOp::delete(key, None),
         };
         let fence = fence::current();
         let compares: Vec<Compare> = fence.iter().map(fence_compare).chain([when]).collect();
-        let swapped = self
-            .inner
-            .call(self.what("compare and swap"), move |mut kv| {
-                let txn = etcd_client::Txn::new()
-                    .when(compares.clone())
-                    .and_then([then.clone()]);
-                async move { Ok(kv.txn(txn).await?.succeeded()) }
-            })?;
+        let (swapped, revision) =
+            self.inner
+                .call(self.what("compare and swap"), move |mut kv| {
+                    let txn = etcd_client::Txn::new()
+                        .when(compares.clone())
+                        .and_then([then.clone()]);
+                    async move {
+                        let done = kv.txn(txn).await?;
+                        Ok((done.succeeded(), revision_of(done.header())))
+                    }
+                })?;
+        if swapped {
+            self.inner.wrote([&at], revision);
+        }
         // Not swapped: because the value differs, or because the fence no longer holds.
         if let (false, Some(fence)) = (swapped, fence) {
-            self.fenced("compare and swap", fence, vec![])?;
+            self.fenced("compare and swap", fence, &[], vec![])?;
         }
         Ok(swapped)
     }
@@ -495,6 +545,11 @@ impl Tree for EtcdTree {
 /// The transaction's check of `fence`: the leader key still has its creation revision.
 fn fence_compare(fence: &Fence) -> Compare {
     Compare::create_revision(fence.key.clone(), CompareOp::Equal, fence.revision)
+}
+
+/// The revision a write's answer carries (0 when it carries none).
+fn revision_of(header: Option<&etcd_client::ResponseHeader>) -> i64 {
+    header.map_or(0, |h| h.revision())
 }
 
 /// The value of `key`, if it has one.

@@ -260,3 +260,63 @@ fn an_unreachable_etcd_is_a_clear_error_within_the_deadline() {
     };
     assert_eq!(back, Some(b"{}".to_vec()));
 }
+
+/// The feed delivers every write in order; of this controller's own writes and older events
+/// of a key it wrote since, `superseded` says so.
+#[test]
+fn the_feed_brings_other_writers_changes_and_skips_its_own() {
+    let prefix = fresh_prefix();
+    let mine = engine(&prefix);
+    let other = engine(&prefix);
+    let before = other.tree("hosts").unwrap();
+    before.put(b"web0", b"old").unwrap();
+    let mut feed = mine.feed().unwrap();
+    let next = |feed: &mut tokio::sync::mpsc::Receiver<feed::Feed>| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match feed.try_recv() {
+                Ok(item) => return item,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10))
+                }
+                Err(err) => panic!("no feed item: {err}"),
+            }
+        }
+    };
+    assert!(matches!(
+        next(&mut feed),
+        feed::Feed::Start { again: false, .. }
+    ));
+
+    let theirs = other.tree("hosts").unwrap();
+    let ours = mine.tree("hosts").unwrap();
+    theirs.put(b"web1", b"a").unwrap(); // older than our write of the same key
+    ours.put(b"web1", b"b").unwrap();
+    ours.put(b"web2", b"c").unwrap();
+    theirs.put(b"web3", b"d").unwrap();
+    theirs.delete(b"web0").unwrap();
+
+    let mut seen = Vec::new();
+    while seen.len() < 5 {
+        if let feed::Feed::Changes(changes) = next(&mut feed) {
+            seen.extend(changes);
+        }
+    }
+    let got: Vec<(String, Option<Vec<u8>>)> = seen
+        .into_iter()
+        .filter(|c| !mine.superseded(c))
+        .map(|c| {
+            (
+                format!("{}/{}", c.tree, String::from_utf8_lossy(&c.key)),
+                c.value,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("hosts/web3".to_string(), Some(b"d".to_vec())),
+            ("hosts/web0".to_string(), None),
+        ]
+    );
+}
