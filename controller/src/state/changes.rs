@@ -8,7 +8,7 @@
 use tracing::warn;
 
 use super::engine::Change;
-use super::store::{HOSTS, JOBS, OBSERVED, ROLLOUTS};
+use super::store::{HOSTS, JOBS, OBSERVED, ROLLOUTS, WINDOWS};
 use super::{JobRecord, State};
 
 /// The key space of the presence keys ([`super::etcd_engine::presence`]).
@@ -78,6 +78,10 @@ impl State {
                     return Applied::Nothing;
                 }
                 Applied::Rollout
+            }
+            WINDOWS => {
+                self.windows_changed();
+                Applied::Nothing
             }
             PRESENCE => match key.strip_prefix("hosts/") {
                 Some(host) => Applied::Presence {
@@ -171,6 +175,29 @@ mod tests {
         let gone = change(HOSTS, "web1", None);
         state.apply_change(&gone, |_| false, |_| false);
         assert!(state.host("web1").is_none());
+
+        // Windows are decoded once and kept until one is written, here or elsewhere.
+        assert!(state.windows().unwrap().tenants.is_empty());
+        let window = crate::rollout::MaintenanceWindow::new(
+            "0 2 * * *",
+            std::time::Duration::from_secs(3600),
+            "UTC",
+        )
+        .unwrap();
+        let key = crate::state::WindowKey::Tenant("acme".into());
+        state.store.put_window(&key, Some(&window)).unwrap(); // as another controller would
+        assert!(state.windows().unwrap().tenants.is_empty(), "kept");
+        let written = change(WINDOWS, "tenant/acme", Some(b"{}".to_vec()));
+        assert_eq!(
+            state.apply_change(&written, |_| false, |_| false),
+            Applied::Nothing
+        );
+        assert_eq!(state.windows().unwrap().tenants.len(), 1, "read again");
+        state.put_window(&key, None).unwrap();
+        assert!(
+            state.windows().unwrap().tenants.is_empty(),
+            "a write here forgets them"
+        );
 
         let present = change(PRESENCE, "hosts/web1", Some(b"c1".to_vec()));
         assert_eq!(

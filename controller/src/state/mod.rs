@@ -86,6 +86,9 @@ pub struct State {
     operators_seen: Mutex<BTreeMap<String, Option<OperatorRecord>>>,
     /// On a remote engine, what was last read of the records not kept in memory.
     held: held::LastKnown,
+    /// The maintenance windows decoded (each cron and zone parsed), until one is written here
+    /// or by another controller: every page of the fleet listing reads them.
+    windows: Mutex<Option<Windows>>,
 }
 
 impl State {
@@ -118,6 +121,7 @@ impl State {
             health,
             operators_seen: Mutex::new(BTreeMap::new()),
             held: held::LastKnown::default(),
+            windows: Mutex::new(None),
         })
     }
 
@@ -143,6 +147,7 @@ impl State {
     /// index, active rollouts): on a store shared with other controllers, before this one
     /// starts scheduling, as they wrote while it did not.
     pub fn reload(&self) -> Result<(), StoreError> {
+        self.windows_changed();
         let hosts = self.hosts.reload()?;
         self.observations.reload()?;
         self.jobs.reload()?;
@@ -271,7 +276,15 @@ impl State {
     // Maintenance windows and freezes.
 
     pub fn windows(&self) -> Result<Windows, StoreError> {
-        self.last_known("windows", || self.store.windows_all())
+        let mut cached = lock(&self.windows);
+        if let Some(windows) = cached.as_ref() {
+            return Ok(windows.clone());
+        }
+        let windows = self.last_known("windows", || self.store.windows_all())?;
+        if self.unreachable_since().is_none() {
+            *cached = Some(windows.clone());
+        }
+        Ok(windows)
     }
 
     pub fn put_window(
@@ -279,11 +292,20 @@ impl State {
         key: &WindowKey,
         window: Option<&MaintenanceWindow>,
     ) -> Result<(), StoreError> {
+        let mut cached = lock(&self.windows);
+        *cached = None;
         self.store.put_window(key, window)
     }
 
     pub fn put_windows(&self, windows: &Windows) -> Result<(), StoreError> {
+        let mut cached = lock(&self.windows);
+        *cached = None;
         self.store.put_windows(windows)
+    }
+
+    /// Forgets the decoded windows (another controller wrote one).
+    pub(crate) fn windows_changed(&self) {
+        *lock(&self.windows) = None;
     }
 
     pub fn freeze(&self) -> Result<Freeze, StoreError> {
