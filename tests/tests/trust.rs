@@ -238,6 +238,7 @@ fn enrollment_attempts_are_rate_limited_and_oversized_messages_refused() -> Resu
         .await?;
         let mut enroll = EnrollServiceClient::new(channel);
         let mut codes = Vec::new();
+        let started = std::time::Instant::now();
         for i in 0..40 {
             let request = EnrollRequest {
                 token: format!("bf1.web9.{:064x}", i),
@@ -251,14 +252,29 @@ fn enrollment_attempts_are_rate_limited_and_oversized_messages_refused() -> Resu
                     .code(),
             );
         }
-        assert_eq!(codes[0], tonic::Code::PermissionDenied, "{codes:?}");
+        // The bucket holds 20 attempts (web1's enrollment took one) and gains one every 3 s
+        // (the default limits): on a loaded machine the 40 attempts take long enough for a few
+        // more to get through.
+        let refilled = started.elapsed().as_secs() / 3 + 1;
         assert!(
-            codes
+            codes[..19]
                 .iter()
-                .skip(20)
-                .all(|c| *c == tonic::Code::ResourceExhausted),
+                .all(|c| *c == tonic::Code::PermissionDenied),
             "{codes:?}"
         );
+        let through = codes
+            .iter()
+            .filter(|c| **c == tonic::Code::PermissionDenied)
+            .count() as u64;
+        assert!(through <= 19 + refilled, "{through} let through: {codes:?}");
+        assert!(
+            codes.iter().all(|c| matches!(
+                c,
+                tonic::Code::PermissionDenied | tonic::Code::ResourceExhausted
+            )),
+            "{codes:?}"
+        );
+        assert_eq!(codes[39], tonic::Code::ResourceExhausted, "{codes:?}");
 
         // A message far over the size limit ends the call; the controller keeps serving.
         let channel = tls::connect(&ctl.url, &agent_tls).await?;
