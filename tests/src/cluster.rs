@@ -441,6 +441,31 @@ impl Agent {
     }
 
     /// `boltfleet-agent enroll`; returns the process output.
+    /// An agent for host `id` whose passbolt install does not exist (it reports that, which
+    /// is all tests of the controller's side need), enrolled in tenant acme, not started.
+    pub fn without_passbolt(base: &Path, ctl: &Controller, id: &str) -> Result<Self> {
+        let agent = Self::configure(
+            &base.join(id),
+            &ctl.url,
+            "",
+            Path::new("/nonexistent/passbolt"),
+        )?;
+        agent.enroll_with_token(ctl, id, "acme")?;
+        Ok(agent)
+    }
+
+    /// Enrolls with a fresh token for `host_id` in `tenant`; an error carries the agent's
+    /// stderr.
+    pub fn enroll_with_token(&self, ctl: &Controller, host_id: &str, tenant: &str) -> Result<()> {
+        let out = self.enroll(ctl, &ctl.token(host_id, tenant)?, &[])?;
+        anyhow::ensure!(
+            out.status.success(),
+            "enroll {host_id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    }
+
     pub fn enroll(&self, controller: &Controller, token: &str, extra: &[&str]) -> Result<Output> {
         run(Command::new(bin("boltfleet-agent"))
             .args([

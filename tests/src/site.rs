@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 
 use crate::cluster::{Agent, Controller};
 use crate::fixture::{HostBuilder, PassboltHost};
@@ -98,13 +98,12 @@ impl Site {
         host_id: &str,
         tenant: &str,
     ) -> Result<()> {
-        let token = ctl.token(host_id, tenant)?;
-        let out = self.agent.enroll(ctl, &token, &[])?;
-        ensure!(
-            out.status.success(),
-            "enroll {host_id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.enroll(ctl, host_id, tenant)?;
         self.agent.start()
+    }
+
+    /// Enrolls the agent with a fresh token for `host_id` in `tenant` (not started).
+    pub fn enroll(&mut self, ctl: &Controller, host_id: &str, tenant: &str) -> Result<()> {
+        self.agent.enroll_with_token(ctl, host_id, tenant)
     }
 }

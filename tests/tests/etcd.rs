@@ -29,18 +29,7 @@ fn open_engine(cluster: &EtcdCluster, prefix: &str, timeout: Duration) -> Result
 /// An agent for host `id` of tenant acme, enrolled with a join token and running. Its passbolt
 /// install does not exist: it reports that, which is all these tests need.
 fn enrolled_agent(base: &Path, ctl: &Controller, id: &str) -> Result<Agent> {
-    let mut agent = Agent::configure(
-        &base.join(id),
-        &ctl.url,
-        "",
-        Path::new("/nonexistent/passbolt"),
-    )?;
-    let out = agent.enroll(ctl, &ctl.token(id, "acme")?, &[])?;
-    anyhow::ensure!(
-        out.status.success(),
-        "enroll {id}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut agent = Agent::without_passbolt(base, ctl, id)?;
     agent.start()?;
     Ok(agent)
 }

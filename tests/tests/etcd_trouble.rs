@@ -3,10 +3,9 @@
 //! reads answer from memory with a "stale since" note, writes are refused naming etcd, and the
 //! scheduler stops; the members back, everything works again without a restart.
 
-use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use boltfleet_tests::cluster::{eventually, row, run, Agent, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::ha::leader;
@@ -20,18 +19,7 @@ fn without_etcd_streams_stay_reads_say_stale_writes_are_refused_and_all_recovers
     let base = tempfile::tempdir()?;
     let store = format!("{}name = \"c0\"\n", cluster.store_toml(PREFIX));
     let c0 = Controller::start_with_store(&base.path().join("c0"), &store)?;
-    let mut agent = Agent::configure(
-        &base.path().join("web1"),
-        &c0.url,
-        "",
-        Path::new("/nonexistent/passbolt"),
-    )?;
-    let out = agent.enroll(&c0, &c0.token("web1", "acme")?, &[])?;
-    ensure!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut agent = Agent::without_passbolt(base.path(), &c0, "web1")?;
     agent.start()?;
     eventually("web1 online", WAIT, || {
         let report = c0.report().ok()?;

@@ -14,7 +14,6 @@ use boltfleet_controller::state::etcd_engine::LEASE_TTL;
 use boltfleet_tests::cluster::point_at;
 use boltfleet_tests::cluster::{eventually, row, run, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
-use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::ha::{self, updates_per_host};
 use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;
@@ -53,13 +52,8 @@ fn a_leader_paused_past_its_lease_writes_no_scheduler_decision_when_resumed() ->
     let mut sites = Vec::new();
     for i in 1..=4 {
         let id = format!("fence{i}");
-        let site = Site::create(base.path(), &c0, &id, PassboltHost::builder("1.3.2"), false)?;
-        let out = site.agent.enroll(&c0, &c0.token(&id, "acme")?, &[])?;
-        ensure!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut site = Site::at(base.path(), &c0, &id, "1.3.2")?;
+        site.enroll(&c0, &id, "acme")?;
         hosts.push(id);
         sites.push(site);
     }

@@ -6,11 +6,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use boltfleet_tests::cluster::point_at;
 use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
-use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::ha::{self, updates_per_host};
 use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;
@@ -37,13 +36,8 @@ fn the_leader_killed_mid_wave_hands_the_rollout_over_and_no_host_is_updated_twic
     let mut sites = Vec::new();
     for i in 1..=6 {
         let id = format!("ha{i}");
-        let mut site = Site::create(base.path(), &c0, &id, PassboltHost::builder("1.3.2"), false)?;
-        let out = site.agent.enroll(&c0, &c0.token(&id, "acme")?, &[])?;
-        ensure!(
-            out.status.success(),
-            "enroll {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut site = Site::at(base.path(), &c0, &id, "1.3.2")?;
+        site.enroll(&c0, &id, "acme")?;
         point_at(&site.agent, &[&c0.url, &c1.url])?;
         site.agent.start()?;
         hosts.push(id);

@@ -20,18 +20,7 @@ fn an_agent_enrolled_on_one_controller_reports_to_a_joined_one() -> Result<()> {
     let base = tempfile::tempdir()?;
     let store = |name: &str| format!("{}name = {name:?}\n", cluster.store_toml(PREFIX));
     let c0 = Controller::start_with_store(&base.path().join("c0"), &store("c0"))?;
-    let mut agent = Agent::configure(
-        &base.path().join("web1"),
-        &c0.url,
-        "",
-        Path::new("/nonexistent/passbolt"),
-    )?;
-    let out = agent.enroll(&c0, &c0.token("web1", "acme")?, &[])?;
-    ensure!(
-        out.status.success(),
-        "enroll on c0: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut agent = Agent::without_passbolt(base.path(), &c0, "web1")?;
 
     // A controller joining the fleet later (it reads the hosts from etcd as it starts);
     // start_joined checks that `init --join` printed c0's pin.

@@ -8,10 +8,9 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use anyhow::{ensure, Context, Result};
+use anyhow::{Context, Result};
 use boltfleet_tests::cluster::{eventually, point_at, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
-use boltfleet_tests::fixture::PassboltHost;
 use boltfleet_tests::ha::updates_per_host;
 use boltfleet_tests::rollouts;
 use boltfleet_tests::site::Site;
@@ -66,19 +65,8 @@ fn three_controllers_share_the_fleet_and_a_killed_one_s_agents_come_back_on_the_
     for i in 0..6 {
         let id = format!("p{i}");
         let first = ctl(&controllers, 0);
-        let mut site = Site::create(
-            base.path(),
-            first,
-            &id,
-            PassboltHost::builder("1.3.2"),
-            false,
-        )?;
-        let out = site.agent.enroll(first, &first.token(&id, "acme")?, &[])?;
-        ensure!(
-            out.status.success(),
-            "enroll {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut site = Site::at(base.path(), first, &id, "1.3.2")?;
+        site.enroll(first, &id, "acme")?;
         point_at(&site.agent, &[&urls[i % 3], &urls[(i + 1) % 3]])?;
         site.agent.start()?;
         home.insert(id, i % 3);
