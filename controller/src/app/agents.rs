@@ -310,6 +310,23 @@ mod tests {
             "1.7.0",
             "derived again after a version moved"
         );
+
+        // Health alone leaves it; a newer tag in the hosts' repositories moves it.
+        let generation = app.state().fleet_generation();
+        let web3 = HostId::new("web3").unwrap();
+        app.record_report(&web3, inventory("1.6.10", false), crate::app::ts_now())
+            .unwrap();
+        assert_eq!(app.state().fleet_generation(), generation, "health only");
+        for id in ["web1", "web2"] {
+            let tagged = Inventory {
+                newest_tag: "v1.8.0".into(),
+                ..inventory("1.7.0", true)
+            };
+            app.record_report(&HostId::new(id).unwrap(), tagged, crate::app::ts_now())
+                .unwrap();
+        }
+        assert_ne!(app.state().fleet_generation(), generation, "a new tag");
+        assert_eq!(latest(&page("web1")), "1.8.0");
     }
 
     /// The App on `dir` again, as a restarted controller.

@@ -45,6 +45,16 @@ impl Seen {
     }
 }
 
+/// What the fleet's derived latest release reads of an observation: the installed version
+/// and the newest tag the host's repository has.
+fn release_facts(observed: &Observed) -> Option<(String, String)> {
+    let inventory = observed.inventory.as_ref()?;
+    Some((
+        inventory.passbolt_version.clone(),
+        inventory.newest_tag.clone(),
+    ))
+}
+
 struct Entry {
     /// Shared with batches being written and readers; copied on write only then.
     observed: Arc<Observed>,
@@ -183,12 +193,13 @@ impl Observations {
         let Some(entry) = hosts.get_mut(host) else {
             return false;
         };
+        let facts = release_facts(&entry.observed);
         let observed = Arc::make_mut(&mut entry.observed);
         let content_changed = change(observed);
         observed.last_seen = now;
         let seen = Seen::of(observed);
         let changed = seen.version != entry.seen.version || seen.healthy != entry.seen.healthy;
-        if seen.version != entry.seen.version {
+        if content_changed && release_facts(observed) != facts {
             self.shared.bump_versions();
         }
         entry.seen = seen;
@@ -238,9 +249,12 @@ impl Observations {
         if dirty.contains(host) {
             return false;
         }
-        self.shared.bump_versions();
         let Some(observed) = stored else {
-            return hosts.remove(host).is_some();
+            let removed = hosts.remove(host).is_some();
+            if removed {
+                self.shared.bump_versions();
+            }
+            return removed;
         };
         let seen = Seen::of(&observed);
         let entry = Entry {
@@ -248,8 +262,20 @@ impl Observations {
             observed: Arc::new(observed),
             seen: seen.clone(),
         };
-        let before = hosts.insert(host.to_string(), entry).map(|e| e.seen);
-        before.is_none_or(|b| b.version != seen.version || b.healthy != seen.healthy)
+        let releases = release_facts(&entry.observed);
+        let before = hosts.insert(host.to_string(), entry);
+        // Only what the fleet's latest is derived from (the installed version, the newest
+        // tag) moving, or a new host, changes it: other controllers' reports of health and
+        // last_seen leave it as it was.
+        if before
+            .as_ref()
+            .is_none_or(|b| release_facts(&b.observed) != releases)
+        {
+            self.shared.bump_versions();
+        }
+        before
+            .map(|e| e.seen)
+            .is_none_or(|b| b.version != seen.version || b.healthy != seen.healthy)
     }
 
     /// Forgets `host` (removed from the fleet): from memory and from the store.
