@@ -138,22 +138,22 @@ impl Registry {
     }
 
     fn is_elsewhere(&self, host: &str) -> bool {
+        self.held_elsewhere(&self.read_elsewhere(), host)
+    }
+
+    /// Whether another controller than this one holds `host`'s stream, as `elsewhere` says.
+    fn held_elsewhere(&self, elsewhere: &HashMap<String, String>, host: &str) -> bool {
         let me = self.presence.get().map(|(name, _)| name.as_str());
-        self.read_elsewhere()
-            .get(host)
-            .is_some_and(|c| Some(c.as_str()) != me)
+        elsewhere.get(host).is_some_and(|c| Some(c.as_str()) != me)
     }
 
     /// Whether each of `hosts` is online (here or elsewhere), in their order (one lock for all).
     pub fn online_all<'a>(&self, hosts: impl IntoIterator<Item = &'a str>) -> Vec<bool> {
         let conns = self.lock();
         let elsewhere = self.read_elsewhere();
-        let me = self.presence.get().map(|(name, _)| name.as_str());
         hosts
             .into_iter()
-            .map(|h| {
-                conns.contains_key(h) || elsewhere.get(h).is_some_and(|c| Some(c.as_str()) != me)
-            })
+            .map(|h| conns.contains_key(h) || self.held_elsewhere(&elsewhere, h))
             .collect()
     }
 
