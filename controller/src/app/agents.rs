@@ -7,8 +7,17 @@ use jiff::Timestamp;
 
 use super::App;
 use crate::error::Error;
-use crate::report::{self, FleetReport, HostView};
+use crate::report::{self, summary, FleetReport, HostView};
 use crate::state::{HostRecord, Observed};
+
+/// How much of each host a view copies out of the state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Detail {
+    /// Everything: the full report, one host in full.
+    Full,
+    /// What a list's summary row shows (see [`summary::observed_part`]).
+    Summary,
+}
 
 impl App {
     /// Applies `change` to what the host's agent reported; the host is seen now. Kept in
@@ -83,14 +92,15 @@ impl App {
             .iter()
             .map(|(id, r)| (id.clone(), r.clone()))
             .collect();
-        self.views_of(records, now)
+        self.views_of(records, now, Detail::Full)
     }
 
-    /// The views of `records`, in their order.
+    /// The views of `records`, in their order, with the detail they are read for.
     pub(crate) fn views_of(
         &self,
         records: Vec<(String, HostRecord)>,
         now: Timestamp,
+        detail: Detail,
     ) -> Result<Vec<HostView>, Error> {
         let windows = self.state.windows()?;
         let freeze = self.state.freeze()?;
@@ -100,7 +110,13 @@ impl App {
         let last_jobs: Vec<Option<JobEvent>> = {
             let index = self.state.jobs().read();
             ids()
-                .map(|id| index.newest_event(id).flatten().cloned())
+                .map(|id| {
+                    let event = index.newest_event(id).flatten()?;
+                    Some(match detail {
+                        Detail::Full => event.clone(),
+                        Detail::Summary => summary::job_part(event),
+                    })
+                })
                 .collect()
         };
         let instant = std::time::Instant::now();
@@ -108,7 +124,10 @@ impl App {
         let each = observed.into_iter().zip(online).zip(last_jobs);
         for ((id, record), ((observed, online), last_job)) in records.into_iter().zip(each) {
             views.push(HostView {
-                observed: observed.map(|o| Observed::clone(&o)),
+                observed: observed.map(|o| match detail {
+                    Detail::Full => Observed::clone(&o),
+                    Detail::Summary => summary::observed_part(&o),
+                }),
                 last_job,
                 online,
                 window: crate::app::host_window(&windows, &id, &record.tenant, now),

@@ -42,6 +42,7 @@ use std::time::Duration;
 use boltfleet_common::pki::CertificateAuthority;
 use jiff::Timestamp;
 
+pub(crate) use agents::Detail;
 pub use enroll::NewToken;
 pub use enroll_bulk::HostCsr;
 pub use fleet::{job_status, FleetSnapshot};

@@ -13,7 +13,7 @@ use tracing::{info, warn};
 
 use jiff::Timestamp;
 
-use super::App;
+use super::{App, Detail};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::report::{self, summary, Latest, LatestRule};
@@ -204,7 +204,7 @@ impl App {
         let more = page.len() > size;
         let mut page = page;
         page.truncate(size);
-        let views = self.views_of(page, now)?;
+        let views = self.views_of(page, now, Detail::Summary)?;
         let mut rows = Vec::with_capacity(views.len());
         let mut bytes = 0;
         let mut cut_short = false;
@@ -261,7 +261,7 @@ impl App {
             });
             rule.fleet(report::derive_latest(inventories))
         };
-        let views = self.views_of(vec![(host.to_string(), record)], now)?;
+        let views = self.views_of(vec![(host.to_string(), record)], now, Detail::Full)?;
         report::rows(views, &rule, fleet.as_ref())
             .pop()
             .ok_or_else(|| Error::UnknownHost(host.to_string()))
