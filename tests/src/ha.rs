@@ -1,5 +1,6 @@
 //! Helpers of the tests with several controllers on one etcd prefix: who leads, as etcd says,
-//! and the update jobs per host as stored (an agent told every controller's URL is
+//! the update jobs per host as stored, and the revision each key of a tree was last written
+//! at (an agent told every controller's URL is
 //! [`crate::cluster::point_at`], a rollout's status [`crate::rollouts`]).
 
 use std::collections::BTreeMap;
@@ -24,6 +25,30 @@ pub fn engine(cluster: &EtcdCluster, prefix: &str) -> Result<EtcdEngine> {
 /// Who holds the scheduler's election under `prefix`, read from etcd.
 pub fn leader(cluster: &EtcdCluster, prefix: &str) -> Option<String> {
     engine(cluster, prefix).ok()?.leader_name().ok()?
+}
+
+/// The revision at which each key of `tree` under `prefix` was last written, by key: a write
+/// changes it even when it puts the same bytes again.
+pub fn revisions(
+    cluster: &EtcdCluster,
+    prefix: &str,
+    tree: &str,
+) -> Result<BTreeMap<Vec<u8>, i64>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut client = etcd_client::Client::connect(cluster.endpoints(), None).await?;
+        let options = etcd_client::GetOptions::new().with_prefix();
+        let got = client
+            .get(format!("{prefix}{tree}/"), Some(options))
+            .await?;
+        Ok(got
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.mod_revision()))
+            .collect())
+    })
 }
 
 /// How many update jobs each host was given, counted from the jobs stored in etcd (the audit
