@@ -86,7 +86,14 @@ async fn lead(
         let fenced = term.clone();
         let ticked = tokio::task::spawn_blocking(move || {
             // On etcd, what other controllers write reaches the caches through the feed.
-            fenced.run(|| tick(&worker, Timestamp::now()))
+            fenced.run(|| {
+                let now = Timestamp::now();
+                // Hosts a dead controller took offline are said by the leader, once.
+                if let Err(err) = worker.emit_vanished_offline(now) {
+                    warn!(error = %err, "host.offline of a dead controller's hosts not queued; again");
+                }
+                tick(&worker, now)
+            })
         });
         let wait = match ticked.await {
             Ok(Ok(wait)) => wait,
