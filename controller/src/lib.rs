@@ -15,6 +15,7 @@ pub mod command;
 pub mod config;
 pub mod door;
 pub mod error;
+pub mod failpoint;
 pub mod leadership;
 pub mod limits;
 pub mod metrics;

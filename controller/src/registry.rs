@@ -172,13 +172,16 @@ impl Registry {
         *self.elsewhere.write().unwrap_or_else(|p| p.into_inner()) = hosts.into_iter().collect();
     }
 
-    /// Controller `holder` holds `host`'s stream (`None`: nobody does any more).
-    pub fn set_elsewhere(&self, host: &str, holder: Option<String>) {
+    /// Controller `holder` holds `host`'s stream (`None`: nobody does any more). Returns the
+    /// controller that held it before, when that was another than this one.
+    pub fn set_elsewhere(&self, host: &str, holder: Option<String>) -> Option<String> {
         let mut elsewhere = self.elsewhere.write().unwrap_or_else(|p| p.into_inner());
-        match holder {
+        let before = match holder {
             Some(name) => elsewhere.insert(host.to_string(), name),
             None => elsewhere.remove(host),
         };
+        let me = self.presence.get().map(|(name, _)| name.as_str());
+        before.filter(|name| Some(name.as_str()) != me)
     }
 
     fn read_elsewhere(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, String>> {

@@ -23,6 +23,7 @@ use crate::app::App;
 use crate::app::FleetSnapshot;
 use crate::app::NewJob;
 use crate::error::Error;
+use crate::failpoint;
 use crate::leadership::{Leadership, Term};
 use crate::rollout::{decide, Decision, Event};
 use crate::state::RolloutRecord;
@@ -36,6 +37,7 @@ const COALESCE: Duration = Duration::from_millis(100);
 /// Losing leadership stops the ticks at once (a tick under way finds its writes refused by
 /// the fence); winning it again resumes them from the store.
 pub async fn run(app: Arc<App>, mut stop: watch::Receiver<bool>, mut leadership: Leadership) {
+    failpoint::announce();
     while !*stop.borrow() {
         let Some(term) = leadership.current() else {
             tokio::select! {
@@ -84,7 +86,14 @@ async fn lead(
         let fenced = term.clone();
         let ticked = tokio::task::spawn_blocking(move || {
             // On etcd, what other controllers write reaches the caches through the feed.
-            fenced.run(|| tick(&worker, Timestamp::now()))
+            fenced.run(|| {
+                let now = Timestamp::now();
+                // Hosts a dead controller took offline are said by the leader, once.
+                if let Err(err) = worker.emit_vanished_offline(now) {
+                    warn!(error = %err, "host.offline of a dead controller's hosts not queued; again");
+                }
+                tick(&worker, now)
+            })
         });
         let wait = match ticked.await {
             Ok(Ok(wait)) => wait,
@@ -136,6 +145,9 @@ pub fn tick(app: &App, now: Timestamp) -> Result<Duration, Error> {
         let mut next = record.clone();
         next.state = decision.next.clone();
         if next != record {
+            // The fencing test parks a tick here: decided, not written, while it pauses the
+            // process past its lease.
+            failpoint::park(failpoint::SCHEDULER_BEFORE_WRITE);
             app.state().put_rollout(&next)?;
             app.emit_rollout_change(Some(&record.state.phase), &next, now)?;
         }

@@ -131,6 +131,9 @@ pub struct Controller {
     store: Option<String>,
     /// `[metrics] listen` address, if any.
     metrics: Option<String>,
+    /// The directory of the controller's fault-injection points, if they are armed
+    /// (`boltfleet_controller::failpoint`).
+    failpoints: Option<PathBuf>,
 }
 
 impl Controller {
@@ -184,6 +187,7 @@ impl Controller {
             limits: limits.map(str::to_string),
             store: None,
             metrics: None,
+            failpoints: None,
         })
     }
 
@@ -222,6 +226,27 @@ impl Controller {
         Ok(controller)
     }
 
+    /// Like [`Controller::start_with_store`], with its fault-injection points armed: point
+    /// `name` parks the controller's thread while the file `failpoints/name` exists. The
+    /// controller must be built with its `failpoints` feature (this crate turns it on, so
+    /// `cargo build --workspace` and `cargo test --workspace` do).
+    pub fn start_with_failpoints(base: &Path, store: &str, failpoints: &Path) -> Result<Self> {
+        std::fs::create_dir_all(failpoints)?;
+        let mut controller = Self::initialized(base, None)?;
+        controller.use_store(Some(store));
+        controller.failpoints = Some(failpoints.to_path_buf());
+        controller.serve()?;
+        let armed = "failpoints armed";
+        eventually(armed, Duration::from_secs(20), || {
+            let log = controller.proc.as_ref()?.log_text();
+            log.contains(armed).then_some(())
+        })
+        .context(
+            "a controller built without its failpoints feature? cargo build --workspace --bins",
+        )?;
+        Ok(controller)
+    }
+
     /// A second controller serving a copy of this one's data dir (its CA and server
     /// certificate, hosts, operators) from `base/controller`, on a fresh port: two controllers
     /// an agent can fail over between. Copy while this one is stopped, when sled's files are
@@ -249,6 +274,7 @@ impl Controller {
             limits: self.limits.clone(),
             store: store.map(str::to_string),
             metrics: None,
+            failpoints: None,
         };
         copy.serve()?;
         Ok(copy)
@@ -292,6 +318,9 @@ impl Controller {
             cmd.args(["serve", "--config"]).arg(&config);
         }
         cmd.env("RUST_LOG", "info,boltfleet_controller=debug");
+        if let Some(dir) = &self.failpoints {
+            cmd.env("BOLTFLEET_FAILPOINTS", dir);
+        }
         let log = self.dir.join(format!("serve-{}.log", self.restarts));
         self.restarts += 1;
         let mut proc = Proc::spawn("controller", cmd, &log)?;

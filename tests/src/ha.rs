@@ -1,5 +1,6 @@
 //! Helpers of the tests with several controllers on one etcd prefix: who leads, as etcd says,
-//! and the update jobs per host as stored (an agent told every controller's URL is
+//! the update jobs per host as stored, the revision each key of a tree was last written at,
+//! and who holds each host's stream (an agent told every controller's URL is
 //! [`crate::cluster::point_at`], a rollout's status [`crate::rollouts`]).
 
 use std::collections::BTreeMap;
@@ -24,6 +25,48 @@ pub fn engine(cluster: &EtcdCluster, prefix: &str) -> Result<EtcdEngine> {
 /// Who holds the scheduler's election under `prefix`, read from etcd.
 pub fn leader(cluster: &EtcdCluster, prefix: &str) -> Option<String> {
     engine(cluster, prefix).ok()?.leader_name().ok()?
+}
+
+/// A key as read from etcd: the key, its value and the revision it was last written at.
+type Stored = (Vec<u8>, Vec<u8>, i64);
+
+/// Every key under `keys` in `cluster`.
+fn read_prefix(cluster: &EtcdCluster, keys: &str) -> Result<Vec<Stored>> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut client = etcd_client::Client::connect(cluster.endpoints(), None).await?;
+        let options = etcd_client::GetOptions::new().with_prefix();
+        let got = client.get(keys, Some(options)).await?;
+        Ok(got
+            .kvs()
+            .iter()
+            .map(|kv| (kv.key().to_vec(), kv.value().to_vec(), kv.mod_revision()))
+            .collect())
+    })
+}
+
+/// The revision at which each key of `tree` under `prefix` was last written, by key: a write
+/// changes it even when it puts the same bytes again.
+pub fn revisions(
+    cluster: &EtcdCluster,
+    prefix: &str,
+    tree: &str,
+) -> Result<BTreeMap<Vec<u8>, i64>> {
+    let keys = read_prefix(cluster, &format!("{prefix}{tree}/"))?;
+    Ok(keys.into_iter().map(|(key, _, at)| (key, at)).collect())
+}
+
+/// Which controller holds each host's stream, as the presence keys under `prefix` say.
+pub fn presence(cluster: &EtcdCluster, prefix: &str) -> Result<BTreeMap<String, String>> {
+    let hosts = format!("{prefix}_presence/hosts/");
+    let keys = read_prefix(cluster, &hosts)?;
+    let text = |bytes: &[u8]| String::from_utf8_lossy(bytes).into_owned();
+    Ok(keys
+        .into_iter()
+        .map(|(key, holder, _)| (text(&key[hosts.len()..]), text(&holder)))
+        .collect())
 }
 
 /// How many update jobs each host was given, counted from the jobs stored in etcd (the audit

@@ -1,25 +1,32 @@
-//! End to end: the leader of two controllers (three etcd members) is paused with SIGSTOP
-//! mid-wave past its lease; the other takes the scheduler over. Resumed, the old leader
-//! writes no scheduler decision: while it alone runs (the new leader paused in turn, its
-//! lease still held) no rollout record changes and no job is created. The rollout then
-//! completes with one update job per host.
+//! End to end, the fence itself: the leader of two controllers (three etcd members) is parked
+//! mid-wave between the scheduler's decision and its write (a failpoint), then paused with
+//! SIGSTOP past its lease; the other takes the scheduler over. Resumed with its tick
+//! released, the old leader makes the write it decided while it led, and etcd refuses it:
+//! while it alone runs (the new leader paused in turn, its lease still held) no rollout record
+//! is written and no job is created. The rollout then completes with one update job per host.
+//!
+//! Without the fence the old leader's write lands (nothing else stops a tick under way), so
+//! this test fails; pausing a leader between ticks would not show that, as it learns it lost
+//! the lease before its next tick writes anything.
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use boltfleet_controller::state::engine::Engine;
+use boltfleet_controller::failpoint::SCHEDULER_BEFORE_WRITE;
 use boltfleet_controller::state::etcd_engine::LEASE_TTL;
 use boltfleet_tests::cluster::point_at;
 use boltfleet_tests::cluster::{eventually, row, run, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
-use boltfleet_tests::ha::{self, updates_per_host};
+use boltfleet_tests::ha::{self, revisions, updates_per_host};
 use boltfleet_tests::rollouts::wait_status;
 use boltfleet_tests::site::Site;
 
 const WAIT: Duration = Duration::from_secs(180);
 const PREFIX: &str = "/fence/";
+/// What the engine says of a write a controller that no longer leads tried to make.
+const REFUSED: &str = "refused: this controller no longer leads the scheduler";
 
 fn signal(ctl: &Controller, sig: &str) -> Result<()> {
     let pid = ctl.proc.as_ref().expect("serving").child.id().to_string();
@@ -29,22 +36,18 @@ fn signal(ctl: &Controller, sig: &str) -> Result<()> {
     Ok(())
 }
 
-/// Every key and value of `tree` under the prefix, as stored.
-fn tree(cluster: &EtcdCluster, name: &str) -> Result<BTreeMap<Vec<u8>, Vec<u8>>> {
-    let engine = ha::engine(cluster, PREFIX)?;
-    let tree = engine.tree(name)?;
-    let entries = tree
-        .scan_prefix(b"")
-        .collect::<Result<BTreeMap<_, _>, _>>()?;
-    Ok(entries)
+fn log_of(ctl: &Controller) -> String {
+    ctl.proc.as_ref().map(|p| p.log_text()).unwrap_or_default()
 }
 
 #[test]
-fn a_leader_paused_past_its_lease_writes_no_scheduler_decision_when_resumed() -> Result<()> {
+fn a_leader_parked_before_its_write_and_paused_past_its_lease_has_that_write_refused() -> Result<()>
+{
     let cluster = EtcdCluster::start(3)?;
     let base = tempfile::tempdir()?;
     let store = |name: &str| format!("{}name = {name:?}\n", cluster.store_toml(PREFIX));
-    let mut c0 = Controller::start_with_store(&base.path().join("c0"), &store("c0"))?;
+    let points = base.path().join("failpoints-c0");
+    let c0 = Controller::start_with_failpoints(&base.path().join("c0"), &store("c0"), &points)?;
     eventually("c0 to lead", Duration::from_secs(20), || {
         (ha::leader(&cluster, PREFIX).as_deref() == Some("c0")).then_some(())
     })?;
@@ -92,40 +95,62 @@ fn a_leader_paused_past_its_lease_writes_no_scheduler_decision_when_resumed() ->
             .is_some_and(|h| h.iter().any(|h| h["state"] == "running"))
     })?;
 
-    // Paused past its lease: c1 takes over.
+    // c0's next tick that moves the rollout parks, decided and not written; then c0 is
+    // paused past its lease, and c1 takes over and moves the rollout itself.
+    let point = points.join(SCHEDULER_BEFORE_WRITE);
+    std::fs::write(&point, b"")?;
+    eventually("c0 to park before a write", WAIT, || {
+        log_of(&c0).contains("failpoint: parked").then_some(())
+    })?;
     signal(&c0, "-STOP")?;
-    std::thread::sleep(LEASE_TTL + Duration::from_secs(2));
-    eventually("c1 to lead", Duration::from_secs(20), || {
+    let parked = revisions(&cluster, PREFIX, "rollouts")?;
+    eventually("c1 to lead", LEASE_TTL + Duration::from_secs(30), || {
         (ha::leader(&cluster, PREFIX).as_deref() == Some("c1")).then_some(())
     })?;
+    eventually("c1 to write the rollout", WAIT, || {
+        (revisions(&cluster, PREFIX, "rollouts").ok()? != parked).then_some(())
+    })?;
 
-    // c0 resumed alone: c1 paused, its lease (and so the leader key) still held.
+    // c0 resumed alone with its tick released: c1 paused, its lease (and so the leader key)
+    // still held. The tick writes what it decided while it led.
     signal(&c1, "-STOP")?;
-    let (rollouts, jobs) = (tree(&cluster, "rollouts")?, tree(&cluster, "jobs")?);
+    let (rollouts, jobs) = (
+        revisions(&cluster, PREFIX, "rollouts")?,
+        revisions(&cluster, PREFIX, "jobs")?,
+    );
+    std::fs::remove_file(&point)?;
     signal(&c0, "-CONT")?;
-    std::thread::sleep(Duration::from_secs(4));
-    let (rollouts_after, jobs_after) = (tree(&cluster, "rollouts")?, tree(&cluster, "jobs")?);
-    assert_eq!(ha::leader(&cluster, PREFIX).as_deref(), Some("c1"));
+    // Refused, c0 logs it; made (the fence broken), the record moves.
+    let refused = eventually("c0's released write", Duration::from_secs(30), || {
+        let log = log_of(&c0);
+        if !log.contains("failpoint: released") {
+            return None;
+        }
+        if log.contains(REFUSED) {
+            return Some(true);
+        }
+        (revisions(&cluster, PREFIX, "rollouts").ok()? != rollouts).then_some(false)
+    });
+    let (rollouts_after, jobs_after) = (
+        revisions(&cluster, PREFIX, "rollouts")?,
+        revisions(&cluster, PREFIX, "jobs")?,
+    );
+    let leader = ha::leader(&cluster, PREFIX);
     signal(&c1, "-CONT")?;
+    let refused = refused?;
+    assert_eq!(leader.as_deref(), Some("c1"), "c1 led throughout");
     assert!(
         rollouts == rollouts_after,
-        "c0 changed a rollout record after its lease ended"
+        "c0 wrote a rollout record after its lease ended"
     );
-    let new: Vec<_> = jobs_after
-        .keys()
-        .filter(|k| !jobs.contains_key(*k))
-        .collect();
-    assert!(
-        new.is_empty(),
-        "c0 created {} job(s) after its lease ended",
-        new.len()
-    );
-    let log = c0.proc.as_ref().map(|p| p.log_text()).unwrap_or_default();
-    assert!(log.contains("scheduler leadership lost"), "c0 stepped down");
-    // Agents that went back to c0 while c1 was paused stay there, and a host's reports reach
-    // only the controller holding its stream until presence is shared: c0 goes, so that
-    // they report to the leader again.
-    c0.kill9();
+    let new = jobs_after.keys().filter(|k| !jobs.contains_key(*k)).count();
+    assert_eq!(new, 0, "c0 created job(s) after its lease ended");
+    assert!(refused, "c0's log says its write was refused");
+    eventually("c0 to step down", Duration::from_secs(30), || {
+        log_of(&c0)
+            .contains("scheduler leadership lost")
+            .then_some(())
+    })?;
 
     let done = wait_status(&c1, &id, "the rollout to complete", |s| {
         s["state"] == "completed"

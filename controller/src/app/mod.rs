@@ -5,8 +5,9 @@
 //! job events, dispatch) · `jobs` (single-host jobs) · `rollouts` (and `approval`) · `windows`
 //! (windows and freezes) · `fleet` (the planner's snapshot and the one health rule) · `reports`
 //! (fleet reports and pages) · `operators` · `scope` (what a caller may see and steer) ·
-//! `webhooks` (admins' webhooks), `webhook_events` (events where they happen) and
-//! `webhook_outbox` (the sender's side of the outbox).
+//! `webhooks` (admins' webhooks), `webhook_events` (events where they happen),
+//! `webhook_outbox` (the sender's side of the outbox) and `vanished` (hosts whose controller
+//! died, until the leader says they are offline).
 //!
 //! Every change is written (and flushed) before anything acts on it, and audited with the
 //! operator's name.
@@ -24,6 +25,7 @@ pub mod peers;
 mod reports;
 mod rollouts;
 mod scope;
+pub mod vanished;
 pub(crate) mod webhook_events;
 pub mod webhook_outbox;
 pub mod webhooks;
@@ -93,6 +95,8 @@ pub struct App {
     metrics: Metrics,
     /// The webhook sender's wake-up and the per-host pace of host events.
     webhooks: webhook_events::Signals,
+    /// Hosts whose presence went with another controller's lease.
+    vanished: vanished::Vanished,
     /// The fleet's derived latest release, for the next pages of a listing.
     latest_memo: Mutex<Option<reports::LatestMemo>>,
     /// This controller among the others on its store (`cluster status`), once serving.
@@ -117,6 +121,7 @@ impl App {
             rollout_lock: Mutex::new(()),
             door: Door::default(),
             webhooks: webhook_events::Signals::default(),
+            vanished: vanished::Vanished::default(),
             peers: std::sync::OnceLock::new(),
             latest_memo: Mutex::new(None),
         })

@@ -1,6 +1,7 @@
 //! What other controllers on the same etcd wrote, as this one learns it from the engine's
 //! feed: the caches are set ([`crate::state::State::apply_change`]), the presence of hosts is
-//! noted in the registry, a queued job for a host whose stream is here is sent to it (the
+//! noted in the registry (and hosts whose controller's lease took their presence, in
+//! [`super::vanished`]), a queued job for a host whose stream is here is sent to it (the
 //! controller that holds the stream sends it, once), and the scheduler is woken when what it
 //! looks at moved.
 
@@ -97,8 +98,8 @@ impl App {
         })
     }
 
-    /// Folds one item of the feed in.
-    pub fn apply_feed(&self, feed: Feed) -> Result<(), Error> {
+    /// Folds one item of the feed in, as it arrives at `now`.
+    pub fn apply_feed(&self, feed: Feed, now: jiff::Timestamp) -> Result<(), Error> {
         match feed {
             Feed::Start { again, hosts } => {
                 self.registry.set_elsewhere_all(hosts);
@@ -131,7 +132,13 @@ impl App {
                             }
                         }
                         Applied::Presence { host, holder } => {
-                            self.registry.set_elsewhere(&host, holder);
+                            let back = holder.is_some();
+                            let before = self.registry.set_elsewhere(&host, holder);
+                            match before {
+                                _ if back => self.vanished.back(&host),
+                                Some(before) => self.vanished.noted(&host, before, now),
+                                None => {}
+                            }
                             wake = true;
                         }
                     }
@@ -166,7 +173,9 @@ pub async fn follow(
         };
         let Some(item) = item else { return };
         let worker = app.clone();
-        match tokio::task::spawn_blocking(move || worker.apply_feed(item)).await {
+        match tokio::task::spawn_blocking(move || worker.apply_feed(item, jiff::Timestamp::now()))
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(err)) => warn!(error = %err, "a change from another controller not applied"),
             Err(err) => warn!(error = %err, "applying a change from another controller panicked"),

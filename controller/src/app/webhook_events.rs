@@ -4,7 +4,8 @@
 //!
 //! Rollout phases (started, paused, completed, aborted) from the scheduler and operators'
 //! actions; jobs that finished rolled back or with a failed rollback; a host whose stream
-//! ended with no other open; a host that turned unhealthy outside of a job (during a job its
+//! ended with no other open, or whose controller died and that did not come back elsewhere
+//! (said by the scheduler's leader, [`super::vanished`]); a host that turned unhealthy outside of a job (during a job its
 //! health is the job's business, and the job's own outcome is the event). Host events come
 //! at most once per host and type every [`HOST_EVENT_EVERY`]: a host whose agent reconnects or
 //! flips its health in a loop (it may be hostile) cannot flood the outbox or a pager.
@@ -238,6 +239,52 @@ impl App {
             subject: host_subject(host),
             summary: format!("host {host} went offline: its agent's stream ended"),
         })
+    }
+
+    /// On the scheduler's leader: `host.offline` for each host whose presence went with its
+    /// controller's lease more than [`super::vanished::GRACE`] ago, that is online nowhere now and
+    /// whose controller is gone (a live one's stream ended, and it said so itself).
+    pub(crate) fn emit_vanished_offline(&self, now: Timestamp) -> Result<(), Error> {
+        let due = self.vanished.take_due(now);
+        let Some(etcd) = self.peers.get().and_then(|p| p.etcd.as_ref()) else {
+            return Ok(());
+        };
+        if due.is_empty() {
+            return Ok(());
+        }
+        let alive: BTreeSet<String> = match etcd.controllers() {
+            Ok(controllers) => controllers.into_iter().map(|c| c.name).collect(),
+            Err(err) => {
+                self.vanished.put_back(due);
+                return Err(Error::Store(err.into()));
+            }
+        };
+        for gone in due {
+            let Ok(host) = HostId::new(&gone.host) else {
+                continue;
+            };
+            if self.registry.is_online(host.as_str()) {
+                debug!(host = %host, "host back within the grace; no host.offline");
+                continue;
+            }
+            if alive.contains(&gone.holder)
+                || !self.host_event_due(EventType::HostOffline, &host, now)
+            {
+                continue;
+            }
+            self.emit(&Event {
+                id: new_event_id(now),
+                kind: EventType::HostOffline,
+                time: now,
+                tenants: self.tenants_of(&host),
+                subject: host_subject(&host),
+                summary: format!(
+                    "host {host} went offline: controller {} that held its stream is gone",
+                    gone.holder
+                ),
+            })?;
+        }
+        Ok(())
     }
 
     /// Whether the host is healthy now, as rollouts judge it (before a report changes it).
