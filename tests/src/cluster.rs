@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, ensure, Context, Result};
 
 /// Path of a workspace binary, built by `cargo test --workspace` (or `cargo build`) into the
 /// target dir that holds the running executable (test executables live in its `deps/`).
@@ -93,6 +93,19 @@ impl Proc {
             || self.child.try_wait().ok().flatten(),
         )?;
         Ok(status.code())
+    }
+
+    /// Sends `sig` (as `kill` takes it: "-STOP", "-CONT") to the process.
+    pub fn signal(&self, sig: &str) -> Result<()> {
+        let pid = self.child.id().to_string();
+        ensure!(
+            run(Command::new("kill").args([sig, &pid]))?
+                .status
+                .success(),
+            "kill {sig} {} failed",
+            self.name
+        );
+        Ok(())
     }
 
     pub fn is_running(&mut self) -> bool {

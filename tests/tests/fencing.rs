@@ -10,14 +10,13 @@
 //! the lease before its next tick writes anything.
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use boltfleet_controller::failpoint::SCHEDULER_BEFORE_WRITE;
 use boltfleet_controller::state::etcd_engine::LEASE_TTL;
 use boltfleet_tests::cluster::point_at;
-use boltfleet_tests::cluster::{eventually, row, run, Controller};
+use boltfleet_tests::cluster::{eventually, row, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::ha::{self, revisions, updates_per_host};
 use boltfleet_tests::rollouts::wait_status;
@@ -29,11 +28,7 @@ const PREFIX: &str = "/fence/";
 const REFUSED: &str = "refused: this controller no longer leads the scheduler";
 
 fn signal(ctl: &Controller, sig: &str) -> Result<()> {
-    let pid = ctl.proc.as_ref().expect("serving").child.id().to_string();
-    ensure!(run(Command::new("kill").args([sig, &pid]))?
-        .status
-        .success());
-    Ok(())
+    ctl.proc.as_ref().expect("serving").signal(sig)
 }
 
 fn log_of(ctl: &Controller) -> String {

@@ -6,13 +6,12 @@
 //! `host.offline` once for the host that stayed away, and nothing for the one that came back.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::Result;
 use boltfleet_controller::app::vanished::GRACE;
 use boltfleet_controller::state::etcd_engine::LEASE_TTL;
-use boltfleet_tests::cluster::{eventually, point_at, run, Agent, Controller};
+use boltfleet_tests::cluster::{eventually, point_at, Agent, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::ha;
 use boltfleet_tests::receiver::{Received, Receiver};
@@ -28,11 +27,7 @@ fn secret_file(base: &Path) -> Result<String> {
 }
 
 fn signal(agent: &Agent, sig: &str) -> Result<()> {
-    let pid = agent.proc.as_ref().expect("running").child.id().to_string();
-    ensure!(run(Command::new("kill").args([sig, &pid]))?
-        .status
-        .success());
-    Ok(())
+    agent.proc.as_ref().expect("running").signal(sig)
 }
 
 /// The host of each `host.offline` the receiver got, in order.
