@@ -27,29 +27,8 @@ pub fn summarize(row: &mut HostRow) {
             row.host_id
         ));
     }
-    if let Some(inv) = row.inventory.take() {
-        row.inventory = Some(Inventory {
-            agent_version: inv.agent_version,
-            passbolt_version: inv.passbolt_version,
-            version_file: String::new(),
-            git: inv.git,
-            migrations: inv.migrations.map(|m| MigrationState {
-                known: m.known,
-                pending: m.pending,
-                ..MigrationState::default()
-            }),
-            health: inv.health.map(|h| Health {
-                healthy: h.healthy,
-                ..Health::default()
-            }),
-            php_version: inv.php_version,
-            disks: Vec::new(),
-            errors: Vec::new(),
-            collected_at: inv.collected_at,
-            newest_tag: inv.newest_tag,
-            job_in_progress: inv.job_in_progress,
-            probed_at: inv.probed_at,
-        });
+    if let Some(inv) = row.inventory.as_ref() {
+        row.inventory = Some(inventory_part(inv, false));
     }
     if let Some(job) = row.last_job.as_mut() {
         job.steps.clear();
@@ -78,31 +57,49 @@ pub fn summarize(row: &mut HostRow) {
 /// reasons stay whole, since the row counts the ones it leaves out.
 pub fn observed_part(observed: &Observed) -> Observed {
     Observed {
-        inventory: observed.inventory.as_ref().map(|inv| Inventory {
-            agent_version: inv.agent_version.clone(),
-            passbolt_version: inv.passbolt_version.clone(),
-            version_file: String::new(),
-            git: inv.git.clone(),
-            migrations: inv.migrations.as_ref().map(|m| MigrationState {
-                known: m.known,
-                pending: m.pending,
-                ..MigrationState::default()
-            }),
-            health: inv.health.as_ref().map(|h| Health {
-                healthy: h.healthy,
-                reasons: h.reasons.clone(),
-                ..Health::default()
-            }),
-            php_version: inv.php_version.clone(),
-            disks: Vec::new(),
-            errors: inv.errors.clone(),
-            collected_at: inv.collected_at,
-            newest_tag: inv.newest_tag.clone(),
-            job_in_progress: inv.job_in_progress,
-            probed_at: inv.probed_at,
-        }),
+        inventory: observed
+            .inventory
+            .as_ref()
+            .map(|inv| inventory_part(inv, true)),
         last_seen: observed.last_seen,
         agent_version: observed.agent_version.clone(),
+    }
+}
+
+/// The inventory fields a summary row shows: the one list both [`summarize`] and
+/// [`observed_part`] keep. With `reasons`, also the health reasons and errors that a row's
+/// `health_reasons` are made of.
+fn inventory_part(inv: &Inventory, reasons: bool) -> Inventory {
+    Inventory {
+        agent_version: inv.agent_version.clone(),
+        passbolt_version: inv.passbolt_version.clone(),
+        version_file: String::new(),
+        git: inv.git.clone(),
+        migrations: inv.migrations.as_ref().map(|m| MigrationState {
+            known: m.known,
+            pending: m.pending,
+            ..MigrationState::default()
+        }),
+        health: inv.health.as_ref().map(|h| Health {
+            healthy: h.healthy,
+            reasons: if reasons {
+                h.reasons.clone()
+            } else {
+                Vec::new()
+            },
+            ..Health::default()
+        }),
+        php_version: inv.php_version.clone(),
+        disks: Vec::new(),
+        errors: if reasons {
+            inv.errors.clone()
+        } else {
+            Vec::new()
+        },
+        collected_at: inv.collected_at,
+        newest_tag: inv.newest_tag.clone(),
+        job_in_progress: inv.job_in_progress,
+        probed_at: inv.probed_at,
     }
 }
 
