@@ -256,23 +256,11 @@ fn client_config() -> Result<Arc<rustls::ClientConfig>, String> {
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
     use super::*;
 
     /// Answers every connection with `answer` (after reading the request's first bytes).
     async fn serve(answer: String) -> Target {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let mut buf = [0u8; 2048];
-                let _ = sock.read(&mut buf).await;
-                let _ = sock.write_all(answer.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            }
-        });
+        let addr = crate::canned::serve(answer).await;
         Target::parse(&format!("http://{addr}/x?token=secret")).unwrap()
     }
 

@@ -7,6 +7,8 @@ pub mod proto {
     tonic::include_proto!("boltfleet.v1");
 }
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod canned;
 pub mod clock;
 pub mod codec;
 pub mod config;

@@ -48,24 +48,13 @@ pub async fn get(url: &str, timeout: Duration) -> Result<Answer, GetError> {
 mod tests {
     use std::sync::Arc;
 
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::TcpListener;
 
     use super::*;
 
     /// Serves one canned raw HTTP answer per connection; returns the base URL.
     async fn serve(answer: &'static str) -> String {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut sock, _)) = listener.accept().await {
-                let mut buf = [0u8; 2048];
-                let _ = sock.read(&mut buf).await;
-                let _ = sock.write_all(answer.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            }
-        });
-        format!("http://{addr}")
+        format!("http://{}", boltfleet_common::canned::serve(answer).await)
     }
 
     #[tokio::test]
