@@ -12,7 +12,6 @@ use std::future::Future;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use etcd_client::KvClient;
 use tokio::runtime::Handle;
 use tokio::sync::oneshot;
 
@@ -101,18 +100,19 @@ impl Bridge {
 /// the request never reached it, so trying it on another member is safe for every request,
 /// a transaction's too. The client balances over the endpoints and finds a dead member only
 /// by trying it, so without this one request in a few would fail while a member is down.
-pub(super) async fn retried<T, F, Fut>(
-    kv: KvClient,
+pub(super) async fn retried<C, T, F, Fut>(
+    client: C,
     attempts: usize,
     request: F,
 ) -> Result<T, etcd_client::Error>
 where
-    F: Fn(KvClient) -> Fut,
+    C: Clone,
+    F: Fn(C) -> Fut,
     Fut: std::future::Future<Output = Result<T, etcd_client::Error>>,
 {
     let mut tried = 1;
     loop {
-        match request(kv.clone()).await {
+        match request(client.clone()).await {
             Err(err) if tried < attempts && never_sent(&err) => tried += 1,
             result => return result,
         }

@@ -17,6 +17,7 @@ use etcd_client::{
 use tokio::sync::{oneshot, watch};
 use tracing::{info, warn};
 
+use super::bridge::retried;
 use super::EtcdEngine;
 use crate::state::fence::Fence;
 
@@ -59,6 +60,7 @@ impl EtcdEngine {
         let candidate = Candidate {
             kv: self.inner.kv.clone(),
             lease: self.inner.lease.clone(),
+            attempts: self.inner.attempts,
             key: self.inner.key(&[LEADER]),
             name: name.to_string(),
             ttl: ttl.max(Duration::from_secs(2)),
@@ -78,6 +80,8 @@ impl EtcdEngine {
 struct Candidate {
     kv: KvClient,
     lease: LeaseClient,
+    /// Tries of one request while a member refuses connections ([`retried`]).
+    attempts: usize,
     key: Vec<u8>,
     name: String,
     ttl: Duration,
@@ -137,7 +141,10 @@ impl Candidate {
     async fn hold_lease(&mut self) -> Ended {
         let asked = Instant::now();
         let secs = i64::try_from(self.ttl.as_secs()).unwrap_or(10);
-        let id = match self.lease.grant(secs, None).await {
+        let grant = retried(self.lease.clone(), self.attempts, |mut lease| async move {
+            lease.grant(secs, None).await
+        });
+        let id = match grant.await {
             Ok(granted) => granted.id(),
             Err(err) => return err.into(),
         };
@@ -145,7 +152,10 @@ impl Candidate {
         self.lease_tx.send_replace(Some(id));
         let mut acked = asked;
         loop {
-            match self.lease.keep_alive(id).await {
+            let opened = retried(self.lease.clone(), self.attempts, |mut lease| async move {
+                lease.keep_alive(id).await
+            });
+            match opened.await {
                 Ok((keeper, stream)) => match self.keep(id, keeper, stream, &mut acked).await {
                     Ended::Lost => return Ended::Lost,
                     Ended::Etcd(err) => warn!(error = %err, "lease keep-alive broken; again"),
@@ -204,7 +214,11 @@ impl Candidate {
         let Some(revision) = leading else {
             return self.try_lead(id).await;
         };
-        let got = self.kv.get(self.key.clone(), None).await?;
+        let key = &self.key;
+        let got = retried(self.kv.clone(), self.attempts, |mut kv| async move {
+            kv.get(key.clone(), None).await
+        })
+        .await?;
         let now = got.kvs().first().map(|kv| kv.create_revision());
         if now != Some(revision) {
             self.step_down("the leader key is not this controller's any more");
@@ -228,7 +242,11 @@ impl Candidate {
             )])
             .and_then([put])
             .or_else([TxnOp::get(self.key.clone(), None)]);
-        let answer = self.kv.txn(txn).await?;
+        let answer = retried(self.kv.clone(), self.attempts, |mut kv| {
+            let txn = txn.clone();
+            async move { kv.txn(txn).await }
+        })
+        .await?;
         let revision = if answer.succeeded() {
             answer.header().map(|h| h.revision())
         } else {

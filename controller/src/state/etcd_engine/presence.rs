@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, warn};
 
+use super::bridge::retried;
 use super::feed::PRESENCE_HOSTS;
 use super::{EtcdEngine, LIMIT};
 use crate::state::engine::EngineError;
@@ -82,6 +83,7 @@ impl EtcdEngine {
         let (commands, rx) = mpsc::unbounded_channel();
         let task = Task {
             kv: self.inner.kv.clone(),
+            attempts: self.inner.attempts,
             hosts_key: self.inner.key(&[PRESENCE_HOSTS]),
             own_key: self.inner.key(&[PRESENCE_CONTROLLERS, name.as_bytes()]),
             name: name.to_string(),
@@ -116,6 +118,8 @@ impl EtcdEngine {
 
 struct Task {
     kv: KvClient,
+    /// Tries of one request while a member refuses connections ([`retried`]).
+    attempts: usize,
     hosts_key: Vec<u8>,
     own_key: Vec<u8>,
     name: String,
@@ -206,7 +210,7 @@ impl Task {
                     TxnOp::put(self.host_key(host), self.name.clone(), Some(options))
                 })
                 .collect();
-            self.kv.txn(Txn::new().and_then(ops)).await?;
+            self.txn(Txn::new().and_then(ops)).await?;
             for host in chunk {
                 self.to_put.remove(&host);
             }
@@ -215,7 +219,7 @@ impl Task {
             let key = self.host_key(&host);
             let mine = Compare::value(key.clone(), CompareOp::Equal, self.name.clone());
             let txn = Txn::new().when([mine]).and_then([TxnOp::delete(key, None)]);
-            self.kv.txn(txn).await?;
+            self.txn(txn).await?;
             self.to_delete.remove(&host);
         }
         Ok(())
@@ -227,10 +231,21 @@ impl Task {
         info: &ControllerInfo,
     ) -> Result<(), etcd_client::Error> {
         let value = serde_json::to_vec(info).unwrap_or_default();
-        let options = PutOptions::new().with_lease(lease);
-        self.kv
-            .put(self.own_key.clone(), value, Some(options))
-            .await
-            .map(drop)
+        let key = &self.own_key;
+        retried(self.kv.clone(), self.attempts, |mut kv| {
+            let (key, value) = (key.clone(), value.clone());
+            let options = PutOptions::new().with_lease(lease);
+            async move { kv.put(key, value, Some(options)).await.map(drop) }
+        })
+        .await
+    }
+
+    /// One transaction, tried on another member while one refuses connections.
+    async fn txn(&self, txn: Txn) -> Result<(), etcd_client::Error> {
+        retried(self.kv.clone(), self.attempts, |mut kv| {
+            let txn = txn.clone();
+            async move { kv.txn(txn).await.map(drop) }
+        })
+        .await
     }
 }
