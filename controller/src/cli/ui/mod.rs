@@ -92,6 +92,14 @@ pub async fn run(conn: &Connection, args: UiArgs) -> Result<(), CliError> {
         "boltfleet ui: the dashboard of {} as {} ({}); open the address above; Ctrl-C stops it",
         conn.controller, me.name, me.role
     );
+    // Read the fleet while the operator opens the page: at 50,000 hosts the first read takes
+    // seconds, and the first page shown should not wait for it.
+    let warm = ui.clone();
+    tokio::spawn(async move {
+        if let Err(err) = warm.fleet.get(&warm.admin).await {
+            tracing::warn!(error = %err, "fleet snapshot not read at launch");
+        }
+    });
     if args.open {
         open_browser(&ui.guard.launch_url());
     }
