@@ -425,6 +425,16 @@ pub fn row<'a>(report: &'a serde_json::Value, host_id: &str) -> Option<&'a serde
         .find(|r| r["host_id"] == host_id)
 }
 
+/// Waits up to `within` for `host_id` to be online in `ctl`'s report; returns its row.
+pub fn online_row(ctl: &Controller, host_id: &str, within: Duration) -> Result<serde_json::Value> {
+    eventually(&format!("{host_id} online"), within, || {
+        let report = ctl.report().ok()?;
+        row(&report, host_id)
+            .filter(|r| r["online"] == true)
+            .cloned()
+    })
+}
+
 /// Points the agent's config at `urls`, in that order (the list form of `controller`).
 pub fn point_at(agent: &Agent, urls: &[&str]) -> Result<()> {
     let text = std::fs::read_to_string(&agent.config)?;

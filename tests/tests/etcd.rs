@@ -12,7 +12,7 @@ use anyhow::Result;
 use boltfleet_controller::state::engine::Engine;
 use boltfleet_controller::state::etcd_engine::{EtcdEngine, EtcdOptions, TIMEOUT};
 use boltfleet_controller::state::State;
-use boltfleet_tests::cluster::{bin, eventually, row, run, Agent, Controller};
+use boltfleet_tests::cluster::{bin, eventually, online_row, row, run, Agent, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -35,10 +35,7 @@ fn enrolled_agent(base: &Path, ctl: &Controller, id: &str) -> Result<Agent> {
 }
 
 fn online(ctl: &Controller, id: &str) -> Result<serde_json::Value> {
-    eventually(&format!("{id} online"), WAIT, || {
-        let report = ctl.report().ok()?;
-        row(&report, id).filter(|r| r["online"] == true).cloned()
-    })
+    online_row(ctl, id, WAIT)
 }
 
 #[test]

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::Result;
-use boltfleet_tests::cluster::{eventually, row, run, Agent, Controller};
+use boltfleet_tests::cluster::{eventually, online_row, row, run, Agent, Controller};
 use boltfleet_tests::etcd::EtcdCluster;
 use boltfleet_tests::ha::leader;
 
@@ -21,12 +21,7 @@ fn without_etcd_streams_stay_reads_say_stale_writes_are_refused_and_all_recovers
     let c0 = Controller::start_with_store(&base.path().join("c0"), &store)?;
     let mut agent = Agent::without_passbolt(base.path(), &c0, "web1")?;
     agent.start()?;
-    eventually("web1 online", WAIT, || {
-        let report = c0.report().ok()?;
-        row(&report, "web1")
-            .filter(|r| r["online"] == true)
-            .cloned()
-    })?;
+    online_row(&c0, "web1", WAIT)?;
     assert_eq!(c0.report()?["stale_since"], serde_json::Value::Null);
 
     // One member down: a quorum is left, writes go on (web2's enrollment), and the
@@ -35,12 +30,7 @@ fn without_etcd_streams_stay_reads_say_stale_writes_are_refused_and_all_recovers
     cluster.stop(0)?;
     let mut web2 = Agent::without_passbolt(base.path(), &c0, "web2")?;
     web2.start()?;
-    eventually("web2 online with a member down", WAIT, || {
-        let report = c0.report().ok()?;
-        row(&report, "web2")
-            .filter(|r| r["online"] == true)
-            .cloned()
-    })?;
+    online_row(&c0, "web2", WAIT)?;
     let log = || c0.proc.as_ref().map(|p| p.log_text()).unwrap_or_default();
     let text = log();
     for noise in [
