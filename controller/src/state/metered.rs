@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use prometheus_client::metrics::histogram::Histogram;
 
-use super::engine::{Batch, Engine, EngineError, Scan, Tree};
+use super::engine::{Batch, BatchLimit, Engine, EngineError, Scan, Tree};
 
 pub struct Metered {
     inner: Arc<dyn Engine>,
@@ -75,6 +75,11 @@ impl Tree for MeteredTree {
 
     fn apply(&self, batch: Batch) -> Result<(), EngineError> {
         timed(&self.writes, || self.inner.apply(batch))
+    }
+
+    // The engine's limit, not the trait's default (none): callers split their batches by it.
+    fn batch_limit(&self) -> BatchLimit {
+        self.inner.batch_limit()
     }
 
     fn compare_and_swap(
