@@ -109,10 +109,10 @@ pub trait Tree: Send + Sync {
     /// [`Tree::batch_limit`] is refused, nothing written.
     fn apply(&self, batch: Batch) -> Result<(), EngineError>;
 
-    /// The largest batch [`Tree::apply`] takes. No limit unless the engine has one.
-    fn batch_limit(&self) -> BatchLimit {
-        BatchLimit::NONE
-    }
+    /// The largest batch [`Tree::apply`] takes ([`BatchLimit::NONE`] for an engine without
+    /// one). No default: a tree that wraps another must forward its limit, or callers stop
+    /// splitting their batches and the engine refuses them.
+    fn batch_limit(&self) -> BatchLimit;
 
     /// Sets `key` to `new` (`None`: deletes it) if its value is `old` (`None`: absent).
     /// Returns false, writing nothing, when it is not.

@@ -77,7 +77,7 @@ impl Tree for MeteredTree {
         timed(&self.writes, || self.inner.apply(batch))
     }
 
-    // The engine's limit, not the trait's default (none): callers split their batches by it.
+    // The engine's own limit: callers split their batches by it.
     fn batch_limit(&self) -> BatchLimit {
         self.inner.batch_limit()
     }

@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use super::engine::{Batch, Engine, EngineError, Scan, Tree};
+use super::engine::{Batch, BatchLimit, Engine, EngineError, Scan, Tree};
 
 const ENGINE: &str = "sled";
 
@@ -106,6 +106,11 @@ impl Tree for SledTree {
             }
         }
         self.tree.apply_batch(sled_batch).map_err(error)
+    }
+
+    // sled applies a batch of any size atomically.
+    fn batch_limit(&self) -> BatchLimit {
+        BatchLimit::NONE
     }
 
     fn compare_and_swap(
